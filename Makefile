@@ -1,0 +1,33 @@
+# One entry point for the two things a newcomer does: run a local cluster, run the tests.
+# Both create .venv and install the project into it when needed; nothing else is required.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint clean-data
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: start a local 3-node cluster (HTTP 8001-8003, Raft 9001-9003, data under ./data); Ctrl-C stops it
+run: $(STAMP)
+	$(PY) -m doq devcluster --nodes 3 --data-dir data
+
+## test: lint, the import contract, then the whole test suite
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
+
+clean-data:
+	rm -rf data

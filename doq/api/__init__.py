@@ -1,0 +1,1 @@
+"""The REST API: Quart-Trio routes, schemas, problem+json errors, OpenAPI."""

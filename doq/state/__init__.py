@@ -1,0 +1,1 @@
+"""The queue state machine on LMDB: what every replica applies the committed log to."""

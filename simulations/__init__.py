@@ -1,0 +1,1 @@
+"""Deterministic, seeded network-fault simulations of whole doq clusters."""
