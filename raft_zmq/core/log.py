@@ -83,7 +83,8 @@ class MemoryLog:
             return
         first = entries[0].index
         if first < self.first_index() or first > self.last_index() + 1:
-            raise ValueError(f"append at {first} outside {self.first_index()}..{self.last_index() + 1}")
+            window = f"{self.first_index()}..{self.last_index() + 1}"
+            raise ValueError(f"append at {first} outside {window}")
         del self._entries[first - self.snapshot.index - 1 :]
         self._entries.extend(entries)
 
@@ -93,7 +94,8 @@ class MemoryLog:
     def install_snapshot(self, meta: SnapshotMeta) -> None:
         """Replace the log with a snapshot: keep entries after it only if they agree with it."""
         keep: list[Entry] = []
-        if self.first_index() <= meta.index <= self.last_index() and self.term(meta.index) == meta.term:
+        within = self.first_index() <= meta.index <= self.last_index()
+        if within and self.term(meta.index) == meta.term:
             keep = self._entries[meta.index - self.snapshot.index :]
         self.snapshot = meta
         self._entries = keep

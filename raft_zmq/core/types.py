@@ -77,7 +77,7 @@ class ClusterConfig:
         return None
 
     def with_server(self, server: Server) -> ClusterConfig:
-        return ClusterConfig(tuple(s for s in self.servers if s.id != server.id) + (server,))
+        return ClusterConfig((*(s for s in self.servers if s.id != server.id), server))
 
     def without(self, node_id: NodeId) -> ClusterConfig:
         return ClusterConfig(tuple(s for s in self.servers if s.id != node_id))
@@ -100,7 +100,7 @@ class SnapshotMeta:
 
 @attrs.frozen(slots=True)
 class RequestVote:
-    term: int  # for a pre-vote: the term the candidate *would* use (its term + 1); nothing persisted
+    term: int  # a pre-vote carries the term the candidate *would* use (its term + 1)
     sender: NodeId
     to: NodeId
     last_index: int
@@ -133,9 +133,9 @@ class AppendEntries:
 class AppendEntriesReply:
     """On success ``index`` is the last index the follower now holds matching the leader (the
     request's prev_index + len(entries)). On rejection ``index`` is the rejected prev_index and
-    the hint says where to look next: ``conflict_term`` is the follower's term at prev_index (0 if
-    its log is shorter) and ``conflict_index`` the first index it holds of that term (or its last
-    index + 1 when the log is too short)."""
+    the hint says where to look next (etcd's fast backtracking): ``conflict_index`` is the largest
+    index at or below prev_index whose term in the follower's log is at most the request's
+    prev_term, and ``conflict_term`` is the follower's term there (0 when it has none)."""
 
     term: int
     sender: NodeId
