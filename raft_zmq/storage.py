@@ -134,7 +134,14 @@ def _checked_body(name: str, value: bytes) -> bytes:
     return body
 
 
+def _check_u64(what: str, *values: int) -> None:
+    if not all(0 <= value <= _U64_MAX for value in values):
+        raise ValueError(f"{what} out of range: {values}")
+
+
 def encode_hard_state(hard_state: HardState) -> bytes:
+    """``ValueError`` for a hard state that cannot be stored."""
+    _check_u64("hard state term and commit", hard_state.term, hard_state.commit)
     vote = b"" if hard_state.vote is None else hard_state.vote.encode()
     has_vote = hard_state.vote is not None
     return _with_crc(_HARD_STATE.pack(hard_state.term, hard_state.commit, has_vote) + vote)
@@ -151,6 +158,8 @@ def decode_hard_state(value: bytes) -> HardState:
 
 
 def encode_snapshot_meta(meta: SnapshotMeta) -> bytes:
+    """``ValueError`` for snapshot metadata that cannot be stored."""
+    _check_u64("snapshot index and term", meta.index, meta.term)
     return _with_crc(_SNAPSHOT.pack(meta.index, meta.term) + encode_config(meta.config))
 
 
@@ -332,15 +341,14 @@ class RaftStorage:
                     raise ValueError(f"append at {first} outside {self._first}..{self._last + 1}")
                 _check_encodable(entries)
             encoded = [(index_key(e.index), encode_entry(e)) for e in entries]
+            hard_state_value = None if hard_state is None else encode_hard_state(hard_state)
             old_last = self._last
-            old_view = self._capture_view()
-            if entries and entries[0].index <= old_last:
-                self._publish(last=entries[0].index - 1)  # readers must not see the old suffix
-            try:
-                self._write(lambda txn: self._save_txn(txn, hard_state, encoded, old_last))
-            except BaseException:
-                self._restore_view(old_view)
-                raise
+            # readers must not see a suffix that is being replaced
+            truncating = bool(entries) and entries[0].index <= old_last
+            self._write_behind_view(
+                lambda txn: self._save_txn(txn, hard_state_value, encoded, old_last),
+                last=entries[0].index - 1 if truncating else None,
+            )
             self._publish(
                 last=entries[-1].index if entries else None,
                 new_terms=[e.term for e in entries],
@@ -350,7 +358,7 @@ class RaftStorage:
     def _save_txn(
         self,
         txn: lmdb.Transaction,
-        hard_state: HardState | None,
+        hard_state_value: bytes | None,
         encoded: list[tuple[bytes, bytes]],
         old_last: int,
     ) -> None:
@@ -361,8 +369,8 @@ class RaftStorage:
                     self._delete_from(cursor, first, old_last - first + 1)
                 consumed, added = cursor.putmulti(encoded, append=True)
                 assert consumed == added == len(encoded), (consumed, added, len(encoded))
-        if hard_state is not None:
-            txn.put(_HARD_STATE_KEY, encode_hard_state(hard_state), db=self._meta_db)
+        if hard_state_value is not None:
+            txn.put(_HARD_STATE_KEY, hard_state_value, db=self._meta_db)
 
     def _delete_from(self, cursor: lmdb.Cursor, first: int, count: int) -> None:
         found = cursor.set_key(index_key(first))
@@ -378,30 +386,30 @@ class RaftStorage:
         it returns."""
         with self._write_lock:
             self._check_open()
+            value = encode_snapshot_meta(meta)
             keep = self._first <= meta.index <= self._last and self.term(meta.index) == meta.term
-            old_view = self._capture_view()
             if keep:
-                self._publish(first=meta.index + 1, snapshot=meta)
-                write = lambda txn: self._put_snapshot_meta(txn, meta)
+                # the entries after meta.index, and meta.index's term, are the same before and after
+                self._write_behind_view(
+                    lambda txn: self._put_snapshot_meta(txn, value),
+                    first=meta.index + 1,
+                    snapshot=meta,
+                )
             else:
-                self._publish(last=self._first - 1)  # empty above the old snapshot meanwhile
-                write = lambda txn: self._replace_log_txn(txn, meta)
-            try:
-                self._write(write)
-            except BaseException:
-                self._restore_view(old_view)
-                raise
-            if not keep:
+                # before and after share nothing but "empty above the old snapshot"
+                self._write_behind_view(
+                    lambda txn: self._replace_log_txn(txn, value), last=self._first - 1
+                )
                 self._publish(first=meta.index + 1, last=meta.index, snapshot=meta)
         if keep:
             self._delete_garbage()
 
-    def _replace_log_txn(self, txn: lmdb.Transaction, meta: SnapshotMeta) -> None:
+    def _replace_log_txn(self, txn: lmdb.Transaction, snapshot_value: bytes) -> None:
         txn.drop(self._log_db, delete=False)
-        self._put_snapshot_meta(txn, meta)
+        self._put_snapshot_meta(txn, snapshot_value)
 
-    def _put_snapshot_meta(self, txn: lmdb.Transaction, meta: SnapshotMeta) -> None:
-        txn.put(_SNAPSHOT_KEY, encode_snapshot_meta(meta), db=self._meta_db)
+    def _put_snapshot_meta(self, txn: lmdb.Transaction, snapshot_value: bytes) -> None:
+        txn.put(_SNAPSHOT_KEY, snapshot_value, db=self._meta_db)
 
     def compact(self, meta: SnapshotMeta) -> None:
         """A local snapshot now covers the prefix up to ``meta.index``: record it durably, then
@@ -414,13 +422,10 @@ class RaftStorage:
                 return
             if meta.index > self._last:
                 raise ValueError("cannot compact beyond the last index")
-            old_view = self._capture_view()
-            self._publish(first=meta.index + 1, snapshot=meta)
-            try:
-                self._write(lambda txn: self._put_snapshot_meta(txn, meta))
-            except BaseException:
-                self._restore_view(old_view)
-                raise
+            value = encode_snapshot_meta(meta)
+            self._write_behind_view(
+                lambda txn: self._put_snapshot_meta(txn, value), first=meta.index + 1, snapshot=meta
+            )
         self._delete_garbage()
 
     def _delete_garbage(self) -> None:
@@ -449,6 +454,25 @@ class RaftStorage:
         return deleted
 
     # the view readers see -----------------------------------------------------------------------
+    def _write_behind_view(
+        self,
+        body: Callable[[lmdb.Transaction], object],
+        *,
+        first: int | None = None,
+        last: int | None = None,
+        snapshot: SnapshotMeta | None = None,
+    ) -> None:
+        """Run a write that removes entries. Meanwhile readers see only what the log holds both
+        before and after it (given as the view to publish first), so whichever state their LMDB
+        read transaction sees, they read the same bytes. A failed write restores the old view."""
+        old_view = self._capture_view()
+        self._publish(first=first, last=last, snapshot=snapshot)
+        try:
+            self._write(body)
+        except BaseException:
+            self._restore_view(old_view)
+            raise
+
     def _capture_view(self) -> _View:
         return (self._first, self._snapshot, self._last, self._terms_lo, self._terms)
 

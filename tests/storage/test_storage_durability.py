@@ -249,6 +249,22 @@ def test_bad_batch_is_refused_and_changes_nothing(path: str, bad_batch: list[Ent
     reopened.close()
 
 
+def test_hard_state_or_snapshot_meta_that_cannot_be_stored_is_refused(path: str) -> None:
+    saved_log(path, last=10, commit=2)
+    storage = RaftStorage.open(path)
+    with pytest.raises(ValueError, match="hard state term and commit out of range"):
+        storage.save(HardState(term=-1), entries(8, 12, term=4))
+    with pytest.raises(ValueError, match="snapshot index and term out of range"):
+        storage.install_snapshot(SnapshotMeta(index=3, term=2**64))
+    with pytest.raises(ValueError, match="snapshot index and term out of range"):
+        storage.compact(SnapshotMeta(index=3, term=-5))
+    storage.close()
+    reopened = RaftStorage.open(path)
+    assert reopened.initial_state() == (HardState(term=3, vote="node-1", commit=2), SnapshotMeta())
+    assert reopened.entries(1, 11, BIG_BYTES) == entries(1, 10, term=3)
+    reopened.close()
+
+
 def test_append_before_the_first_index_is_refused(path: str) -> None:
     storage = RaftStorage.open(path)
     storage.save(None, entries(1, 10))
