@@ -1,0 +1,390 @@
+"""How a node's Raft messages travel: ZeroMQ over TCP, under Trio, lossy by design.
+
+Each node binds one ROUTER on its Raft address for everything it receives, and connects one DEALER
+to each peer's ROUTER for everything it sends; the DEALER's routing identity is the node's ID, so
+the receiver knows who is talking and a restarted peer's new connection takes over the old one
+(ROUTER_HANDOVER). Raft retries on its own, so the transport never waits and never buffers without
+bound: ``send_nowait`` hands the frame to ZeroMQ or drops it (counted) when the peer is not
+connected (IMMEDIATE) or its queue is full (SNDHWM). Inbound frames are decoded by one task, checked
+(decodes, identity matches the sender, addressed to us) and queued for the driver in a bounded
+channel; whatever fails a check, or finds the channel full, is dropped and counted, never raised.
+
+The fault layer (``raft_zmq.faults``) sits in front of the send path and behind the receive path;
+when it is off it costs one attribute test per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+import trio
+import zmq
+
+from raft_zmq.codec import FRAME_MAX_BYTES, NODE_ID_MAX_CHARS, CodecError, decode, encode
+from raft_zmq.core.types import Message, NodeId
+from raft_zmq.faults import FaultLayer, FaultSpec
+from raft_zmq.trio_zmq import TrioZmqSocket
+
+# Defaults of TransportConfig, each with its reason.
+PEER_SEND_HWM_MESSAGES = 1_000  # outbound queue per peer; beyond it messages are dropped
+ROUTER_RECEIVE_HWM_MESSAGES = 1_000  # inbound queue per connected peer inside ZeroMQ
+INBOUND_QUEUE_MAX_MESSAGES = 8_192  # decoded messages waiting for the driver
+RECEIVE_BATCH_MAX_MESSAGES = 1_024  # frames taken from the ROUTER per wakeup
+RECONNECT_INTERVAL_MS = 50  # first retry soon after a peer restarts...
+RECONNECT_INTERVAL_MAX_MS = 1_000  # ...then back off while it stays down
+CONNECT_TIMEOUT_MS = 1_000  # a SYN to a black-holed host gives up and retries
+HEARTBEAT_INTERVAL_MS = 500  # ZMTP PING on idle connections...
+HEARTBEAT_TIMEOUT_MS = 2_000  # ...and a connection silent this long is dead: reconnect
+# libzmq drops a connection that sends a message above this; frames between FRAME_MAX_BYTES and
+# this are received, counted as oversize and dropped (a correct peer never sends them).
+INBOUND_MESSAGE_HARD_MAX_BYTES = 2 * FRAME_MAX_BYTES
+
+
+@attrs.frozen
+class TransportConfig:
+    peer_send_hwm_messages: int = PEER_SEND_HWM_MESSAGES
+    router_receive_hwm_messages: int = ROUTER_RECEIVE_HWM_MESSAGES
+    inbound_queue_max_messages: int = INBOUND_QUEUE_MAX_MESSAGES
+    receive_batch_max_messages: int = RECEIVE_BATCH_MAX_MESSAGES
+    reconnect_interval_ms: int = RECONNECT_INTERVAL_MS
+    reconnect_interval_max_ms: int = RECONNECT_INTERVAL_MAX_MS
+    connect_timeout_ms: int = CONNECT_TIMEOUT_MS
+    heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS
+    heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS
+
+
+@attrs.frozen
+class TransportStats:
+    """Counters since the transport was opened. Every message handed to ``send_nowait`` ends in
+    exactly one of ``sent`` (possibly after a delay, plus duplicates) or a ``dropped_*`` /
+    ``fault_*`` drop; every frame the ROUTER delivers ends in ``received`` or a ``dropped_*``."""
+
+    sent: int  # frames handed to ZeroMQ
+    received: int  # messages handed to the driver
+    bytes_out: int
+    bytes_in: int
+    dropped_unreachable: int  # peer not connected, or its send queue full
+    dropped_unknown_peer: int  # no DEALER for the recipient
+    dropped_oversize_out: int  # would exceed FRAME_MAX_BYTES
+    dropped_oversize_in: int
+    dropped_decode: int  # not a frame of this codec version, or not one frame
+    dropped_identity: int  # ZeroMQ identity differs from the message's sender
+    dropped_misaddressed: int  # addressed to another node
+    dropped_inbound_full: int  # the driver's channel was full
+    fault_dropped: int
+    fault_duplicated: int
+    fault_delayed: int
+    fault_delay_overflow: int
+    fault_partitioned_outbound: int
+    fault_partitioned_inbound: int
+
+
+@attrs.define
+class _Counters:
+    sent: int = 0
+    received: int = 0
+    bytes_out: int = 0
+    bytes_in: int = 0
+    dropped_unreachable: int = 0
+    dropped_unknown_peer: int = 0
+    dropped_oversize_out: int = 0
+    dropped_oversize_in: int = 0
+    dropped_decode: int = 0
+    dropped_identity: int = 0
+    dropped_misaddressed: int = 0
+    dropped_inbound_full: int = 0
+
+
+@attrs.define
+class _Peer:
+    address: str
+    socket: TrioZmqSocket
+
+
+def tcp_endpoint(address: str, *, allow_port_zero: bool = False) -> str:
+    """``"host:port"`` (``"[::1]:port"`` for IPv6) as a ZeroMQ TCP endpoint; ValueError if not."""
+    host, sep, port_text = address.rpartition(":")
+    low_port = 0 if allow_port_zero else 1
+    if not sep or not host or not port_text.isdigit() or not low_port <= int(port_text) <= 65535:
+        raise ValueError(f"not a host:port address: {address!r}")
+    return f"tcp://{host}:{int(port_text)}"
+
+
+def _check_node_id(node_id: NodeId) -> None:
+    if not isinstance(node_id, str) or not 1 <= len(node_id) <= NODE_ID_MAX_CHARS:
+        raise ValueError(f"a node ID is a string of 1 to {NODE_ID_MAX_CHARS} characters")
+    if node_id[0] == "\0":
+        raise ValueError("a node ID cannot start with NUL (ZeroMQ reserves such identities)")
+
+
+class Transport:
+    """The node's endpoint. Open it, start ``run`` in a nursery (``await nursery.start(t.run)``),
+    call ``set_peers`` with the configuration's addresses, then ``send_nowait`` and
+    ``receive_batch``. ``aclose`` (or cancelling ``run``) closes every socket."""
+
+    def __init__(
+        self,
+        node_id: NodeId,
+        bind_address: str,
+        *,
+        config: TransportConfig = TransportConfig(),
+        faults: FaultSpec | None = None,
+        faults_file: Path | None = None,
+        context: zmq.Context | None = None,
+    ) -> None:
+        _check_node_id(node_id)
+        self.node_id = node_id
+        self.config = config
+        self.faults: FaultLayer[Message] = FaultLayer(faults)
+        self._faults_file = faults_file
+        self._identity = node_id.encode()
+        self._own_context = context is None
+        self._context = zmq.Context() if context is None else context
+        self._peers: dict[NodeId, _Peer] = {}
+        self._counters = _Counters()
+        self._inbound_in, self._inbound_out = trio.open_memory_channel[Message](
+            config.inbound_queue_max_messages
+        )
+        self._running = False
+        self._closed = False
+        try:
+            self._router = TrioZmqSocket(self._bind_router(bind_address))
+        except BaseException:
+            if self._own_context:
+                self._context.term()
+            raise
+        self.address = self._bound_address()
+
+    # --- sockets ---------------------------------------------------------------------------------
+
+    def _bind_router(self, bind_address: str) -> zmq.Socket:
+        endpoint = tcp_endpoint(bind_address, allow_port_zero=True)
+        sock = self._context.socket(zmq.ROUTER)
+        try:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+            sock.setsockopt(zmq.RCVHWM, self.config.router_receive_hwm_messages)
+            sock.setsockopt(zmq.MAXMSGSIZE, INBOUND_MESSAGE_HARD_MAX_BYTES)
+            self._set_heartbeats(sock)
+            if endpoint.startswith("tcp://["):
+                sock.setsockopt(zmq.IPV6, 1)
+            sock.bind(endpoint)
+        except BaseException:
+            sock.close(linger=0)
+            raise
+        return sock
+
+    def _bound_address(self) -> str:
+        endpoint = self._router.zmq_socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+        assert endpoint.startswith("tcp://"), endpoint
+        return endpoint.removeprefix("tcp://")
+
+    def _set_heartbeats(self, sock: zmq.Socket) -> None:
+        sock.setsockopt(zmq.HEARTBEAT_IVL, self.config.heartbeat_interval_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self.config.heartbeat_timeout_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TTL, self.config.heartbeat_timeout_ms)
+
+    def _connect_dealer(self, address: str) -> TrioZmqSocket:
+        endpoint = tcp_endpoint(address)
+        config = self.config
+        sock = self._context.socket(zmq.DEALER)
+        try:
+            sock.setsockopt(zmq.ROUTING_ID, self._identity)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.IMMEDIATE, 1)  # no queue for a peer we are not connected to
+            sock.setsockopt(zmq.SNDHWM, config.peer_send_hwm_messages)
+            sock.setsockopt(zmq.RECONNECT_IVL, config.reconnect_interval_ms)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, config.reconnect_interval_max_ms)
+            sock.setsockopt(zmq.CONNECT_TIMEOUT, config.connect_timeout_ms)
+            self._set_heartbeats(sock)
+            if endpoint.startswith("tcp://["):
+                sock.setsockopt(zmq.IPV6, 1)
+            sock.connect(endpoint)
+        except BaseException:
+            sock.close(linger=0)
+            raise
+        return TrioZmqSocket(sock)
+
+    def set_peers(self, peers: Mapping[NodeId, str]) -> None:
+        """Makes the set of peers exactly ``peers`` (node ID -> "host:port"): connects to new ones
+        and to moved ones, closes the connections to the others. Our own ID is ignored, so the
+        whole configuration can be passed. ValueError (and nothing changed) for a bad entry."""
+        self._check_open()
+        wanted = {node_id: address for node_id, address in peers.items() if node_id != self.node_id}
+        for node_id, address in wanted.items():
+            _check_node_id(node_id)
+            tcp_endpoint(address)
+        for node_id in list(self._peers):
+            peer = self._peers[node_id]
+            if wanted.get(node_id) != peer.address:
+                peer.socket.close()
+                del self._peers[node_id]
+        for node_id, address in wanted.items():
+            if node_id not in self._peers:
+                self._peers[node_id] = _Peer(address, self._connect_dealer(address))
+
+    @property
+    def peers(self) -> Mapping[NodeId, str]:
+        return {node_id: peer.address for node_id, peer in self._peers.items()}
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    def send_nowait(self, msg: Message) -> bool:
+        """Hands ``msg`` to ZeroMQ for ``msg.to`` without blocking. False if it was dropped (and
+        counted): unknown recipient, peer unreachable or its queue full, frame too large, or a
+        fault. True if it was sent, or held by the fault layer for a delayed send."""
+        assert msg.sender == self.node_id, f"{self.node_id} cannot send as {msg.sender}"
+        if self.faults.enabled:
+            return self._send_with_faults(msg)
+        return self._send_now(msg)
+
+    def _send_with_faults(self, msg: Message) -> bool:
+        accepted = False
+        for delay_s in self.faults.plan_outbound(msg.to):
+            if delay_s > 0.0:
+                accepted = self.faults.hold(delay_s, msg) or accepted
+            else:
+                accepted = self._send_now(msg) or accepted
+        return accepted
+
+    def _send_now(self, msg: Message) -> bool:
+        counters = self._counters
+        peer = self._peers.get(msg.to)
+        if peer is None:
+            counters.dropped_unknown_peer += 1
+            return False
+        try:
+            frame = encode(msg)
+        except CodecError:
+            counters.dropped_oversize_out += 1
+            return False
+        if not peer.socket.send_nowait((frame,)):
+            counters.dropped_unreachable += 1
+            return False
+        counters.sent += 1
+        counters.bytes_out += len(frame)
+        return True
+
+    def _release_delayed(self, msg: Message) -> None:
+        if not self._closed:
+            self._send_now(msg)
+
+    # --- receiving -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Receives until cancelled or closed, then closes the transport. Reports the bound
+        address to ``nursery.start``. Also releases the fault layer's delayed messages and, if
+        a faults file was given, keeps the fault spec in step with it."""
+        self._check_open()
+        assert not self._running, "Transport.run is already running"
+        self._running = True
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.faults.run_releases, self._release_delayed)
+                if self._faults_file is not None:
+                    nursery.start_soon(self.faults.watch_file, self._faults_file)
+                task_status.started(self.address)
+                await self._receive_loop()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._close()
+
+    async def _receive_loop(self) -> None:
+        batch_max = self.config.receive_batch_max_messages
+        while True:
+            try:
+                batch = await self._router.recv_batch(batch_max)
+            except trio.ClosedResourceError:
+                return  # aclose() from another task
+            for parts in batch:
+                self._accept(parts)
+
+    def _accept(self, parts: list[bytes]) -> None:
+        counters = self._counters
+        if len(parts) != 2:  # [identity, frame]: anything else is not from a transport DEALER
+            counters.dropped_decode += 1
+            return
+        identity, frame = parts
+        counters.bytes_in += len(frame)
+        if len(frame) > FRAME_MAX_BYTES:
+            counters.dropped_oversize_in += 1
+            return
+        try:
+            msg = decode(frame)
+        except CodecError:
+            counters.dropped_decode += 1
+            return
+        if identity != msg.sender.encode():
+            counters.dropped_identity += 1
+            return
+        if msg.to != self.node_id:
+            counters.dropped_misaddressed += 1
+            return
+        if self.faults.enabled and not self.faults.admits_inbound(msg.sender):
+            return
+        try:
+            self._inbound_in.send_nowait(msg)
+        except trio.WouldBlock:
+            counters.dropped_inbound_full += 1
+            return
+        counters.received += 1
+
+    async def receive_batch(self, max_n: int) -> list[Message]:
+        """Waits for a message, then returns it with every other one already waiting, up to
+        ``max_n``, in arrival order. ``trio.EndOfChannel`` once the transport is closed and
+        what it had received is taken."""
+        assert max_n >= 1, max_n
+        inbound = self._inbound_out
+        batch = [await inbound.receive()]
+        while len(batch) < max_n:
+            try:
+                batch.append(inbound.receive_nowait())
+            except trio.WouldBlock:
+                break
+        return batch
+
+    # --- statistics and closing ------------------------------------------------------------------
+
+    def stats(self) -> TransportStats:
+        fault = self.faults.stats()
+        return TransportStats(
+            **attrs.asdict(self._counters),
+            fault_dropped=fault.dropped,
+            fault_duplicated=fault.duplicated,
+            fault_delayed=fault.delayed,
+            fault_delay_overflow=fault.delay_overflow,
+            fault_partitioned_outbound=fault.partitioned_outbound,
+            fault_partitioned_inbound=fault.partitioned_inbound,
+        )
+
+    async def aclose(self) -> None:
+        """Closes every socket at once (linger 0) and ends ``run``. Idempotent."""
+        self._close()
+        await trio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the transport is closed")
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for peer in self._peers.values():
+            peer.socket.close()
+        self._peers.clear()
+        self._router.close()
+        self._inbound_in.close()
+        if self._own_context:
+            self._context.term()  # returns at once: every socket is closed with linger 0
+
+
+assert HEARTBEAT_TIMEOUT_MS > HEARTBEAT_INTERVAL_MS, "a live idle connection must not time out"
