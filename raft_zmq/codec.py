@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -102,6 +102,12 @@ assert len({type_id for type_id, _ in _WIRE.values()}) == len(_WIRE), "type byte
 
 def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in cls.__attrs_attrs__)  # type: ignore[attr-defined]
+
+
+# A message class that gains or loses a field must change its schema (and CODEC_VERSION, unless
+# every node is upgraded at once); otherwise decode would build it from the wrong fields.
+for _cls, (_type_id, _schema) in _WIRE.items():
+    assert len(get_args(_schema)) == len(_field_names(_cls)), f"{_cls.__name__} schema"
 
 
 # --- encoding ------------------------------------------------------------------------------------
@@ -224,23 +230,16 @@ def _snapshot_chunk(wire: tuple) -> SnapshotChunk:
     return SnapshotChunk(term, sender, to, _meta_from_wire(meta, term), offset, total, data, done)
 
 
-def _flat_from_wire(cls: type) -> Callable[[tuple], Any]:
-    return lambda wire: cls(*wire)
-
-
-_NESTED_FROM_WIRE: dict[type, Callable[[tuple], Any]] = {
+# Messages whose fields need checks beyond their types; the others are built as cls(*fields).
+_CHECKED_FROM_WIRE: dict[type, Callable[[tuple], Any]] = {
     AppendEntries: _append_entries,
     RequestVote: _request_vote,
     InstallSnapshot: _install_snapshot,
     SnapshotChunk: _snapshot_chunk,
 }
-# Indexed by type byte: (message class, decoder of the payload, builder of the message).
-_FROM_WIRE: dict[int, tuple[type, msgspec.msgpack.Decoder, Callable[[tuple], Any]]] = {
-    type_id: (
-        cls,
-        msgspec.msgpack.Decoder(schema),
-        _NESTED_FROM_WIRE.get(cls) or _flat_from_wire(cls),
-    )
+# Indexed by type byte: (message class, decoder of the payload, checking builder or None).
+_FROM_WIRE: dict[int, tuple[type, msgspec.msgpack.Decoder, Callable[[tuple], Any] | None]] = {
+    type_id: (cls, msgspec.msgpack.Decoder(schema), _CHECKED_FROM_WIRE.get(cls))
     for cls, (type_id, schema) in _WIRE.items()
 }
 
@@ -249,19 +248,19 @@ def decode(frame: bytes) -> Message:
     """The message in ``frame``, or ``CodecError`` saying why the frame is refused."""
     if not isinstance(frame, bytes | bytearray):
         raise CodecError(f"a frame is bytes, not {type(frame).__name__}")
-    if len(frame) > FRAME_MAX_BYTES:
-        raise CodecError(f"frame of {len(frame)} B > {FRAME_MAX_BYTES} B")
-    if len(frame) < HEADER_BYTES:
-        raise CodecError(f"frame of {len(frame)} B is shorter than its header")
-    view = memoryview(frame)
-    if view[0] != CODEC_VERSION:
-        raise CodecError(f"codec version {view[0]} is not {CODEC_VERSION}")
+    size = len(frame)
+    if size > FRAME_MAX_BYTES:
+        raise CodecError(f"frame of {size} B > {FRAME_MAX_BYTES} B")
+    if size < HEADER_BYTES:
+        raise CodecError(f"frame of {size} B is shorter than its header")
+    if frame[0] != CODEC_VERSION:
+        raise CodecError(f"codec version {frame[0]} is not {CODEC_VERSION}")
+    spec = _FROM_WIRE.get(frame[1])
+    if spec is None:
+        raise CodecError(f"unknown message type {frame[1]}")
+    cls, decoder, build = spec
     try:
-        cls, decoder, build = _FROM_WIRE[view[1]]
-    except KeyError:
-        raise CodecError(f"unknown message type {view[1]}") from None
-    try:
-        wire = decoder.decode(view[HEADER_BYTES:])
+        wire = decoder.decode(memoryview(frame)[HEADER_BYTES:])  # no copy of a large payload
     except (msgspec.MsgspecError, UnicodeDecodeError) as exc:  # invalid UTF-8 in a str field
         raise CodecError(f"malformed {cls.__name__}: {exc}") from None
-    return build(wire)
+    return cls(*wire) if build is None else build(wire)
