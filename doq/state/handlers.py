@@ -1,0 +1,302 @@
+"""One function per command: check it against the state, then change the state through
+``lifecycle`` and return the result value.
+
+A handler decides everything from the command and the state (DESIGN.md rule 4). ``now_ms`` is the
+command's time, raised to the largest command time applied before (a new leader whose clock lags
+must not move the state's clock back); ``expiry_ms`` is the time that decides redelivery, equal to
+``now_ms`` except under the simulator's planted bug. A handler checks everything that can reject
+before it changes anything, so a rejection leaves no trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from doq.commands import (
+    DEFAULT_GROUP,
+    Ack,
+    CreateQueue,
+    DeleteMessage,
+    DeleteQueue,
+    Dequeue,
+    Enqueue,
+    Nack,
+    QueueType,
+    Strategy,
+    Touch,
+    UpdatePriority,
+    UpdateQueue,
+)
+from doq.ids import id_unix_ms
+from doq.state import fairtree, lifecycle
+from doq.state.batch import QueueState, WriteBatch
+from doq.state.layout import DB_NAMES, MessageRecord, QueueRecord
+from doq.state.results import (
+    Acked,
+    Dequeued,
+    Enqueued,
+    MessageDeleted,
+    Nacked,
+    PriorityUpdated,
+    QueueCreated,
+    QueueDeleted,
+    QueueSettings,
+    QueueUpdated,
+    RejectCode,
+    Rejected,
+    Result,
+    Touched,
+)
+
+# A message ID counts toward the ID floor only if the time it carries is no later than this past
+# the command's own time: IDs from our generator (or /ids) pass, while a client's own ID scheme
+# (say, random 64-bit numbers) would otherwise push the floor out of reach of the generator.
+ID_FLOOR_FUTURE_MS_MAX = 60_000
+MS_PER_S = lifecycle.MS_PER_S
+_PER_QUEUE_DBS = tuple(name for name in DB_NAMES if name not in ("meta", "queue_names"))
+
+
+@attrs.frozen
+class Clock:
+    now_ms: int
+    expiry_ms: int
+
+
+def settings_of(record: QueueRecord) -> QueueSettings:
+    return QueueSettings(record.strategy, record.max_unacked, record.ack_timeout_s)
+
+
+def _no_queue(name: str) -> Rejected:
+    return Rejected(RejectCode.QUEUE_NOT_FOUND, f"queue not found: {name}")
+
+
+def _no_message(queue: str, message_id: int, why: str = "not found") -> Rejected:
+    return Rejected(RejectCode.MESSAGE_NOT_FOUND, f"message {message_id} {why} in queue {queue}")
+
+
+# --- queues --------------------------------------------------------------------------------------
+
+
+def create_queue(b: WriteBatch, cmd: CreateQueue, _clock: Clock) -> Result:
+    existing = b.queue(cmd.name)
+    if existing is not None:
+        record = existing.record
+        if record.type is not cmd.type:
+            return Rejected(
+                RejectCode.CONFLICT, f"queue {cmd.name} exists with type {record.type.value}"
+            )
+        if cmd.type is QueueType.FAIR and cmd.strategy not in (None, record.strategy):
+            return Rejected(
+                RejectCode.CONFLICT, f"queue {cmd.name} exists with strategy {record.strategy}"
+            )
+        return QueueCreated(cmd.name, record.type, settings_of(record), created=False)
+    if cmd.type is QueueType.FAIR:
+        strategy = cmd.strategy or Strategy.ROUND_ROBIN
+    else:
+        strategy = None  # a delayed queue orders by time; it has no strategy
+    record = QueueRecord(
+        b.allocate_queue_id(), cmd.name, cmd.type, strategy, cmd.max_unacked, cmd.ack_timeout_s
+    )
+    q = b.add_queue(record)
+    if q.is_fair:
+        fairtree.create_root(b, q)
+    return QueueCreated(cmd.name, record.type, settings_of(record), created=True)
+
+
+def update_queue(b: WriteBatch, cmd: UpdateQueue, _clock: Clock) -> Result:
+    q = b.queue(cmd.name)
+    if q is None:
+        return _no_queue(cmd.name)
+    record = q.record
+    if cmd.strategy is not None and cmd.strategy is not record.strategy:
+        return Rejected(RejectCode.CONFLICT, f"the strategy of queue {cmd.name} cannot change")
+    changes: dict[str, Any] = {}
+    if cmd.max_unacked is not None:
+        changes["max_unacked"] = cmd.max_unacked
+    if cmd.ack_timeout_s is not None:
+        changes["ack_timeout_s"] = cmd.ack_timeout_s
+    q.record = attrs.evolve(record, **changes)
+    q.record_dirty = True
+    if q.is_fair and q.record.max_unacked != record.max_unacked:
+        fairtree.reevaluate_leaves(b, q)
+    return QueueUpdated(cmd.name, settings_of(q.record))
+
+
+def delete_queue(b: WriteBatch, cmd: DeleteQueue, _clock: Clock) -> Result:
+    q = b.queue(cmd.name)
+    if q is None:
+        return _no_queue(cmd.name)
+    removed = q.counters.ready + q.counters.unacked
+    for name in _PER_QUEUE_DBS:
+        _delete_prefix(b, getattr(b.dbs, name), q.prefix)
+    b.forget_queue(q)
+    return QueueDeleted(cmd.name, removed)
+
+
+def _delete_prefix(b: WriteBatch, db: Any, prefix: bytes) -> None:
+    cursor = b.cursor(db)
+    if not cursor.set_range(prefix):
+        return
+    while cursor.key()[: len(prefix)] == prefix:
+        if not cursor.delete():
+            return  # that was the last key of the database
+
+
+# --- messages in -------------------------------------------------------------------------------
+
+
+def enqueue(b: WriteBatch, cmd: Enqueue, clock: Clock) -> Result:
+    q = b.queue(cmd.queue)
+    if q is None:
+        return _no_queue(cmd.queue)
+    stored = []
+    duplicates = 0
+    floor_limit = clock.now_ms + ID_FLOOR_FUTURE_MS_MAX
+    for new in cmd.messages:
+        existing = lifecycle.load(b, q, new.id)
+        if existing is not None:
+            stored.append(lifecycle.as_message(new.id, existing))
+            duplicates += 1
+            continue
+        group = new.group if q.is_fair else DEFAULT_GROUP
+        leaf = fairtree.leaf_for_group(b, q, group) if q.is_fair else 0
+        record = MessageRecord(False, leaf, new.priority, 0, group, new.content, new.metadata)
+        lifecycle.store(b, q, new.id, record)
+        lifecycle.add_ready(b, q, new.id, record)
+        q.counters.enqueued += 1
+        if new.id > b.meta.id_floor and id_unix_ms(new.id) <= floor_limit:
+            b.meta.id_floor = new.id
+        stored.append(lifecycle.as_message(new.id, record))
+    return Enqueued(tuple(stored), duplicates)
+
+
+# --- messages out ------------------------------------------------------------------------------
+
+
+def dequeue(b: WriteBatch, cmd: Dequeue, clock: Clock) -> Result:
+    q = b.queue(cmd.queue)
+    if q is None:
+        return _no_queue(cmd.queue)
+    lifecycle.expire(b, q, clock.expiry_ms)
+    deadline_ms = clock.now_ms + q.record.ack_timeout_s * MS_PER_S
+    delivered = []
+    for _ in range(cmd.count):
+        message_id = lifecycle.take_next(b, q, clock.now_ms)
+        if message_id is None:
+            break
+        record = lifecycle.load(b, q, message_id)
+        assert record is not None and not record.in_flight, message_id
+        if cmd.ack:
+            lifecycle.deliver_acked(b, q, message_id, record)
+            q.counters.acked += 1
+        else:
+            lifecycle.deliver(b, q, message_id, record, deadline_ms)
+        q.counters.dequeued += 1
+        delivered.append(lifecycle.as_message(message_id, record))
+    if not delivered:
+        return Rejected(RejectCode.QUEUE_EMPTY, f"Queue is empty: {cmd.queue}")
+    return Dequeued(tuple(delivered))
+
+
+def _in_flight(
+    b: WriteBatch, queue: str, message_id: int, clock: Clock
+) -> tuple[QueueState, MessageRecord] | Rejected:
+    """The queue and the in-flight message a command addresses, after expiry, or the rejection."""
+    q = b.queue(queue)
+    if q is None:
+        return _no_queue(queue)
+    lifecycle.expire(b, q, clock.expiry_ms)
+    record = lifecycle.load(b, q, message_id)
+    if record is None:
+        return _no_message(queue, message_id)
+    if not record.in_flight:
+        return _no_message(queue, message_id, "is not in flight")
+    return q, record
+
+
+def ack(b: WriteBatch, cmd: Ack, clock: Clock) -> Result:
+    found = _in_flight(b, cmd.queue, cmd.id, clock)
+    if isinstance(found, Rejected):
+        return found
+    q, record = found
+    lifecycle.remove(b, q, cmd.id, record)
+    q.counters.acked += 1
+    return Acked(cmd.id)
+
+
+def nack(b: WriteBatch, cmd: Nack, clock: Clock) -> Result:
+    found = _in_flight(b, cmd.queue, cmd.id, clock)
+    if isinstance(found, Rejected):
+        return found
+    q, record = found
+    if cmd.priority:
+        record.priority = cmd.priority
+    if cmd.metadata is not None:
+        record.metadata = cmd.metadata
+    lifecycle.return_to_ready(b, q, cmd.id, record)
+    q.counters.nacked += 1
+    return Nacked(cmd.id, record.priority, record.metadata)
+
+
+def touch(b: WriteBatch, cmd: Touch, clock: Clock) -> Result:
+    found = _in_flight(b, cmd.queue, cmd.id, clock)
+    if isinstance(found, Rejected):
+        return found
+    q, record = found
+    deadline_ms = clock.now_ms + q.record.ack_timeout_s * MS_PER_S
+    lifecycle.move_deadline(b, q, cmd.id, record, deadline_ms)
+    return Touched(cmd.id, deadline_ms)
+
+
+def _stored(
+    b: WriteBatch, queue: str, message_id: int, clock: Clock
+) -> tuple[QueueState, MessageRecord] | Rejected:
+    """The queue and the message (ready or in flight) a command addresses, after expiry."""
+    q = b.queue(queue)
+    if q is None:
+        return _no_queue(queue)
+    lifecycle.expire(b, q, clock.expiry_ms)
+    record = lifecycle.load(b, q, message_id)
+    if record is None:
+        return _no_message(queue, message_id)
+    return q, record
+
+
+def update_priority(b: WriteBatch, cmd: UpdatePriority, clock: Clock) -> Result:
+    found = _stored(b, cmd.queue, cmd.id, clock)
+    if isinstance(found, Rejected):
+        return found
+    q, record = found
+    if record.in_flight:
+        record.priority = cmd.priority  # the priority it will have when it comes back
+        lifecycle.store(b, q, cmd.id, record)
+    else:
+        lifecycle.reprioritize_ready(b, q, cmd.id, record, cmd.priority)
+        lifecycle.store(b, q, cmd.id, record)
+    return PriorityUpdated(cmd.id, cmd.priority)
+
+
+def delete_message(b: WriteBatch, cmd: DeleteMessage, clock: Clock) -> Result:
+    found = _stored(b, cmd.queue, cmd.id, clock)
+    if isinstance(found, Rejected):
+        return found
+    q, record = found
+    lifecycle.remove(b, q, cmd.id, record)
+    return MessageDeleted(cmd.id)
+
+
+HANDLERS: dict[type, Callable[[WriteBatch, Any, Clock], Result]] = {
+    CreateQueue: create_queue,
+    UpdateQueue: update_queue,
+    DeleteQueue: delete_queue,
+    Enqueue: enqueue,
+    Dequeue: dequeue,
+    Ack: ack,
+    Nack: nack,
+    Touch: touch,
+    UpdatePriority: update_priority,
+    DeleteMessage: delete_message,
+}

@@ -1,0 +1,185 @@
+"""A message's moves between ready and in flight, with every index and count that follows it.
+
+A message is ready (in the ``delayed`` or ``fair`` index, by priority then ID) or in flight (in the
+``inflight`` index, by deadline then ID); its record in ``messages`` says which. Each function here
+keeps the record, the indexes, the queue's counters and the fair tree in step, so the command
+handlers only decide *what* happens.
+"""
+
+from __future__ import annotations
+
+from doq.state import fairtree
+from doq.state.batch import QueueState, WriteBatch
+from doq.state.layout import (
+    DELAYED_KEY,
+    FAIR_KEY,
+    INFLIGHT_KEY,
+    MESSAGE_KEY,
+    QUEUE_ID,
+    MessageRecord,
+    pack_message,
+    unpack_message,
+)
+from doq.state.results import Message
+
+_QUEUE_PREFIX_BYTES = QUEUE_ID.size
+_DELAYED_PREFIX_BYTES = QUEUE_ID.size
+_FAIR_LEAF_PREFIX_BYTES = FAIR_KEY.size - 16  # queue, leaf
+MS_PER_S = 1000
+
+
+def as_message(message_id: int, record: MessageRecord) -> Message:
+    return Message(message_id, record.group, record.priority, record.content, record.metadata)
+
+
+def load(b: WriteBatch, q: QueueState, message_id: int) -> MessageRecord | None:
+    raw = b.txn.get(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
+    return None if raw is None else unpack_message(raw)
+
+
+def store(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
+    b.txn.put(MESSAGE_KEY.pack(q.queue_id, message_id), pack_message(record), db=b.dbs.messages)
+
+
+def _ready_key(q: QueueState, message_id: int, record: MessageRecord) -> bytes:
+    if q.is_fair:
+        return FAIR_KEY.pack(q.queue_id, record.leaf, record.priority, message_id)
+    return DELAYED_KEY.pack(q.queue_id, record.priority, message_id)
+
+
+def _inflight_key(q: QueueState, message_id: int, record: MessageRecord) -> bytes:
+    return INFLIGHT_KEY.pack(q.queue_id, record.deadline_ms, message_id)
+
+
+# --- ready <-> in flight -------------------------------------------------------------------------
+
+
+def add_ready(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
+    """A new message (its record is stored by the caller) joins the ready index."""
+    assert not record.in_flight
+    db = b.dbs.fair if q.is_fair else b.dbs.delayed
+    b.txn.put(_ready_key(q, message_id, record), b"", db=db)
+    q.counters.ready += 1
+    if q.is_fair:
+        fairtree.leaf_changed(b, q, record.leaf, 1, 0)
+
+
+def reprioritize_ready(
+    b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord, priority: int
+) -> None:
+    db = b.dbs.fair if q.is_fair else b.dbs.delayed
+    deleted = b.txn.delete(_ready_key(q, message_id, record), db=db)
+    assert deleted, ("ready message missing from its index", message_id)
+    record.priority = priority
+    b.txn.put(_ready_key(q, message_id, record), b"", db=db)
+
+
+def deliver(
+    b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord, deadline_ms: int
+) -> None:
+    """Ready to in flight (the caller already removed the ready key while picking it)."""
+    record.in_flight, record.deadline_ms = True, deadline_ms
+    store(b, q, message_id, record)
+    b.txn.put(_inflight_key(q, message_id, record), b"", db=b.dbs.inflight)
+    q.counters.ready -= 1
+    q.counters.unacked += 1
+    if q.is_fair:
+        fairtree.leaf_changed(b, q, record.leaf, -1, 1)
+
+
+def deliver_acked(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
+    """Ready and gone: an ``ack=true`` dequeue (the ready key is already removed)."""
+    b.txn.delete(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
+    q.counters.ready -= 1
+    if q.is_fair:
+        fairtree.leaf_changed(b, q, record.leaf, -1, 0)
+        fairtree.forget_if_empty(b, q, record.leaf)
+
+
+def return_to_ready(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
+    """In flight back to ready (nack, expiry), with whatever priority the record now holds."""
+    assert record.in_flight
+    deleted = b.txn.delete(_inflight_key(q, message_id, record), db=b.dbs.inflight)
+    assert deleted, ("in-flight message missing from its index", message_id)
+    record.in_flight, record.deadline_ms = False, 0
+    store(b, q, message_id, record)
+    db = b.dbs.fair if q.is_fair else b.dbs.delayed
+    b.txn.put(_ready_key(q, message_id, record), b"", db=db)
+    q.counters.unacked -= 1
+    q.counters.ready += 1
+    if q.is_fair:
+        fairtree.leaf_changed(b, q, record.leaf, 1, -1)
+
+
+def move_deadline(
+    b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord, deadline_ms: int
+) -> None:
+    assert record.in_flight
+    deleted = b.txn.delete(_inflight_key(q, message_id, record), db=b.dbs.inflight)
+    assert deleted, ("in-flight message missing from its index", message_id)
+    record.deadline_ms = deadline_ms
+    b.txn.put(_inflight_key(q, message_id, record), b"", db=b.dbs.inflight)
+    store(b, q, message_id, record)
+
+
+def remove(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
+    """Delete a stored message, ready or in flight (ack, delete)."""
+    if record.in_flight:
+        deleted = b.txn.delete(_inflight_key(q, message_id, record), db=b.dbs.inflight)
+        q.counters.unacked -= 1
+        deltas = (0, -1)
+    else:
+        db = b.dbs.fair if q.is_fair else b.dbs.delayed
+        deleted = b.txn.delete(_ready_key(q, message_id, record), db=db)
+        q.counters.ready -= 1
+        deltas = (-1, 0)
+    assert deleted, ("message missing from its index", message_id)
+    b.txn.delete(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
+    if q.is_fair:
+        fairtree.leaf_changed(b, q, record.leaf, *deltas)
+        fairtree.forget_if_empty(b, q, record.leaf)
+
+
+# --- choosing ------------------------------------------------------------------------------------
+
+
+def expire(b: WriteBatch, q: QueueState, now_ms: int) -> None:
+    """Every in-flight message whose deadline has come (deadline <= now) becomes ready again, in
+    deadline order."""
+    cursor = b.cursor(b.dbs.inflight)
+    if not cursor.set_range(q.prefix):
+        return
+    due = []
+    for key in cursor.iternext(keys=True, values=False):
+        queue_id, deadline_ms, message_id = INFLIGHT_KEY.unpack(key)
+        if queue_id != q.queue_id or deadline_ms > now_ms:
+            break
+        due.append(message_id)
+    for message_id in due:
+        record = load(b, q, message_id)
+        assert record is not None and record.in_flight, message_id
+        return_to_ready(b, q, message_id, record)
+        q.counters.expired += 1
+
+
+def take_next(b: WriteBatch, q: QueueState, now_ms: int) -> int | None:
+    """Remove the next deliverable message from the ready index and return its ID (None when
+    nothing can be delivered now)."""
+    if q.is_fair:
+        leaf = fairtree.next_leaf(b, q)
+        if leaf is None:
+            return None
+        cursor = b.cursor(b.dbs.fair)
+        prefix = FAIR_KEY.pack(q.queue_id, leaf, 0, 0)[:_FAIR_LEAF_PREFIX_BYTES]
+        found = cursor.set_range(prefix)
+        assert found and cursor.key()[:_FAIR_LEAF_PREFIX_BYTES] == prefix, ("empty leaf", leaf)
+        message_id = FAIR_KEY.unpack(cursor.key())[3]
+    else:
+        cursor = b.cursor(b.dbs.delayed)
+        if not cursor.set_range(q.prefix) or cursor.key()[:_DELAYED_PREFIX_BYTES] != q.prefix:
+            return None
+        _, priority, message_id = DELAYED_KEY.unpack(cursor.key())
+        if priority > now_ms // MS_PER_S:
+            return None  # the head is not due yet, so nothing behind it is either
+    cursor.delete()
+    return message_id
