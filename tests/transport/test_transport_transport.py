@@ -33,6 +33,7 @@ from raft_zmq.transport import Transport, TransportConfig, tcp_endpoint
 DEADLINE_S = 30.0  # generous for a loaded 2-core machine; a hang fails instead of blocking CI
 PROBE_WAIT_S = 0.02  # how long one connectivity probe waits before the next is sent
 MARKER_SEQ = 10**9  # read_seq of the "nothing else follows" marker
+PROBE_SEQ = 2**63 - 1  # read_seq of connectivity probes, skipped by the helpers below
 
 
 def hb(sender: str, to: str, seq: int = 0, term: int = 1) -> Heartbeat:
@@ -59,13 +60,17 @@ async def transports(*node_ids: str, **kwargs) -> AsyncIterator[dict[str, Transp
         nursery.cancel_scope.cancel()
 
 
+def _is_probe(msg: Message) -> bool:
+    return getattr(msg, "read_seq", None) == PROBE_SEQ
+
+
 async def connect(sender: Transport, receiver: Transport) -> None:
     """Returns once a probe from ``sender`` has reached ``receiver`` (probes are consumed)."""
     while True:
         sender.send_nowait(hb(sender.node_id, receiver.node_id, seq=PROBE_SEQ))
         with trio.move_on_after(PROBE_WAIT_S):
             batch = await receiver.receive_batch(1_000)
-            if any(m.sender == sender.node_id for m in batch):
+            if any(m.sender == sender.node_id and _is_probe(m) for m in batch):
                 return
 
 
@@ -74,9 +79,6 @@ async def connect_all(nodes: dict[str, Transport]) -> None:
         for b in nodes.values():
             if a is not b:
                 await connect(a, b)
-
-
-PROBE_SEQ = 2**63 - 1  # read_seq of connectivity probes, skipped by the helpers below
 
 
 async def receive_until_markers(receiver: Transport, *senders: str) -> list[Message]:
@@ -244,6 +246,26 @@ async def test_a_message_too_large_for_a_frame_is_not_sent() -> None:
             assert nodes["a"].stats().dropped_oversize_out == 1
 
 
+async def test_a_full_inbound_channel_drops_and_counts_instead_of_blocking_the_socket() -> None:
+    config = TransportConfig(inbound_queue_max_messages=4)
+    with trio.fail_after(DEADLINE_S):
+        async with transports("a", "b", config=config) as nodes:
+            a, b = nodes["a"], nodes["b"]
+            # One probe only (IMMEDIATE refuses them until connected), so none is left over.
+            while not a.send_nowait(hb("a", "b", seq=PROBE_SEQ)):
+                await trio.sleep(PROBE_WAIT_S)
+            assert await b.receive_batch(10) == [hb("a", "b", seq=PROBE_SEQ)]
+            base = b.stats()
+            for n in range(10):  # nobody takes from b's channel meanwhile
+                assert a.send_nowait(hb("a", "b", seq=n))
+            while b.stats().received + b.stats().dropped_inbound_full < base.received + 10:
+                await trio.sleep(PROBE_WAIT_S)
+            got = await b.receive_batch(100)
+            assert [m.read_seq for m in got] == [0, 1, 2, 3]  # the first four, in order
+            assert b.stats().dropped_inbound_full - base.dropped_inbound_full == 6
+            await connect(a, b)  # the receive task is still running
+
+
 async def test_hostile_frames_are_dropped_and_counted_while_valid_traffic_continues() -> None:
     with trio.fail_after(DEADLINE_S):
         async with transports("a", "b") as nodes:
@@ -256,7 +278,7 @@ async def test_hostile_frames_are_dropped_and_counted_while_valid_traffic_contin
             raw.connect(tcp_endpoint(b.address))
             try:
                 while True:  # until the raw socket is connected and heard
-                    raw.send(encode(hb("mallory", "b", seq=1)))
+                    raw.send(encode(hb("mallory", "b", seq=PROBE_SEQ)))
                     with trio.move_on_after(PROBE_WAIT_S):
                         if any(m.sender == "mallory" for m in await b.receive_batch(100)):
                             break
