@@ -84,9 +84,14 @@ def read_applied(txn: lmdb.Transaction, dbs: Dbs) -> tuple[int, int]:
     return (index, term)
 
 
+NO_DEADLINE_MS = 1 << 64  # above every deadline: nothing is in flight
+
+
 @attrs.define(eq=False)
 class QueueState:
-    """A queue as one batch sees it: its record, its counters and the fair-tree nodes it touched."""
+    """A queue as one batch sees it: its record, its counters and the fair-tree nodes it touched.
+    ``deadline_floor_ms`` is a lower bound of the earliest in-flight deadline (None: unknown), so
+    that most commands learn that nothing has expired without touching the in-flight index."""
 
     record: QueueRecord
     counters: Counters
@@ -96,18 +101,16 @@ class QueueState:
     nodes: dict[int, NodeRecord] = attrs.field(factory=dict)
     dropped_nodes: set[int] = attrs.field(factory=set)
     leaves: dict[str, int] = attrs.field(factory=dict)  # group name -> leaf node, this batch
+    deadline_floor_ms: int | None = None
+    # Fixed for the queue's life (type and strategy never change), kept flat for the hot paths.
+    queue_id: int = attrs.field(init=False)
+    is_fair: bool = attrs.field(init=False)
+    is_weighted: bool = attrs.field(init=False)
 
-    @property
-    def queue_id(self) -> int:
-        return self.record.queue_id
-
-    @property
-    def is_fair(self) -> bool:
-        return self.record.type is QueueType.FAIR
-
-    @property
-    def is_weighted(self) -> bool:
-        return self.record.strategy is Strategy.WEIGHTED
+    def __attrs_post_init__(self) -> None:
+        self.queue_id = self.record.queue_id
+        self.is_fair = self.record.type is QueueType.FAIR
+        self.is_weighted = self.record.strategy is Strategy.WEIGHTED
 
 
 class WriteBatch:

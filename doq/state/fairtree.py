@@ -61,6 +61,7 @@ def leaf_for_group(b: WriteBatch, q: QueueState, group: str) -> int:
         for label in group_path(group):
             parent = _inner_child(b, q, parent, label)
         leaf = _new_node(b, q, NodeKind.LEAF, parent, group)
+        b.node(q, parent).leaf = leaf
         b.txn.put(leaf_key, U64.pack(leaf), db=b.dbs.group_leaves)
     q.leaves[group] = leaf
     return leaf
@@ -87,42 +88,53 @@ def _new_node(b: WriteBatch, q: QueueState, kind: NodeKind, parent: int, label: 
 def leaf_changed(
     b: WriteBatch, q: QueueState, leaf: int, ready_delta: int, inflight_delta: int
 ) -> None:
-    """Apply a change of the leaf's ready and in-flight counts, and bring the ``active`` index up
-    to date on the whole path to the root."""
+    """Apply a change of the leaf's ready and in-flight counts and bring the ``active`` index up to
+    date above it. The walk up stops at the first node whose entry in its parent's index stays as
+    it is, since nothing above it can change then; except that a weighted queue's load is the
+    subtree's in-flight count, so a change of that count goes all the way to the root."""
     weighted = q.is_weighted
     cap = q.record.max_unacked
     node_id = leaf
     node = b.node(q, leaf)
     assert node.kind is NodeKind.LEAF, node
     node.ready += ready_delta
-    assert node.ready >= 0, node
-    while node_id != ROOT_NODE:
-        node.inflight += inflight_delta
-        assert node.inflight >= 0, node
-        if node.kind is NodeKind.LEAF:
-            active = node.ready > 0 and (cap == 0 or node.inflight < cap)
-        else:
-            active = node.active_children > 0
-        parent = b.node(q, node.parent)
+    node.inflight += inflight_delta
+    assert node.ready >= 0 and node.inflight >= 0, node
+    carry_load = weighted and inflight_delta != 0
+    active = node.ready > 0 and (cap == 0 or node.inflight < cap)
+    while True:
         wanted = (node.inflight if weighted else 0) if active else NOT_INDEXED
+        if wanted == node.indexed_load and not carry_load:
+            return
+        parent = b.node(q, node.parent)
         if wanted != node.indexed_load:
-            was_active = node.indexed_load != NOT_INDEXED
-            if was_active:
-                b.txn.delete(
-                    ACTIVE_KEY.pack(q.queue_id, node.parent, node.indexed_load, node_id),
-                    db=b.dbs.active,
-                )
-            if active:
-                b.txn.put(
-                    ACTIVE_KEY.pack(q.queue_id, node.parent, wanted, node_id), b"", db=b.dbs.active
-                )
-            node.indexed_load = wanted
-            if was_active != active:
-                parent.active_children += 1 if active else -1
-                assert 0 <= parent.active_children <= parent.children, parent
+            _reindex(b, q, node_id, node, parent, wanted)
+        if node.parent == ROOT_NODE:
+            if carry_load:
+                parent.inflight += inflight_delta
+            return
         node_id, node = node.parent, parent
-    node.inflight += inflight_delta  # the root's in-flight total, for the logical dump's checks
-    assert node.inflight >= 0, node
+        if carry_load:
+            node.inflight += inflight_delta
+            assert node.inflight >= 0, node
+        active = node.active_children > 0
+
+
+def _reindex(
+    b: WriteBatch, q: QueueState, node_id: int, node: NodeRecord, parent: NodeRecord, wanted: int
+) -> None:
+    """Move the node's entry in its parent's active index to ``wanted`` (a load or NOT_INDEXED)."""
+    was_active = node.indexed_load != NOT_INDEXED
+    is_active = wanted != NOT_INDEXED
+    if was_active:
+        key = ACTIVE_KEY.pack(q.queue_id, node.parent, node.indexed_load, node_id)
+        b.txn.delete(key, db=b.dbs.active)
+    if is_active:
+        b.txn.put(ACTIVE_KEY.pack(q.queue_id, node.parent, wanted, node_id), b"", db=b.dbs.active)
+    node.indexed_load = wanted
+    if was_active != is_active:
+        parent.active_children += 1 if is_active else -1
+        assert 0 <= parent.active_children <= parent.children, parent
 
 
 def forget_if_empty(b: WriteBatch, q: QueueState, leaf: int) -> None:
@@ -133,6 +145,7 @@ def forget_if_empty(b: WriteBatch, q: QueueState, leaf: int) -> None:
     assert node.indexed_load == NOT_INDEXED, node
     b.txn.delete(q.prefix + name_digest(node.label), db=b.dbs.group_leaves)
     q.leaves.pop(node.label, None)
+    b.node(q, node.parent).leaf = 0
     node_id = leaf
     while True:
         parent_id = node.parent
@@ -156,10 +169,17 @@ def next_leaf(b: WriteBatch, q: QueueState) -> int | None:
     if not node.active_children:
         return None
     while node.kind is NodeKind.INNER:
-        child = _next_child(b, q, node_id, node.pointer)
+        if node.active_children == 1 and node.leaf and _is_indexed(b, q, node.leaf):
+            child = node.leaf  # the group's own messages are the only ones that can go
+        else:
+            child = _next_child(b, q, node_id, node.pointer)
         node.pointer = child
         node_id, node = child, b.node(q, child)
     return node_id
+
+
+def _is_indexed(b: WriteBatch, q: QueueState, node_id: int) -> bool:
+    return b.node(q, node_id).indexed_load != NOT_INDEXED
 
 
 def _next_child(b: WriteBatch, q: QueueState, parent: int, pointer: int) -> int:

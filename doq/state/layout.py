@@ -68,6 +68,7 @@ QUEUE_ID = U32
 MESSAGE_KEY = struct.Struct(">IQ")  # queue, message ID
 DELAYED_KEY = struct.Struct(">IQQ")  # queue, priority, message ID
 FAIR_KEY = struct.Struct(">IQQQ")  # queue, leaf, priority, message ID
+FAIR_LEAF_PREFIX = struct.Struct(">IQ")  # queue, leaf
 INFLIGHT_KEY = struct.Struct(">IQQ")  # queue, deadline ms, message ID
 NODE_KEY = struct.Struct(">IQ")  # queue, node
 PARENT_PREFIX = struct.Struct(">IQ")  # queue, parent node: prefix of tree_children and active
@@ -124,11 +125,13 @@ def unpack_counters(data: bytes) -> Counters:
 @attrs.define
 class NodeRecord:
     """One node of a fair queue's group tree. ``label`` is the path component (inner) or the full
-    group name (leaf). ``inflight`` counts the subtree's messages in flight (a weighted queue's
-    load); ``ready`` (leaves) the group's ready messages; ``children`` how many child nodes exist;
+    group name (leaf). ``inflight`` counts the messages in flight: a leaf's own, and on a weighted
+    queue an inner node's whole subtree (its load; round robin leaves inner nodes at 0).
+    ``ready`` (leaves) counts the group's ready messages; ``children`` how many child nodes exist;
     ``active_children`` how many of them have a deliverable message; ``pointer`` the child that had
     the last turn; ``indexed_load`` the load under which this node sits in its parent's active
-    index, or NOT_INDEXED."""
+    index, or NOT_INDEXED; ``leaf`` (inner nodes) the leaf of the group named by this very path, or
+    0, which lets a turn skip the index when that leaf is the only active child."""
 
     kind: NodeKind
     parent: int
@@ -139,6 +142,7 @@ class NodeRecord:
     active_children: int = 0
     pointer: int = 0
     indexed_load: int = NOT_INDEXED
+    leaf: int = 0
 
 
 @attrs.define
@@ -157,7 +161,9 @@ class MessageRecord:
 
 _ENCODER = msgspec.msgpack.Encoder()
 _QUEUE_DECODER = msgspec.msgpack.Decoder(tuple[int, str, QueueType, Strategy | None, int, int])
-_NODE_DECODER = msgspec.msgpack.Decoder(tuple[NodeKind, int, str, int, int, int, int, int, int])
+_NODE_DECODER = msgspec.msgpack.Decoder(
+    tuple[NodeKind, int, str, int, int, int, int, int, int, int]
+)
 _MESSAGE_DECODER = msgspec.msgpack.Decoder(
     tuple[bool, int, int, int, str, str, dict[str, str] | None]
 )
@@ -183,6 +189,7 @@ def pack_node(n: NodeRecord) -> bytes:
             n.active_children,
             n.pointer,
             n.indexed_load,
+            n.leaf,
         )
     )
 

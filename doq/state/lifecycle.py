@@ -9,10 +9,11 @@ handlers only decide *what* happens.
 from __future__ import annotations
 
 from doq.state import fairtree
-from doq.state.batch import QueueState, WriteBatch
+from doq.state.batch import NO_DEADLINE_MS, QueueState, WriteBatch
 from doq.state.layout import (
     DELAYED_KEY,
     FAIR_KEY,
+    FAIR_LEAF_PREFIX,
     INFLIGHT_KEY,
     MESSAGE_KEY,
     QUEUE_ID,
@@ -24,7 +25,7 @@ from doq.state.results import Message
 
 _QUEUE_PREFIX_BYTES = QUEUE_ID.size
 _DELAYED_PREFIX_BYTES = QUEUE_ID.size
-_FAIR_LEAF_PREFIX_BYTES = FAIR_KEY.size - 16  # queue, leaf
+_FAIR_LEAF_PREFIX_BYTES = FAIR_LEAF_PREFIX.size
 MS_PER_S = 1000
 
 
@@ -81,6 +82,7 @@ def deliver(
     record.in_flight, record.deadline_ms = True, deadline_ms
     store(b, q, message_id, record)
     b.txn.put(_inflight_key(q, message_id, record), b"", db=b.dbs.inflight)
+    _lower_deadline_floor(q, deadline_ms)
     q.counters.ready -= 1
     q.counters.unacked += 1
     if q.is_fair:
@@ -120,6 +122,7 @@ def move_deadline(
     record.deadline_ms = deadline_ms
     b.txn.put(_inflight_key(q, message_id, record), b"", db=b.dbs.inflight)
     store(b, q, message_id, record)
+    _lower_deadline_floor(q, deadline_ms)
 
 
 def remove(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
@@ -146,20 +149,31 @@ def remove(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord)
 def expire(b: WriteBatch, q: QueueState, now_ms: int) -> None:
     """Every in-flight message whose deadline has come (deadline <= now) becomes ready again, in
     deadline order."""
-    cursor = b.cursor(b.dbs.inflight)
-    if not cursor.set_range(q.prefix):
+    if q.deadline_floor_ms is not None and now_ms < q.deadline_floor_ms:
         return
+    cursor = b.cursor(b.dbs.inflight)
     due = []
-    for key in cursor.iternext(keys=True, values=False):
-        queue_id, deadline_ms, message_id = INFLIGHT_KEY.unpack(key)
-        if queue_id != q.queue_id or deadline_ms > now_ms:
-            break
-        due.append(message_id)
+    floor_ms = NO_DEADLINE_MS
+    if cursor.set_range(q.prefix):
+        for key in cursor.iternext(keys=True, values=False):
+            queue_id, deadline_ms, message_id = INFLIGHT_KEY.unpack(key)
+            if queue_id != q.queue_id:
+                break
+            if deadline_ms > now_ms:
+                floor_ms = deadline_ms
+                break
+            due.append(message_id)
     for message_id in due:
         record = load(b, q, message_id)
         assert record is not None and record.in_flight, message_id
         return_to_ready(b, q, message_id, record)
         q.counters.expired += 1
+    q.deadline_floor_ms = floor_ms
+
+
+def _lower_deadline_floor(q: QueueState, deadline_ms: int) -> None:
+    if q.deadline_floor_ms is not None and deadline_ms < q.deadline_floor_ms:
+        q.deadline_floor_ms = deadline_ms
 
 
 def take_next(b: WriteBatch, q: QueueState, now_ms: int) -> int | None:
@@ -170,7 +184,7 @@ def take_next(b: WriteBatch, q: QueueState, now_ms: int) -> int | None:
         if leaf is None:
             return None
         cursor = b.cursor(b.dbs.fair)
-        prefix = FAIR_KEY.pack(q.queue_id, leaf, 0, 0)[:_FAIR_LEAF_PREFIX_BYTES]
+        prefix = FAIR_LEAF_PREFIX.pack(q.queue_id, leaf)
         found = cursor.set_range(prefix)
         assert found and cursor.key()[:_FAIR_LEAF_PREFIX_BYTES] == prefix, ("empty leaf", leaf)
         message_id = FAIR_KEY.unpack(cursor.key())[3]

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (they are not timed tests): ``doq bench <name>``."""
