@@ -48,7 +48,9 @@ CODEC_VERSION = 1
 HEADER_BYTES = 2  # version byte, type byte
 
 # Limits. A frame is one ZeroMQ message; both sides refuse anything larger.
-FRAME_MAX_BYTES = 4 * 1024 * 1024
+# 16 MiB: the core caps one entry at 8 MiB (CoreOptions.max_entry_bytes), leaving room for the
+# AppendEntries around it; larger messages are split by the core's max_append_bytes.
+FRAME_MAX_BYTES = 16 * 1024 * 1024
 # What the driver may put in one SnapshotChunk; leaves room in the frame for the metadata.
 SNAPSHOT_CHUNK_DATA_MAX_BYTES = 1024 * 1024
 # Far above any batch the core builds; bounds the work one frame of tiny entries can cause.
@@ -73,6 +75,7 @@ _Index = Annotated[int, msgspec.Meta(ge=0, le=INDEX_MAX)]
 _Size = Annotated[int, msgspec.Meta(ge=0, le=SNAPSHOT_BYTES_MAX)]
 _NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=NODE_ID_MAX_CHARS)]
 _Address = Annotated[str, msgspec.Meta(min_length=1, max_length=ADDRESS_MAX_CHARS)]
+_AddressOrNone = Annotated[str, msgspec.Meta(max_length=ADDRESS_MAX_CHARS)]  # "" when unknown
 _Kind = Literal[tuple(int(k) for k in EntryKind)]  # type: ignore[valid-type]
 _Suffrage = Literal[tuple(int(s) for s in Suffrage)]  # type: ignore[valid-type]
 _EntryWire = tuple[_Index, _Term, _Kind, bytes]
@@ -88,7 +91,7 @@ _WIRE: dict[type, tuple[int, Any]] = {
     RequestVoteReply: (2, tuple[_Term, _NodeId, _NodeId, bool, bool]),
     AppendEntries: (3, tuple[_Term, _NodeId, _NodeId, _Index, _Term, _Entries, _Index]),
     AppendEntriesReply: (4, tuple[_Term, _NodeId, _NodeId, bool, _Index, _Term, _Index]),
-    Heartbeat: (5, tuple[_Term, _NodeId, _NodeId, _Index, _Index]),
+    Heartbeat: (5, tuple[_Term, _NodeId, _NodeId, _Index, _Index, _AddressOrNone]),
     HeartbeatReply: (6, tuple[_Term, _NodeId, _NodeId, _Index, _Index]),
     InstallSnapshot: (7, tuple[_Term, _NodeId, _NodeId, _MetaWire]),
     InstallSnapshotReply: (8, tuple[_Term, _NodeId, _NodeId, _Index, bool]),

@@ -411,11 +411,16 @@ class RaftStorage:
     def _put_snapshot_meta(self, txn: lmdb.Transaction, snapshot_value: bytes) -> None:
         txn.put(_SNAPSHOT_KEY, snapshot_value, db=self._meta_db)
 
-    def compact(self, meta: SnapshotMeta) -> None:
+    def compact(self, meta: SnapshotMeta, *, delete_now: bool = True) -> None:
         """A local snapshot now covers the prefix up to ``meta.index``: record it durably, then
         delete those entries in chunks of at most ``DELETE_CHUNK_ENTRIES`` per transaction (other
         writes may run between chunks). A no-op if ``meta.index`` is not past the current
-        snapshot; ``ValueError`` beyond the last index."""
+        snapshot; ``ValueError`` beyond the last index.
+
+        With ``delete_now=False`` only the first step runs (one small synced transaction): the
+        log's bounds move at once, and the entries below them, invisible to readers already, are
+        left for ``delete_garbage`` (which the driver runs in a worker thread, so that moving the
+        bounds happens between the core's rounds while the bulk deletion does not stall them)."""
         with self._write_lock:
             self._check_open()
             if meta.index <= self._snapshot.index:
@@ -426,6 +431,11 @@ class RaftStorage:
             self._write_behind_view(
                 lambda txn: self._put_snapshot_meta(txn, value), first=meta.index + 1, snapshot=meta
             )
+        if delete_now:
+            self._delete_garbage()
+
+    def delete_garbage(self) -> None:
+        """Delete the entries a compaction left below the log's first index (see ``compact``)."""
         self._delete_garbage()
 
     def _delete_garbage(self) -> None:

@@ -31,6 +31,7 @@ from raft_zmq.core.ready import (
     CoreOptions,
     NotLeader,
     ProposalDropped,
+    ProposalTooLarge,
     ReadState,
     Ready,
     Role,
@@ -136,6 +137,10 @@ class RaftCore:
         term = self.log.term(index)
         assert term is not None and index <= self.log.applied, (index, self.log.applied)
         return SnapshotMeta(index, term, self.config_at(index))
+
+    @property
+    def latest_snapshot(self) -> SnapshotMeta | None:
+        return self._latest_snapshot
 
     def status(self) -> dict[str, object]:
         return {
@@ -669,12 +674,18 @@ class RaftCore:
                 self._send_append(peer, send_if_empty and pr.commit_sent < committed)
 
     def _broadcast_heartbeat(self) -> None:
+        me = self.config.get(self.id)
+        address = me.address if me is not None else ""
         for peer, pr in self._progress.items():
             if peer != self.id:
                 commit = min(pr.match, self.log.committed)
-                self._send(Heartbeat(self.term, self.id, peer, commit, self._read_seq))
+                self._send(Heartbeat(self.term, self.id, peer, commit, self._read_seq, address))
 
     def _check_can_propose(self, size_bytes: int) -> None:
+        if size_bytes > self.options.max_entry_bytes:
+            raise ProposalTooLarge(
+                f"a proposal of {size_bytes} B exceeds {self.options.max_entry_bytes} B"
+            )
         if self.role is not Role.LEADER:
             raise NotLeader(self.leader)
         if self.lead_transferee is not None:

@@ -108,6 +108,7 @@ class CoreOptions:
     max_inflight_appends: int = 256  # AppendEntries unacknowledged per follower
     max_inflight_bytes: int = 64 * 1024 * 1024  # their entries' bytes per follower
     max_append_bytes: int = 1024 * 1024  # entries per AppendEntries (at least one entry)
+    max_entry_bytes: int = 8 * 1024 * 1024  # one proposal's data; must fit the wire's frame
     max_apply_bytes: int = 16 * 1024 * 1024  # committed entries handed out per Ready
     max_uncommitted_bytes: int = 256 * 1024 * 1024  # proposals refused beyond this backlog
     pre_vote: bool = True
@@ -133,6 +134,10 @@ class NotLeader(Exception):
 class ProposalDropped(Exception):
     """The leader refuses a proposal for now (transfer in progress, backlog full, a configuration
     change pending); nothing was appended, so it is safe to retry."""
+
+
+class ProposalTooLarge(ValueError):
+    """The proposal is larger than one entry may be; it can never be accepted as it is."""
 
 
 class ConfigChangeRejected(Exception):

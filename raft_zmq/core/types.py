@@ -149,13 +149,16 @@ class AppendEntriesReply:
 @attrs.frozen(slots=True)
 class Heartbeat:
     """Leader liveness and ReadIndex confirmation. ``commit`` is capped at what the follower is
-    known to hold, so that a follower never commits entries it may not have."""
+    known to hold, so that a follower never commits entries it may not have. ``leader_address``
+    lets a server that is not yet in its own copy of the configuration (it is joining, its log
+    is empty) learn where to answer, as hashicorp/raft's RPC headers carry the leader's address."""
 
     term: int
     sender: NodeId
     to: NodeId
     commit: int
     read_seq: int  # the leader's heartbeat round; a reply confirms leadership as of this round
+    leader_address: str = ""
 
 
 @attrs.frozen(slots=True)

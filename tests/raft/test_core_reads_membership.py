@@ -272,3 +272,15 @@ def test_entries_are_applied_once_and_in_order_across_restarts():
         indexes = [e.index for e in node.applied]
         assert indexes == list(range(1, len(indexes) + 1))
         assert len([e for e in node.applied if e.kind == EntryKind.NORMAL]) == 20
+
+
+def test_a_proposal_larger_than_one_entry_may_be_is_refused_and_changes_nothing():
+    from raft_zmq.core.ready import ProposalTooLarge
+
+    c = Cluster(1, options=options(max_entry_bytes=100))
+    c.elect("n1")
+    last = c.nodes["n1"].core.log.last_index()
+    with pytest.raises(ProposalTooLarge):
+        c.nodes["n1"].core.propose(b"x" * 101)
+    assert c.nodes["n1"].core.log.last_index() == last
+    c.propose(b"x" * 100)

@@ -212,6 +212,22 @@ def test_compaction_deletes_a_large_prefix_in_bounded_transactions(
     env.close()
 
 
+def test_deferred_compaction_moves_the_bounds_at_once_and_deletes_later(path: str) -> None:
+    storage = RaftStorage.open(path)
+    storage.save(None, entries(1, 50))
+    storage.compact(SnapshotMeta(index=40, term=1), delete_now=False)
+    assert (storage.first_index(), storage.last_index(), storage.term(40)) == (41, 50, 1)
+    with pytest.raises(IndexError):
+        storage.entries(40, 42, 1 << 20)
+    storage.delete_garbage()
+    storage.close()
+    env = lmdb.open(path, subdir=True, max_dbs=2, readonly=True)
+    db = env.open_db(LOG_DB, create=False)
+    with env.begin(db=db) as txn:
+        assert txn.stat(db)["entries"] == 10
+    env.close()
+
+
 def test_tiny_map_grows_instead_of_failing(path: str) -> None:
     tiny_bytes = 64 * 1024
     storage = RaftStorage.open(path, map_size_bytes=tiny_bytes)

@@ -115,7 +115,7 @@ STRATEGIES = {
     RequestVoteReply: _simple(RequestVoteReply, st.booleans(), st.booleans()),
     AppendEntries: append_entries(),
     AppendEntriesReply: _simple(AppendEntriesReply, st.booleans(), counts, counts, counts),
-    Heartbeat: _simple(Heartbeat, counts, counts),
+    Heartbeat: _simple(Heartbeat, counts, counts, st.sampled_from(["", "10.0.0.1:9000"])),
     HeartbeatReply: _simple(HeartbeatReply, counts, counts),
     InstallSnapshot: install_snapshots(),
     InstallSnapshotReply: _simple(InstallSnapshotReply, counts, st.booleans()),
@@ -162,7 +162,7 @@ def test_a_maximal_snapshot_chunk_fits_in_a_frame() -> None:
 
 
 def test_encode_refuses_a_frame_above_the_limit() -> None:
-    entries = tuple(Entry(i, 1, 0, b"x" * 1024) for i in range(1, 4097))
+    entries = tuple(Entry(i, 1, 0, b"x" * 1024) for i in range(1, FRAME_MAX_BYTES // 1024 + 2))
     with pytest.raises(CodecError, match="frame"):
         encode(AppendEntries(1, "a", "b", 0, 0, entries, 0))
 
@@ -189,25 +189,25 @@ REFUSED = {
     "empty frame": b"",
     "header only": bytes((CODEC_VERSION, 5)),
     "one byte": bytes((CODEC_VERSION,)),
-    "wrong version": _frame(5, [1, "a", "b", 0, 0], version=CODEC_VERSION + 1),
-    "version zero": _frame(5, [1, "a", "b", 0, 0], version=0),
+    "wrong version": _frame(5, [1, "a", "b", 0, 0, ""], version=CODEC_VERSION + 1),
+    "version zero": _frame(5, [1, "a", "b", 0, 0, ""], version=0),
     "unknown type": _frame(200, [1, "a", "b", 0, 0]),
     "type zero": _frame(0, [1, "a", "b", 0, 0]),
-    "trailing bytes": _frame(5, [1, "a", "b", 0, 0]) + b"\x00",
-    "truncated payload": _frame(5, [1, "a", "b", 0, 0])[:-1],
-    "missing field": _frame(5, [1, "a", "b", 0]),
-    "extra field": _frame(5, [1, "a", "b", 0, 0, 0]),
+    "trailing bytes": _frame(5, [1, "a", "b", 0, 0, ""]) + b"\x00",
+    "truncated payload": _frame(5, [1, "a", "b", 0, 0, ""])[:-1],
+    "missing field": _frame(5, [1, "a", "b", 0, 0]),
+    "extra field": _frame(5, [1, "a", "b", 0, 0, "", 0]),
     "a map, not an array": _frame(5, {"term": 1}),
-    "bool for an int": _frame(5, [True, "a", "b", 0, 0]),
+    "bool for an int": _frame(5, [True, "a", "b", 0, 0, ""]),
     "int for a bool": _frame(2, [1, "a", "b", 1, False]),
     "str for bytes": _ae(entries=[[11, 4, 0, "text"]]),
-    "float term": _frame(5, [1.0, "a", "b", 0, 0]),
-    "negative term": _frame(5, [-1, "a", "b", 0, 0]),
+    "float term": _frame(5, [1.0, "a", "b", 0, 0, ""]),
+    "negative term": _frame(5, [-1, "a", "b", 0, 0, ""]),
     "negative index": _frame(6, [1, "a", "b", 0, -3]),
-    "term above 2**63-1": _frame(5, [2**63, "a", "b", 0, 0]),
-    "empty sender": _frame(5, [1, "", "b", 0, 0]),
-    "sender not a string": _frame(5, [1, b"a", "b", 0, 0]),
-    "recipient too long": _frame(5, [1, "a", "b" * (NODE_ID_MAX_CHARS + 1), 0, 0]),
+    "term above 2**63-1": _frame(5, [2**63, "a", "b", 0, 0, ""]),
+    "empty sender": _frame(5, [1, "", "b", 0, 0, ""]),
+    "sender not a string": _frame(5, [1, b"a", "b", 0, 0, ""]),
+    "recipient too long": _frame(5, [1, "a", "b" * (NODE_ID_MAX_CHARS + 1), 0, 0, ""]),
     "unknown entry kind": _ae(entries=[[11, 4, 9, b""]]),
     "entry of 3 fields": _ae(entries=[[11, 4, 0]]),
     "entries not from prev_index + 1": _ae(entries=[[12, 4, 0, b""]]),
@@ -228,7 +228,7 @@ REFUSED = {
     "chunk data above its limit": _frame(
         10, [3, "a", "b", [9, 2, []], 0, 2**21, b"x" * (SNAPSHOT_CHUNK_DATA_MAX_BYTES + 1), False]
     ),
-    "frame above the size limit": _frame(5, [1, "a", "b", 0, 0]) + b"\x00" * FRAME_MAX_BYTES,
+    "frame above the size limit": _frame(5, [1, "a", "b", 0, 0, ""]) + b"\x00" * FRAME_MAX_BYTES,
 }
 
 
@@ -240,7 +240,7 @@ def test_decode_refuses_with_codec_error(frame: bytes) -> None:
 
 def test_the_refused_examples_are_one_change_away_from_valid() -> None:
     # Guards the table above: the same shapes, made valid, decode.
-    assert decode(_frame(5, [1, "a", "b", 0, 0])) == Heartbeat(1, "a", "b", 0, 0)
+    assert decode(_frame(5, [1, "a", "b", 0, 0, ""])) == Heartbeat(1, "a", "b", 0, 0)
     assert decode(_ae(entries=[[11, 4, 0, b""], [12, 5, 0, b"x"]])).entries[1].index == 12
     assert decode(_frame(10, [3, "a", "b", [9, 2, []], 4, 6, b"xx", True])).done
 
