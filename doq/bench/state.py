@@ -7,6 +7,12 @@ enqueues of one message each, then dequeue+ack pairs (a batch of 64 dequeues, th
 (1,000,000 by default), to show that the indexes stay O(log n). Entries are encoded before the
 clock starts: encoding is the leader's cost, not the state's.
 
+The default queue is a fair queue with 10 groups and equal priorities. What decides the figures
+with sync on is how many distinct LMDB pages a transaction dirties: each group's messages are
+contiguous in the fair index, so a batch spread over G groups writes about min(G, 64) pages of it
+and the fdatasync pays for each. ``--groups``, ``--type delayed`` and ``--random-priorities`` show
+the range (docs/state-machine.md has the figures).
+
 With ``--json`` the last line is one JSON object with the four rates.
 """
 
@@ -36,7 +42,8 @@ from doq.state.machine import QueueStateMachine
 from doq.state.results import Dequeued
 from raft_zmq.core.types import Entry, EntryKind
 
-BATCH_ENTRIES = 64
+DEFAULT_BATCH_ENTRIES = 64
+DEFAULT_GROUPS = 10
 DEFAULT_QUEUED = 1_000_000
 DEFAULT_MEASURED_BATCHES = 300  # 19,200 operations a measurement
 PREFILL_MESSAGES_PER_COMMAND = 1_000
@@ -51,12 +58,19 @@ class Bench:
     """A state machine in a scratch directory and the log position to append at."""
 
     def __init__(
-        self, path: str, queue_type: QueueType, groups: int, random_priorities: bool, sync: bool
+        self,
+        path: str,
+        queue_type: QueueType,
+        groups: int,
+        random_priorities: bool,
+        sync: bool,
+        batch_entries: int = DEFAULT_BATCH_ENTRIES,
     ) -> None:
         self.sm = QueueStateMachine(path, sync=sync)
         self.queue_type = queue_type
         self.groups = groups
         self.random_priorities = random_priorities
+        self.batch_entries = batch_entries
         self.index = 0
         self.next_id = 1
         self.rng = random.Random(SEED)
@@ -98,29 +112,29 @@ class Bench:
     def enqueue_rate(self, name: str, batches: int) -> float:
         prepared = [
             self.entries(
-                [Enqueue(START_MS, name, self.new_messages(1)) for _ in range(BATCH_ENTRIES)]
+                [Enqueue(START_MS, name, self.new_messages(1)) for _ in range(self.batch_entries)]
             )
             for _ in range(batches)
         ]
         started = time.perf_counter()
         for entries in prepared:
             self.sm.apply(entries)
-        return batches * BATCH_ENTRIES / (time.perf_counter() - started)
+        return batches * self.batch_entries / (time.perf_counter() - started)
 
     def dequeue_ack_rate(self, name: str, batches: int) -> float:
         elapsed = 0.0
         for _ in range(batches):
-            entries = self.entries([Dequeue(START_MS, name) for _ in range(BATCH_ENTRIES)])
+            entries = self.entries([Dequeue(START_MS, name) for _ in range(self.batch_entries)])
             started = time.perf_counter()
             results = self.sm.apply(entries)
             elapsed += time.perf_counter() - started
             ids = [r.messages[0].id for r in results if isinstance(r, Dequeued)]
-            assert len(ids) == BATCH_ENTRIES, "the queue ran dry during the measurement"
+            assert len(ids) == self.batch_entries, "the queue ran dry during the measurement"
             acks = self.entries([Ack(START_MS, name, message_id) for message_id in ids])
             started = time.perf_counter()
             self.sm.apply(acks)
             elapsed += time.perf_counter() - started
-        return batches * BATCH_ENTRIES / elapsed
+        return batches * self.batch_entries / elapsed
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
@@ -132,6 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             args.groups,
             args.random_priorities,
             not args.no_sync,
+            args.batch_entries,
         )
         bench.create("empty")
         figures = {"enqueue_per_s": bench.enqueue_rate("empty", args.batches)}
@@ -152,7 +167,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="doq bench state", description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="end with one JSON line of rates")
     parser.add_argument("--type", choices=[t.value for t in QueueType], default="fair")
-    parser.add_argument("--groups", type=int, default=100, help="groups messages spread over")
+    parser.add_argument(
+        "--groups", type=int, default=DEFAULT_GROUPS, help="fair queue: groups messages spread over"
+    )
+    parser.add_argument(
+        "--batch-entries",
+        type=int,
+        default=DEFAULT_BATCH_ENTRIES,
+        help="entries per apply (the targets are set for 64)",
+    )
     parser.add_argument("--queued", type=int, default=DEFAULT_QUEUED, help="the full queue's size")
     parser.add_argument(
         "--random-priorities",
@@ -171,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     priorities = "random" if args.random_priorities else "equal"
     print(
         f"queue type {args.type}, {args.groups} groups, {priorities} priorities, "
-        f"{BATCH_ENTRIES} entries per apply, sync {'off' if args.no_sync else 'on'}"
+        f"{args.batch_entries} entries per apply, sync {'off' if args.no_sync else 'on'}"
     )
     full = f"{args.queued:,} queued"
     rows = [

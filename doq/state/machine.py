@@ -125,7 +125,9 @@ class QueueStateMachine:
             source.seek(0)
             with self._env.begin(write=True) as txn:
                 index_term = load_into(txn, self._dbs, source)
-                assert read_applied(txn, self._dbs) == index_term, "snapshot header and contents"
+                if read_applied(txn, self._dbs) != index_term:
+                    # Raising inside the block aborts the transaction: nothing changes.
+                    raise SnapshotFormatError("the snapshot's header and contents disagree")
         return index_term
 
     def close(self) -> None:
