@@ -59,6 +59,7 @@ ENTRIES_MAX_PER_MESSAGE = 65_536
 NODE_ID_MAX_CHARS = 63
 ADDRESS_MAX_CHARS = 255
 CONFIG_SERVERS_MAX = 1024
+SERVER_METADATA_MAX_CHARS = 1024
 # Terms and indexes fit a signed 64-bit integer (storage keys, other implementations' tools).
 TERM_MAX = INDEX_MAX = 2**63 - 1
 SNAPSHOT_BYTES_MAX = 2**63 - 1
@@ -80,7 +81,8 @@ _Kind = Literal[tuple(int(k) for k in EntryKind)]  # type: ignore[valid-type]
 _Suffrage = Literal[tuple(int(s) for s in Suffrage)]  # type: ignore[valid-type]
 _EntryWire = tuple[_Index, _Term, _Kind, bytes]
 _Entries = Annotated[list[_EntryWire], msgspec.Meta(max_length=ENTRIES_MAX_PER_MESSAGE)]
-_ServerWire = tuple[_NodeId, _Address, _Suffrage]
+_Metadata = Annotated[str, msgspec.Meta(max_length=SERVER_METADATA_MAX_CHARS)]
+_ServerWire = tuple[_NodeId, _Address, _Suffrage, _Metadata]
 _Servers = Annotated[list[_ServerWire], msgspec.Meta(max_length=CONFIG_SERVERS_MAX)]
 _MetaWire = tuple[_Index, _Term, _Servers]
 _ChunkData = Annotated[bytes, msgspec.Meta(max_length=SNAPSHOT_CHUNK_DATA_MAX_BYTES)]
@@ -120,7 +122,7 @@ _entry_fields = operator.attrgetter("index", "term", "kind", "data")  # Entry's 
 
 
 def _meta_wire(meta: SnapshotMeta) -> tuple:
-    servers = [(s.id, s.address, int(s.suffrage)) for s in meta.config.servers]
+    servers = [(s.id, s.address, int(s.suffrage), s.metadata) for s in meta.config.servers]
     return (meta.index, meta.term, servers)
 
 
@@ -175,7 +177,7 @@ def _meta_from_wire(wire: tuple, term: int) -> SnapshotMeta:
         raise CodecError(f"snapshot term {meta_term} above message term {term}")
     if len({s[0] for s in servers}) != len(servers):
         raise CodecError("duplicate server id in snapshot configuration")
-    config = ClusterConfig(tuple(Server(i, a, Suffrage(s)) for i, a, s in servers))
+    config = ClusterConfig(tuple(Server(i, a, Suffrage(s), m) for i, a, s, m in servers))
     return SnapshotMeta(index, meta_term, config)
 
 

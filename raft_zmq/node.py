@@ -375,21 +375,24 @@ class RaftNode:
                 await trio.sleep(retry_interval_s)
 
     async def add_voter(
-        self, node_id: NodeId, address: str, *, poll_interval_s: float = 0.05
+        self, node_id: NodeId, address: str, metadata: str = "", *, poll_interval_s: float = 0.05
     ) -> None:
         """Add a server safely: first as a non-voter, which receives the log without counting
         toward any majority, then, once it has caught up, promote it to voter (what hashicorp's
-        autopilot does). A voter added empty would make the cluster wait on it. Idempotent."""
+        autopilot does). A voter added empty would make the cluster wait on it. Idempotent; for
+        an existing member it updates the address and metadata."""
         existing = self.server(node_id)
-        if existing is not None and existing.address != address:
-            raise ConfigChangeRejected(f"{node_id} is a member at {existing.address}")
         if existing is None or existing.suffrage != Suffrage.VOTER:
-            await self.change_config(ConfigChange(ConfigChangeKind.ADD_NONVOTER, node_id, address))
+            await self.change_config(
+                ConfigChange(ConfigChangeKind.ADD_NONVOTER, node_id, address, metadata)
+            )
             assert self.core is not None
             floor = self.core.log.committed  # at least the entry that added it
             while not self._caught_up(node_id, floor):
                 await trio.sleep(poll_interval_s)
-        await self.change_config(ConfigChange(ConfigChangeKind.ADD_VOTER, node_id, address))
+        await self.change_config(
+            ConfigChange(ConfigChangeKind.ADD_VOTER, node_id, address, metadata)
+        )
 
     def _caught_up(self, node_id: NodeId, floor: int) -> bool:
         """The server holds ``floor`` and trails the leader by at most a bounded lag."""

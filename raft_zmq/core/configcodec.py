@@ -20,7 +20,7 @@ class ConfigDecodeError(ValueError):
 def encode_config(config: ClusterConfig) -> bytes:
     body = {
         "v": CONFIG_FORMAT_VERSION,
-        "servers": [[s.id, s.address, int(s.suffrage)] for s in config.servers],
+        "servers": [[s.id, s.address, int(s.suffrage), s.metadata] for s in config.servers],
     }
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
@@ -31,10 +31,13 @@ def decode_config(data: bytes) -> ClusterConfig:
         if body.get("v") != CONFIG_FORMAT_VERSION:
             raise ConfigDecodeError(f"unknown configuration format {body.get('v')!r}")
         servers = []
-        for node_id, address, suffrage in body["servers"]:
+        for node_id, address, suffrage, *rest in body["servers"]:
+            metadata = rest[0] if rest else ""
             if not isinstance(node_id, str) or not isinstance(address, str) or not node_id:
                 raise ConfigDecodeError("server id and address must be non-empty strings")
-            servers.append(Server(node_id, address, Suffrage(suffrage)))
+            if not isinstance(metadata, str) or len(rest) > 1:
+                raise ConfigDecodeError("server metadata must be one string")
+            servers.append(Server(node_id, address, Suffrage(suffrage), metadata))
     except ConfigDecodeError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError) as exc:

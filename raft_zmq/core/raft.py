@@ -865,7 +865,7 @@ def _changed_config(config: ClusterConfig, change: ConfigChange) -> ClusterConfi
     suffrage = Suffrage.VOTER if change.kind is ConfigChangeKind.ADD_VOTER else Suffrage.NONVOTER
     if current is not None and current.suffrage == Suffrage.VOTER and suffrage != Suffrage.VOTER:
         raise ConfigChangeRejected(f"{change.node_id} is a voter; remove it to demote it")
-    return config.with_server(Server(change.node_id, change.address, suffrage))
+    return config.with_server(Server(change.node_id, change.address, suffrage, change.metadata))
 
 
 def _validate(m: Message, me: NodeId) -> str | None:

@@ -88,6 +88,7 @@ class ConfigChange:
     kind: ConfigChangeKind
     node_id: NodeId
     address: str = ""
+    metadata: str = ""  # the application's data for this server (Server.metadata)
 
 
 # Planted bugs: switched on only by the simulator, to prove that its checkers can fail.

@@ -51,6 +51,9 @@ class Server:
     id: NodeId
     address: str  # the Raft (ZeroMQ) address, "host:port"
     suffrage: int = Suffrage.VOTER
+    # Opaque to Raft, owned by the application (doq keeps the server's HTTP address here), so
+    # that membership and what the application needs to reach a member change atomically.
+    metadata: str = ""
 
 
 @attrs.frozen(slots=True)

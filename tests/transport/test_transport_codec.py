@@ -49,13 +49,17 @@ from raft_zmq.core.types import (
 node_ids = st.text(min_size=1, max_size=NODE_ID_MAX_CHARS)
 counts = st.integers(0, TERM_MAX)
 addresses = st.text(min_size=1, max_size=40)
+metadata = st.sampled_from(["", '{"http":"127.0.0.1:8001"}'])
 
 
 @st.composite
 def configs(draw) -> ClusterConfig:
     ids = draw(st.lists(node_ids, max_size=7, unique=True))
     return ClusterConfig(
-        tuple(Server(i, draw(addresses), draw(st.sampled_from(list(Suffrage)))) for i in ids)
+        tuple(
+            Server(i, draw(addresses), draw(st.sampled_from(list(Suffrage))), draw(metadata))
+            for i in ids
+        )
     )
 
 
