@@ -1,0 +1,349 @@
+"""The queue service: the path of one request from the API to the replicated log and back.
+
+A write, on the leader: the API has validated the body; ``_stamp`` takes the leader's clock and
+(for enqueue) message IDs from the leader's generator; the command is encoded and proposed to the
+Raft node, where it joins the next group commit; once a majority holds it durably every node
+applies it, and the result this node's state machine returned is the answer.
+
+A read is linearizable: a ReadIndex barrier (leadership confirmed by a majority, the local state
+applied up to the commit index), then the local LMDB state. So every request is the leader's to
+serve; on a follower the service raises ``NotLeaderError`` naming the leader and its HTTP
+address, and the HTTP layer forwards the request there.
+
+The first write of each term waits for the new leader to apply everything its predecessors
+committed and raises the ID generator's floor above every ID the state holds, so a leader whose
+clock lags never reuses an ID (doq/ids.py).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from doq.commands import (
+    Ack,
+    Command,
+    CreateQueue,
+    DeleteMessage,
+    DeleteQueue,
+    Dequeue,
+    Enqueue,
+    Nack,
+    NewMessage,
+    QueueType,
+    RestoreState,
+    Strategy,
+    Touch,
+    UpdatePriority,
+    UpdateQueue,
+    encode_command,
+)
+from doq.ids import IdGenerator, node_number_for
+from doq.membership import encode_metadata, http_address, suffrage_name
+from doq.state.machine import QueueStateMachine
+from doq.state.results import QueueInfo, RejectCode, Rejected, Result
+from raft_zmq.core.ready import ConfigChangeRejected, NotLeader, ProposalDropped, ProposalTooLarge
+from raft_zmq.node import LeadershipLost, NodeStopped, ProposalLost, RaftNode
+
+DEFAULT_ACK_TIMEOUT_S = 1800  # --queue.default_acknowledgement_timeout
+UNAVAILABLE_RETRY_AFTER_S = 1
+
+
+class ServiceError(Exception):
+    """A request the service cannot serve; the HTTP layer maps each kind to a status."""
+
+
+class NotLeaderError(ServiceError):
+    """Only the leader serves requests; forward to ``leader_http`` (None when no leader is known
+    or it never published its HTTP address)."""
+
+    def __init__(self, leader_id: str | None, leader_http: str | None) -> None:
+        super().__init__(f"not the leader (leader: {leader_id or 'unknown'})")
+        self.leader_id = leader_id
+        self.leader_http = leader_http
+
+
+class UnavailableError(ServiceError):
+    """Try again later: no leader, leadership lost mid-request (the outcome of a write is then
+    unknown), the leader is shedding load, or the node is stopping."""
+
+    def __init__(self, detail: str, retry_after_s: int = UNAVAILABLE_RETRY_AFTER_S) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class TooLargeError(ServiceError):
+    """The command is larger than one log entry may be."""
+
+
+class RejectedError(ServiceError):
+    """The state machine refused the command (same answer on every replica)."""
+
+    def __init__(self, rejected: Rejected) -> None:
+        super().__init__(rejected.detail)
+        self.code = rejected.code
+        self.detail = rejected.detail
+
+
+@attrs.frozen
+class MessageInput:
+    """A message as the API hands it over: ``id`` None means "assign one"."""
+
+    priority: int
+    content: str
+    id: int | None = None
+    group: str = "default"
+    metadata: dict[str, str] | None = None
+
+
+@attrs.frozen
+class ServerInfo:
+    id: str
+    raft_address: str
+    http_address: str | None
+    suffrage: str
+    is_leader: bool
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class QueueService:
+    def __init__(
+        self,
+        raft: RaftNode,
+        state: QueueStateMachine,
+        *,
+        http_address: str,
+        default_ack_timeout_s: int = DEFAULT_ACK_TIMEOUT_S,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.raft = raft
+        self.state = state
+        self.http_address = http_address
+        self.default_ack_timeout_s = default_ack_timeout_s
+        self._clock_ms = clock_ms
+        self._ids = IdGenerator(node_number_for(raft.node_id), clock_ms)
+        self._prepared_term = -1
+
+    # --- queues --------------------------------------------------------------------------------
+    async def create_queue(
+        self,
+        name: str,
+        queue_type: QueueType,
+        *,
+        strategy: Strategy | None = None,
+        max_unacked: int = 0,
+        ack_timeout_s: int | None = None,
+    ) -> Result:
+        ts = await self._stamp()
+        timeout = ack_timeout_s if ack_timeout_s is not None else self.default_ack_timeout_s
+        return await self._write(CreateQueue(ts, name, queue_type, timeout, strategy, max_unacked))
+
+    async def update_queue(
+        self,
+        name: str,
+        *,
+        strategy: Strategy | None = None,
+        max_unacked: int | None = None,
+        ack_timeout_s: int | None = None,
+    ) -> Result:
+        ts = await self._stamp()
+        return await self._write(UpdateQueue(ts, name, strategy, max_unacked, ack_timeout_s))
+
+    async def delete_queue(self, name: str) -> Result:
+        return await self._write(DeleteQueue(await self._stamp(), name))
+
+    async def queue_info(self, name: str) -> QueueInfo:
+        await self._read_barrier()
+        info = self.state.queue_info(name)
+        if info is None:
+            raise RejectedError(Rejected(RejectCode.QUEUE_NOT_FOUND, f"queue {name} not found"))
+        return info
+
+    async def list_queues(self) -> list[QueueInfo]:
+        await self._read_barrier()
+        return self.state.list_queues()
+
+    # --- messages ------------------------------------------------------------------------------
+    async def enqueue(self, queue: str, messages: Sequence[MessageInput]) -> Result:
+        ts = await self._stamp()
+        new = tuple(
+            NewMessage(
+                id=m.id if m.id is not None else self._ids.next_id(),
+                priority=m.priority,
+                content=m.content,
+                group=m.group,
+                metadata=m.metadata,
+            )
+            for m in messages
+        )
+        return await self._write(Enqueue(ts, queue, new))
+
+    async def dequeue(self, queue: str, *, ack: bool, count: int = 1) -> Result:
+        return await self._write(Dequeue(await self._stamp(), queue, count, ack))
+
+    async def get_message(self, queue: str, message_id: int) -> Any:
+        await self._read_barrier()
+        found = self.state.get_message(queue, message_id)
+        if isinstance(found, Rejected):
+            raise RejectedError(found)
+        return found
+
+    async def ack(self, queue: str, message_id: int) -> Result:
+        return await self._write(Ack(await self._stamp(), queue, message_id))
+
+    async def nack(
+        self, queue: str, message_id: int, priority: int, metadata: dict[str, str] | None
+    ) -> Result:
+        ts = await self._stamp()
+        return await self._write(Nack(ts, queue, message_id, priority, metadata))
+
+    async def touch(self, queue: str, message_id: int) -> Result:
+        return await self._write(Touch(await self._stamp(), queue, message_id))
+
+    async def update_priority(self, queue: str, message_id: int, priority: int) -> Result:
+        ts = await self._stamp()
+        return await self._write(UpdatePriority(ts, queue, message_id, priority))
+
+    async def delete_message(self, queue: str, message_id: int) -> Result:
+        return await self._write(DeleteMessage(await self._stamp(), queue, message_id))
+
+    async def generate_ids(self, count: int) -> list[int]:
+        """IDs from the leader's generator: unique cluster-wide and above every stored ID."""
+        await self._stamp()
+        return self._ids.next_ids(count)
+
+    # --- backup and restore --------------------------------------------------------------------
+    async def backup(self) -> bytes:
+        """A consistent snapshot of the queue state as of a linearizable point."""
+        await self._read_barrier()
+        fd, path = tempfile.mkstemp(prefix="doq-backup-")
+        os.close(fd)
+        try:
+            await trio.to_thread.run_sync(self.state.snapshot, path)
+            with open(path, "rb") as f:
+                return f.read()
+        finally:
+            os.unlink(path)
+
+    async def restore(self, snapshot: bytes) -> Result:
+        """Replace the whole cluster's state with a backup, through the log (every replica
+        restores at the same index)."""
+        return await self._write(RestoreState(await self._stamp(), snapshot))
+
+    # --- cluster -------------------------------------------------------------------------------
+    def servers(self) -> list[ServerInfo]:
+        core = self.raft.core
+        if core is None:
+            return []
+        leader = core.leader
+        return [
+            ServerInfo(
+                id=s.id,
+                raft_address=s.address,
+                http_address=http_address(s),
+                suffrage=suffrage_name(s),
+                is_leader=s.id == leader,
+            )
+            for s in core.config.servers
+        ]
+
+    def leader(self) -> ServerInfo | None:
+        return next((s for s in self.servers() if s.is_leader), None)
+
+    async def join(self, node_id: str, raft_address: str, node_http: str | None) -> None:
+        """Add a server (as a non-voter first, promoted once caught up). Idempotent."""
+        self._require_leader()
+        existing = self.raft.server(node_id)
+        if node_http is None and existing is not None:
+            node_http = http_address(existing)
+        metadata = encode_metadata(node_http) if node_http else ""
+        try:
+            await self.raft.add_voter(node_id, raft_address, metadata)
+        except NotLeader as exc:
+            raise self._not_leader(exc.leader) from None
+        except ConfigChangeRejected as exc:
+            raise RejectedError(Rejected(RejectCode.CONFLICT, str(exc))) from None
+        except (LeadershipLost, NodeStopped) as exc:
+            raise UnavailableError(str(exc)) from None
+
+    async def leave(self, node_id: str) -> None:
+        self._require_leader()
+        if self.raft.server(node_id) is None:
+            return
+        try:
+            await self.raft.remove_server(node_id)
+        except NotLeader as exc:
+            raise self._not_leader(exc.leader) from None
+        except ConfigChangeRejected as exc:
+            raise RejectedError(Rejected(RejectCode.CONFLICT, str(exc))) from None
+        except (LeadershipLost, NodeStopped) as exc:
+            raise UnavailableError(str(exc)) from None
+
+    async def publish_own_address(self) -> None:
+        """Make sure the configuration holds this node's current HTTP address (the first node
+        of a cluster, or a node restarted on another port). Leader only; a follower's address
+        is written by the leader when it joins."""
+        me = self.raft.server(self.raft.node_id)
+        if me is None or http_address(me) == self.http_address:
+            return
+        await self.join(self.raft.node_id, me.address, self.http_address)
+
+    # --- plumbing ------------------------------------------------------------------------------
+    def is_ready(self) -> bool:
+        """/readyz: a leader is known and everything known committed is applied here."""
+        core = self.raft.core
+        if core is None or core.leader is None:
+            return False
+        return self.raft.applied_index >= core.log.committed
+
+    def _require_leader(self) -> None:
+        if not self.raft.is_leader:
+            raise self._not_leader(self.raft.leader_id)
+
+    def _not_leader(self, leader_id: str | None) -> NotLeaderError:
+        leader_http = http_address(self.raft.server(leader_id)) if leader_id else None
+        return NotLeaderError(leader_id, leader_http)
+
+    async def _read_barrier(self) -> None:
+        self._require_leader()
+        try:
+            await self.raft.read_barrier()
+        except NotLeader as exc:
+            raise self._not_leader(exc.leader) from None
+        except NodeStopped as exc:
+            raise UnavailableError(str(exc)) from None
+
+    async def _stamp(self) -> int:
+        """The leader's time for a new command; on the first write of a term, first catch up
+        with everything committed and raise the ID floor above the state's."""
+        self._require_leader()
+        core = self.raft.core
+        assert core is not None
+        term = core.term
+        if self._prepared_term != term:
+            await self._read_barrier()
+            self._ids.raise_floor(self.state.id_floor())
+            self._prepared_term = term
+        return self._clock_ms()
+
+    async def _write(self, command: Command) -> Result:
+        try:
+            result = await self.raft.propose(encode_command(command))
+        except NotLeader as exc:
+            raise self._not_leader(exc.leader) from None
+        except ProposalTooLarge as exc:
+            raise TooLargeError(str(exc)) from None
+        except (LeadershipLost, ProposalLost, ProposalDropped, NodeStopped) as exc:
+            raise UnavailableError(str(exc)) from None
+        if isinstance(result, Rejected):
+            raise RejectedError(result)
+        return result
