@@ -1,0 +1,72 @@
+"""The ``doq`` command: start a node (the default), a local development cluster, or a benchmark.
+
+doq [--config FILE] [--http.port 8001] [--raft.address 127.0.0.1:9001] ...   a node
+doq devcluster [--nodes 3] [--data-dir data]                                  a local cluster
+doq bench state [...]                                                         state machine
+doq bench http --url URL [...]                                                HTTP load
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from doq import config, logs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["devcluster"]:
+        from doq import devcluster
+
+        return devcluster.main(args[1:])
+    if args[:1] == ["bench"]:
+        return _bench(args[1:])
+    try:
+        settings = config.load(args)
+    except config.ConfigError as exc:
+        print(f"doq: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(settings.cluster__node_id, settings.logging__level, settings.logging__mode)
+    try:
+        trio.run(_run_node, settings)
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return 130
+    except OSError as exc:  # a port in use, a data directory we may not write
+        logging.getLogger("doq").error("cannot run the node: %s", exc)
+        return 1
+    return 0
+
+
+async def _run_node(settings: config.Settings) -> None:
+    from doq.server import DoqNode
+
+    node = DoqNode(settings)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signals, node)
+        await node.run()
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signals(node: object) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            logging.getLogger("doq").info("%s: shutting down", signal.Signals(signum).name)
+            node.stop()  # type: ignore[attr-defined]
+
+
+def _bench(args: list[str]) -> int:
+    if args[:1] == ["state"]:
+        from doq.bench import state
+
+        return state.main(args[1:])
+    if args[:1] == ["http"]:
+        from doq.bench import http
+
+        return http.main(args[1:])
+    print("usage: doq bench state|http [options]  (each takes --help)", file=sys.stderr)
+    return 2

@@ -1,0 +1,205 @@
+"""The node's settings: the Go server's flag names, environment variables and a config file.
+
+Every setting has a dotted key (``http.port``). It can be given as a flag (``--http.port 8001``),
+as an environment variable (``DOQ_HTTP_PORT=8001``: ``DOQ_`` + the key in upper case with dots as
+underscores) or in a file named by ``--config`` (YAML, JSON or TOML, nested ``{http: {port: 8001}}``
+or dotted ``{"http.port": 8001}``). Flags win over the environment, the environment over the file,
+the file over the defaults. Unknown keys and values of the wrong type are refused with a message
+that names them: a typo must not silently start a node with a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import yaml
+
+ENV_PREFIX = "DOQ_"
+
+
+class ConfigError(ValueError):
+    """The settings cannot start a node; the message says which one and why."""
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value <= 0:
+        raise ConfigError(f"{attribute.name} must be positive, got {value}")
+
+
+def _port(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{attribute.name} must be a port number, got {value}")
+
+
+@attrs.frozen
+class Settings:
+    """Field names are the dotted keys with dots as double underscores."""
+
+    storage__data_dir: str = "data"
+    cluster__node_id: str = "node-0"
+    cluster__join_addr: str = ""  # the HTTP host:port of any member; empty: bootstrap if new
+    http__host: str = "0.0.0.0"  # where the HTTP server listens
+    http__port: int = attrs.field(default=8000, validator=_port)
+    http__advertise: str = ""  # the HTTP host:port other nodes use; default: raft host + port
+    http__max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
+    http__request_timeout: float = attrs.field(default=10.0, validator=_positive)
+    raft__address: str = "localhost:9000"  # where Raft listens and what peers dial
+    raft__tick_ms: int = attrs.field(default=50, validator=_positive)
+    raft__election_timeout_ticks: int = attrs.field(default=20, validator=_positive)
+    raft__heartbeat_ticks: int = attrs.field(default=2, validator=_positive)
+    raft__snapshot_interval_entries: int = attrs.field(default=50_000, validator=_positive)
+    raft__faults_file: str = ""  # a JSON fault spec re-read while running (fault tests only)
+    queue__default_acknowledgement_timeout: int = attrs.field(default=1800, validator=_positive)
+    queue__stats__window_side: int = attrs.field(default=10, validator=_positive)
+    prometheus__enabled: bool = True
+    logging__level: str = "info"
+    logging__mode: str = "console"
+
+    def __attrs_post_init__(self) -> None:
+        if self.logging__mode not in ("console", "json"):
+            raise ConfigError(f"logging.mode is console or json, got {self.logging__mode!r}")
+        if self.logging__level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"unknown logging.level {self.logging__level!r}")
+        if not self.cluster__node_id or len(self.cluster__node_id) > 63:
+            raise ConfigError("cluster.node_id must be 1 to 63 characters")
+        _split_host_port("raft.address", self.raft__address)
+        if self.cluster__join_addr:
+            _split_host_port("cluster.join_addr", self.cluster__join_addr)
+        if self.http__advertise:
+            _split_host_port("http.advertise", self.http__advertise)
+
+    @property
+    def node_dir(self) -> str:
+        """Several nodes may share a data directory: each keeps its data under its node ID."""
+        return os.path.join(self.storage__data_dir, self.cluster__node_id)
+
+    @property
+    def advertised_http(self) -> str:
+        if self.http__advertise:
+            return self.http__advertise
+        host, _ = _split_host_port("raft.address", self.raft__address)
+        return f"{host}:{self.http__port}"
+
+
+def _split_host_port(key: str, value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ConfigError(f"{key} must be host:port, got {value!r}")
+    return host, int(port)
+
+
+KEYS: dict[str, attrs.Attribute[Any]] = {
+    field.name.replace("__", "."): field for field in attrs.fields(Settings)
+}
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _convert(key: str, raw: Any) -> Any:
+    """A value from a flag, the environment or a file, as the setting's type."""
+    kind = KEYS[key].type
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return float(raw)
+        if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+            raise ValueError(raw)
+        return str(raw)
+    except ValueError:
+        raise ConfigError(f"{key}: {raw!r} is not a valid {kind}") from None
+
+
+def _flatten(body: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in body.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping) and key not in KEYS:
+            flat.update(_flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """A config file's settings as {dotted key: value}."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        if path.endswith(".toml"):
+            body = tomllib.loads(raw.decode())
+        elif path.endswith(".json"):
+            body = json.loads(raw)
+        else:
+            body = yaml.safe_load(raw) or {}
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} does not parse: {exc}") from None
+    if not isinstance(body, Mapping):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    flat = _flatten(body)
+    unknown = sorted(set(flat) - set(KEYS))
+    if unknown:
+        raise ConfigError(f"unknown settings in {path}: {', '.join(unknown)}")
+    return flat
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="doq",
+        description="Start a doq node. Every flag can also be set as DOQ_<KEY> in the "
+        "environment or in a --config file; flags win over the environment, the environment "
+        "over the file. Other commands: 'doq devcluster', 'doq bench state|http'.",
+    )
+    p.add_argument("--config", help="a YAML, JSON or TOML file of settings")
+    for key, field in KEYS.items():
+        p.add_argument(
+            f"--{key}",
+            dest=field.name,
+            default=None,
+            metavar=str(field.type).upper(),
+            help=f"(default {field.default!r}; env {env_name(key)})",
+        )
+    return p
+
+
+def load(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> Settings:
+    args = parser().parse_args(list(argv))
+    values: dict[str, Any] = {}
+    config_path = args.config or environ.get(ENV_PREFIX + "CONFIG")
+    if config_path:
+        values.update(read_file(config_path))
+    for key in KEYS:
+        if env_name(key) in environ:
+            values[key] = environ[env_name(key)]
+    for key, field in KEYS.items():
+        flag = getattr(args, field.name)
+        if flag is not None:
+            values[key] = flag
+    try:
+        return Settings(**{KEYS[k].name: _convert(k, v) for k, v in values.items()})
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None

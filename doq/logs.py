@@ -1,0 +1,61 @@
+"""Structured logs: one line per event, for people (console) or machines (json), each carrying the
+node's ID so that the interleaved output of a local cluster stays readable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "node_id"}
+
+
+class _NodeFilter(logging.Filter):
+    def __init__(self, node_id: str) -> None:
+        super().__init__()
+        self.node_id = node_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.node_id = self.node_id
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        body = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "node": getattr(record, "node_id", ""),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RESERVED:
+                body[key] = value if isinstance(value, str | int | float | bool) else repr(value)
+        if record.exc_info:
+            body["exc"] = self.formatException(record.exc_info)
+        return json.dumps(body)
+
+
+class ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        line = (
+            f"{stamp}.{int(record.msecs):03d} {record.levelname[0]} "
+            f"[{getattr(record, 'node_id', '')}] {record.name}: {record.getMessage()}"
+        )
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup(node_id: str, level: str, mode: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if mode == "json" else ConsoleFormatter())
+    handler.addFilter(_NodeFilter(node_id))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Hypercorn's access log is one line per request: useful, but only when asked for.
+    logging.getLogger("hypercorn.access").setLevel(max(root.level, logging.WARNING))

@@ -1,0 +1,217 @@
+"""One doq node: the Raft node, Hypercorn serving the API, and the background work, in one nursery.
+
+Start-up: open the queue state (LMDB) and the Raft node; a brand-new node without
+``--cluster.join_addr`` bootstraps a cluster of itself; then serve HTTP; then the membership
+keeper makes sure the cluster's configuration lists this node as a voter at its current Raft and
+HTTP addresses (joining through ``--cluster.join_addr`` or through the leader, with backoff, until
+it is so; a restarted member finds itself already listed and does nothing).
+
+Shutdown (SIGTERM, SIGINT, or ``DoqNode.stop()``): stop accepting connections and answer the
+requests in flight (Hypercorn's graceful shutdown), hand leadership over if this node leads, then
+stop Raft (sockets closed, log durable) and close the state. Nothing committed is lost: every
+acknowledged write was durable on a majority before it was acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import httpx
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from doq.api import ApiSettings, create_app
+from doq.config import Settings
+from doq.membership import http_address
+from doq.service import QueueService, ServiceError
+from doq.state.machine import QueueStateMachine
+from raft_zmq.core.ready import NotLeader
+from raft_zmq.core.types import ClusterConfig, Server, Suffrage
+from raft_zmq.node import NodeConfig, NodeStopped, RaftNode
+
+logger = logging.getLogger("doq.server")
+
+GRACEFUL_SHUTDOWN_S = 5.0  # in-flight requests get this long to finish
+LEADERSHIP_HANDOVER_S = 3.0  # a leader shutting down waits this long for a successor
+MEMBERSHIP_CHECK_S = 1.0  # how often the keeper checks the configuration when all is well
+JOIN_BACKOFF_MIN_S = 0.2
+JOIN_BACKOFF_MAX_S = 5.0
+JOIN_REQUEST_TIMEOUT_S = 60.0  # catching up a large state takes a while
+
+
+class DoqNode:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.raft: RaftNode | None = None
+        self.service: QueueService | None = None
+        self.http_port: int | None = None  # the port actually bound (settings may say 0)
+        self._shutdown = trio.Event()
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown (safe to call more than once)."""
+        self._shutdown.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        s = self.settings
+        os.makedirs(s.node_dir, exist_ok=True)
+        state = QueueStateMachine(os.path.join(s.node_dir, "state"))
+        try:
+            raft = RaftNode(self._raft_config(), state, bootstrap=self._bootstrap_config())
+            self.raft = raft
+            async with trio.open_nursery() as nursery:
+                await nursery.start(raft.run)
+                self.service = QueueService(
+                    raft,
+                    state,
+                    http_address=s.advertised_http,
+                    default_ack_timeout_s=s.queue__default_acknowledgement_timeout,
+                )
+                app = create_app(self.service, self._api_settings())
+                http_done = trio.Event()
+                bound: list[str] = await nursery.start(self._serve_http, app, http_done)
+                self.http_port = int(bound[0].rsplit(":", 1)[1])
+                nursery.start_soon(self._keep_membership)
+                logger.info(
+                    "serving HTTP on %s, Raft on %s (data in %s)",
+                    bound[0],
+                    raft.address,
+                    s.node_dir,
+                )
+                task_status.started()
+                await self._shutdown.wait()
+                # Hypercorn now refuses new connections and lets the requests in flight finish;
+                # Raft keeps running meanwhile, so their writes complete.
+                await http_done.wait()
+                await self._hand_over_leadership()
+                nursery.cancel_scope.cancel()
+        finally:
+            state.close()
+            logger.info("stopped")
+
+    # --- pieces --------------------------------------------------------------------------------
+    def _raft_config(self) -> NodeConfig:
+        s = self.settings
+        return NodeConfig(
+            node_id=s.cluster__node_id,
+            raft_address=s.raft__address,
+            data_dir=os.path.join(s.node_dir, "raft"),
+            tick_ms=s.raft__tick_ms,
+            election_timeout_ticks=s.raft__election_timeout_ticks,
+            heartbeat_interval_ticks=s.raft__heartbeat_ticks,
+            snapshot_interval_entries=s.raft__snapshot_interval_entries,
+            faults_file=s.raft__faults_file or None,
+        )
+
+    def _bootstrap_config(self) -> ClusterConfig | None:
+        """A node told to join never bootstraps; otherwise a brand-new node starts a cluster of
+        itself (the driver ignores this when the log already holds anything)."""
+        s = self.settings
+        if s.cluster__join_addr:
+            return None
+        return ClusterConfig((Server(s.cluster__node_id, s.raft__address),))
+
+    def _api_settings(self) -> ApiSettings:
+        s = self.settings
+        return ApiSettings(
+            node_id=s.cluster__node_id,
+            max_body_bytes=s.http__max_body_bytes,
+            request_timeout_s=s.http__request_timeout,
+            stats_window_s=s.queue__stats__window_side,
+            prometheus_enabled=s.prometheus__enabled,
+        )
+
+    async def _serve_http(
+        self,
+        app: object,
+        done: trio.Event,
+        *,
+        task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        s = self.settings
+        config = HypercornConfig()
+        config.bind = [f"{s.http__host}:{s.http__port}"]
+        config.graceful_timeout = GRACEFUL_SHUTDOWN_S
+        config.accesslog = logging.getLogger("hypercorn.access")
+        config.errorlog = logging.getLogger("hypercorn.error")
+        config.keep_alive_timeout = 75  # longer than common client pools keep idle connections
+        try:
+            await serve(  # type: ignore[arg-type]
+                app, config, shutdown_trigger=self._shutdown.wait, task_status=task_status
+            )
+        finally:
+            done.set()
+
+    async def _keep_membership(self) -> None:
+        """Until the configuration lists this node as a voter at its current addresses: join
+        through --cluster.join_addr (or the leader), or, as the leader, write it directly."""
+        backoff_s = JOIN_BACKOFF_MIN_S
+        async with httpx.AsyncClient(timeout=JOIN_REQUEST_TIMEOUT_S) as client:
+            while True:
+                if self._listed_as_wanted():
+                    backoff_s = JOIN_BACKOFF_MIN_S
+                    await trio.sleep(MEMBERSHIP_CHECK_S)
+                    continue
+                try:
+                    await self._ask_to_join(client)
+                except (ServiceError, NotLeader, NodeStopped, httpx.HTTPError) as exc:
+                    logger.info("joining the cluster: %s; retrying in %.1f s", exc, backoff_s)
+                    await trio.sleep(backoff_s * (0.5 + random.random()))
+                    backoff_s = min(backoff_s * 2, JOIN_BACKOFF_MAX_S)
+                    continue
+                await trio.sleep(JOIN_BACKOFF_MIN_S)
+
+    def _listed_as_wanted(self) -> bool:
+        assert self.raft is not None
+        me = self.raft.server(self.settings.cluster__node_id)
+        return (
+            me is not None
+            and me.suffrage == Suffrage.VOTER
+            and me.address == self.settings.raft__address
+            and http_address(me) == self.settings.advertised_http
+        )
+
+    async def _ask_to_join(self, client: httpx.AsyncClient) -> None:
+        assert self.raft is not None and self.service is not None
+        s = self.settings
+        if self.raft.is_leader:
+            await self.service.join(s.cluster__node_id, s.raft__address, s.advertised_http)
+            return
+        target = s.cluster__join_addr
+        leader = self.service.leader()
+        if leader is not None and leader.http_address and leader.id != s.cluster__node_id:
+            target = leader.http_address  # a member that moved: tell the leader directly
+        if not target:
+            raise ServiceError("no leader known yet and no --cluster.join_addr")
+        body = {"id": s.cluster__node_id, "addr": s.raft__address, "http_addr": s.advertised_http}
+        response = await client.post(f"http://{target}/API/v1/cluster/join", json=body)
+        if response.status_code != 200:
+            raise ServiceError(f"{target} answered {response.status_code}: {response.text[:200]}")
+        logger.info("joined the cluster through %s", target)
+
+    async def _hand_over_leadership(self) -> None:
+        """A leader that stops hands over to its most up-to-date voter first, so that clients
+        see a leader change of one round trip rather than an election timeout."""
+        raft = self.raft
+        if raft is None or raft.core is None or not raft.is_leader:
+            return
+        progress = raft.core.status()["progress"]
+        voters = raft.core.config.voters - {raft.node_id}
+        candidates = sorted(
+            (p["match"], peer)
+            for peer, p in progress.items()
+            if peer in voters  # type: ignore[union-attr]
+        )
+        if not candidates:
+            return
+        target = candidates[-1][1]
+        with trio.move_on_after(LEADERSHIP_HANDOVER_S):
+            try:
+                await raft.transfer_leadership(target)
+            except (NotLeader, NodeStopped, ServiceError):
+                return
+            while raft.is_leader:
+                await trio.sleep(0.01)
+            logger.info("handed leadership to %s", target)
