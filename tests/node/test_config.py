@@ -73,7 +73,7 @@ def test_bad_settings_are_refused_naming_the_setting(argv, env, message):
 def test_unknown_keys_in_a_file_are_refused(tmp_path):
     path = tmp_path / "doq.yaml"
     path.write_text("http:\n  prot: 8001\n")
-    with pytest.raises(ConfigError, match="http.prot"):
+    with pytest.raises(ConfigError, match=r"http\.prot"):
         load(["--config", str(path)], environ={})
 
 
