@@ -84,6 +84,8 @@ async def _run_load(node: RaftNode, proposers: int, seconds: float) -> dict[str,
             if measuring:
                 latencies.append(trio.current_time() - start)
 
+    assert node.core is not None
+    term_before = node.core.term
     async with trio.open_nursery() as nursery:
         for _ in range(proposers):
             nursery.start_soon(proposer)
@@ -104,6 +106,7 @@ async def _run_load(node: RaftNode, proposers: int, seconds: float) -> dict[str,
         "p99_ms": round(1000 * _percentile(latencies, 0.99), 3),
         "mean_batch_entries": round(applied / rounds, 1) if rounds else 0,
         "errors": errors,
+        "elections": node.core.term - term_before,  # 0: leadership held under full load
     }
 
 
@@ -263,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {phase['proposers']:>3} proposers: {phase['proposals_per_s']:>8} proposals/s  "
             f"p50 {phase['p50_ms']:.3f} ms  p99 {phase['p99_ms']:.3f} ms  "
-            f"(mean batch {phase['mean_batch_entries']} entries, errors {phase['errors']})"
+            f"(mean batch {phase['mean_batch_entries']} entries, errors {phase['errors']}, "
+            f"elections {phase['elections']})"
         )
     if args.json:
         main_phase = max(result["phases"], key=lambda p: p["proposers"])
