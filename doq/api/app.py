@@ -1,0 +1,109 @@
+"""``create_app``: the Quart-Trio application of one node, ready for Hypercorn.
+
+It wires the service into the routes, installs the problem+json error handlers, the OpenAPI
+document and docs page (quart-schema), the body limit, per-request metrics, the follower-to-leader
+forwarder and the rate sampler. The two background pieces (the forwarder's HTTP client and the
+sampler task) live between the app's startup and shutdown, in the nursery Quart-Trio gives the
+app, so they end with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+from quart import Request, Response
+from quart_schema import Info, QuartSchema, Tag
+from quart_trio import QuartTrio
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from doq.api.context import ApiContext
+from doq.api.dispatch import Dispatcher
+from doq.api.forwarding import Forwarder
+from doq.api.openapi import DoqOpenAPIProvider
+from doq.api.problems import install_error_handlers
+from doq.api.routes_cluster import register_cluster_routes
+from doq.api.routes_messages import register_message_routes
+from doq.api.routes_ops import register_ops_routes
+from doq.api.routes_queues import register_queue_routes
+from doq.api.settings import ApiSettings
+from doq.metrics import Metrics
+from doq.rates import SAMPLE_INTERVAL_S, RateTracker
+from doq.service import QueueService
+
+UNMATCHED_ROUTE = "<unmatched>"  # the route label of requests no rule matched (404s)
+TAGS = (
+    Tag(name="Queues", description="Create, configure, list and delete queues"),
+    Tag(name="Messages", description="Enqueue, dequeue, acknowledge and manage messages"),
+    Tag(name="Cluster", description="Membership of the Raft cluster"),
+    Tag(name="Operations", description="Backup, restore, health"),
+)
+
+log = logging.getLogger("doq.api")
+
+
+class DoqApp(QuartTrio):
+    """QuartTrio that times every request for /metrics, labelled by its route template."""
+
+    doq: ApiContext
+
+    async def handle_request(self, request: Request) -> Response | WerkzeugResponse:
+        started_s = time.perf_counter()
+        response = await super().handle_request(request)
+        rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
+        self.doq.metrics.record_request(
+            request.method, rule, response.status_code, time.perf_counter() - started_s
+        )
+        return response
+
+
+def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
+    app = DoqApp("doq")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    QuartSchema(
+        app,
+        openapi_path="/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        info=Info(title=settings.title, version=settings.version),
+        tags=list(TAGS),
+        conversion_preference="msgspec",
+        openapi_provider_class=DoqOpenAPIProvider,
+    )
+    forwarder = Forwarder(settings.node_id, settings.forward_hops_max)
+    api = ApiContext(
+        service=service,
+        settings=settings,
+        rates=RateTracker(settings.stats_window_s, time.monotonic),
+        dispatcher=Dispatcher(service, settings, forwarder),
+        metrics=Metrics.create(service),
+    )
+    app.doq = api
+    install_error_handlers(app)
+    register_queue_routes(app, api)
+    register_message_routes(app, api)
+    register_cluster_routes(app, api)
+    register_ops_routes(app, api)
+
+    @app.before_serving
+    async def start_background() -> None:
+        forwarder.start()
+        app.nursery.start_soon(_sample_rates, api)
+
+    @app.after_serving
+    async def stop_background() -> None:
+        await forwarder.aclose()
+
+    return app
+
+
+async def _sample_rates(api: ApiContext) -> None:
+    """Feed the rate tracker from the local replica about once a second."""
+    while True:
+        try:
+            api.rates.observe(api.service.state.list_queues())
+        except Exception:  # the state closing under us at shutdown; the next tick retries
+            log.debug("rate sampling skipped", exc_info=True)
+        await trio.sleep(SAMPLE_INTERVAL_S)

@@ -1,0 +1,186 @@
+"""/API/v1/queues/{name}/messages and /API/v1/ids: enqueue, dequeue, get, delete, ack, nack,
+touch, change priority, generate IDs (API.md "Messages").
+
+Enqueue is the benchmark's path: one msgspec decode, one service call (which joins the next group
+commit), one msgspec encode."""
+
+from __future__ import annotations
+
+from quart import Quart, Response
+from quart_schema import tag
+
+from doq.api.context import ApiContext
+from doq.api.links import schema_url
+from doq.api.problems import validation_problem
+from doq.api.render import answers, fails, json_response, message_body
+from doq.api.schemas import (
+    DequeueQuery,
+    EnqueueRequest,
+    GenerateIdsRequest,
+    IdsBody,
+    MessageBody,
+    MessageIdBody,
+    NackedBody,
+    NackRequest,
+    PriorityUpdatedBody,
+    UpdatePriorityRequest,
+)
+from doq.api.validation import accepts, ack_query, check_queue_name
+from doq.commands import DEFAULT_GROUP, U64_MAX
+from doq.service import MessageInput
+from doq.state.results import Acked, Dequeued, Enqueued, Nacked, PriorityUpdated, Touched
+
+MESSAGES_PATH = "/API/v1/queues/<name>/messages"
+MESSAGE_PATH = f"/API/v1/queues/<name>/messages/<int(max={U64_MAX}):message_id>"
+IDS_PATH = "/API/v1/ids"
+
+
+def _message_input(body: EnqueueRequest) -> MessageInput:
+    message_id = None
+    if body.id is not None:
+        message_id = int(body.id)
+        if message_id > U64_MAX:
+            raise validation_problem(f"expected an integer <= {U64_MAX}", "body.id", body.id)
+    return MessageInput(
+        priority=body.priority,
+        content=body.content,
+        id=message_id,
+        group=body.group or DEFAULT_GROUP,
+        metadata=body.metadata,
+    )
+
+
+def register_message_routes(app: Quart, api: ApiContext) -> None:
+    served = api.dispatcher.served
+    service = api.service
+
+    @tag(["Messages"])
+    @answers(MessageBody)
+    @fails(400, 404, 413, 422, 503)
+    @served(is_write=True)
+    @accepts(EnqueueRequest)
+    async def enqueue(name: str, body: EnqueueRequest) -> Response:
+        """Enqueue a message
+
+        An ``id`` the queue already holds answers with the stored message, not a second copy."""
+        result = await service.enqueue(check_queue_name(name), (_message_input(body),))
+        assert isinstance(result, Enqueued), result
+        return json_response(message_body("ENQUEUED", result.messages[0]))
+
+    @tag(["Messages"])
+    @answers(MessageBody)
+    @fails(400, 404, 422, 503)
+    @served(is_write=True)
+    @ack_query(DequeueQuery)
+    async def dequeue(name: str, ack: bool) -> Response:
+        """Dequeue the next message
+
+        With ack=true the message is removed on delivery; otherwise it is in flight until it
+        is acked, nacked, or its ack deadline passes. An empty queue answers 400."""
+        result = await service.dequeue(check_queue_name(name), ack=ack)
+        assert isinstance(result, Dequeued), result
+        return json_response(message_body("DEQUEUED", result.messages[0]))
+
+    @tag(["Messages"])
+    @answers(MessageBody)
+    @fails(404, 422, 503)
+    @served(is_write=False)
+    async def get_message(name: str, message_id: int) -> Response:
+        """Get a message without dequeuing it"""
+        stored = await service.get_message(check_queue_name(name), message_id)
+        return json_response(message_body("GOT", stored.message))
+
+    @tag(["Messages"])
+    @fails(404, 422, 503)
+    @served(is_write=True)
+    async def delete_message(name: str, message_id: int) -> Response:
+        """Delete a message (answers 204, no body)"""
+        await service.delete_message(check_queue_name(name), message_id)
+        return Response(b"", status=204)
+
+    @tag(["Messages"])
+    @answers(MessageIdBody)
+    @fails(404, 422, 503)
+    @served(is_write=True)
+    async def ack(name: str, message_id: int) -> Response:
+        """Acknowledge an in-flight message"""
+        result = await service.ack(check_queue_name(name), message_id)
+        assert isinstance(result, Acked), result
+        return json_response(
+            MessageIdBody(
+                schema=schema_url("MessageIdBody"), status="ACKNOWLEDGED", id=str(result.id)
+            )
+        )
+
+    @tag(["Messages"])
+    @answers(NackedBody)
+    @fails(400, 404, 422, 503)
+    @served(is_write=True)
+    @accepts(NackRequest)
+    async def nack(name: str, message_id: int, body: NackRequest) -> Response:
+        """Return an in-flight message now
+
+        priority 0 keeps the old one; metadata, when given, replaces the old."""
+        result = await service.nack(
+            check_queue_name(name), message_id, body.priority, body.metadata
+        )
+        assert isinstance(result, Nacked), result
+        return json_response(
+            NackedBody(
+                schema=schema_url("NackedBody"),
+                status="UNACKNOWLEDGED",
+                id=str(result.id),
+                priority=result.priority,
+                metadata=result.metadata or None,
+            )
+        )
+
+    @tag(["Messages"])
+    @answers(MessageIdBody)
+    @fails(404, 422, 503)
+    @served(is_write=True)
+    async def touch(name: str, message_id: int) -> Response:
+        """Extend an in-flight message's ack deadline to now + ack_timeout"""
+        result = await service.touch(check_queue_name(name), message_id)
+        assert isinstance(result, Touched), result
+        return json_response(
+            MessageIdBody(schema=schema_url("MessageIdBody"), status="TOUCHED", id=str(result.id))
+        )
+
+    @tag(["Messages"])
+    @answers(PriorityUpdatedBody)
+    @fails(400, 404, 422, 503)
+    @served(is_write=True)
+    @accepts(UpdatePriorityRequest)
+    async def update_priority(name: str, message_id: int, body: UpdatePriorityRequest) -> Response:
+        """Change a message's priority (ready or in flight)"""
+        result = await service.update_priority(check_queue_name(name), message_id, body.priority)
+        assert isinstance(result, PriorityUpdated), result
+        return json_response(
+            PriorityUpdatedBody(
+                schema=schema_url("PriorityUpdatedBody"),
+                status="UPDATED",
+                id=str(result.id),
+                priority=result.priority,
+            )
+        )
+
+    @tag(["Messages"])
+    @answers(IdsBody)
+    @fails(400, 422, 503)
+    @served(is_write=False)
+    @accepts(GenerateIdsRequest)
+    async def generate_ids(body: GenerateIdsRequest) -> Response:
+        """Generate message IDs (unique cluster-wide, increasing)"""
+        ids = await service.generate_ids(body.number)
+        return json_response(IdsBody(schema=schema_url("IdsBody"), ids=[str(i) for i in ids]))
+
+    app.add_url_rule(MESSAGES_PATH, view_func=enqueue, methods=["POST"])
+    app.add_url_rule(MESSAGES_PATH, view_func=dequeue, methods=["GET"])
+    app.add_url_rule(MESSAGE_PATH, view_func=get_message, methods=["GET"])
+    app.add_url_rule(MESSAGE_PATH, view_func=delete_message, methods=["DELETE"])
+    app.add_url_rule(f"{MESSAGE_PATH}/ack", view_func=ack, methods=["POST"])
+    app.add_url_rule(f"{MESSAGE_PATH}/nack", view_func=nack, methods=["POST"])
+    app.add_url_rule(f"{MESSAGE_PATH}/touch", view_func=touch, methods=["POST"])
+    app.add_url_rule(f"{MESSAGE_PATH}/priority", view_func=update_priority, methods=["PUT"])
+    app.add_url_rule(IDS_PATH, view_func=generate_ids, methods=["POST"])
