@@ -87,23 +87,29 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     register_cluster_routes(app, api)
     register_ops_routes(app, api)
 
+    # Quart-Trio waits up to BACKGROUND_TASK_SHUTDOWN_TIMEOUT for tasks in its nursery at
+    # shutdown: the sampler is cancelled explicitly so shutdown does not wait for it.
+    sampler_scope = trio.CancelScope()
+
     @app.before_serving
     async def start_background() -> None:
         forwarder.start()
-        app.nursery.start_soon(_sample_rates, api)
+        app.nursery.start_soon(_sample_rates, api, sampler_scope)
 
     @app.after_serving
     async def stop_background() -> None:
+        sampler_scope.cancel()
         await forwarder.aclose()
 
     return app
 
 
-async def _sample_rates(api: ApiContext) -> None:
+async def _sample_rates(api: ApiContext, scope: trio.CancelScope) -> None:
     """Feed the rate tracker from the local replica about once a second."""
-    while True:
-        try:
-            api.rates.observe(api.service.state.list_queues())
-        except Exception:  # the state closing under us at shutdown; the next tick retries
-            log.debug("rate sampling skipped", exc_info=True)
-        await trio.sleep(SAMPLE_INTERVAL_S)
+    with scope:
+        while True:
+            try:
+                api.rates.observe(api.service.state.list_queues())
+            except Exception:  # the state closing under us at shutdown; the next tick retries
+                log.debug("rate sampling skipped", exc_info=True)
+            await trio.sleep(SAMPLE_INTERVAL_S)

@@ -110,7 +110,7 @@ def _validation_failure(text: str, data: bytes) -> ApiProblem:
     assert match is not None  # the pattern matches any string
     message, path = match["message"], match["path"] or "$"
     parts = _path_parts(path)
-    location = "body" + path[1:]
+    location = "body" + path[1:].split("[...]", 1)[0]
     if missing := _MISSING_FIELD.match(message):
         value = _value_at(data, parts)
         return _problem(
