@@ -10,17 +10,21 @@ component it needs, so nested bodies (settings, servers, error details) are desc
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 import msgspec
 from quart_schema import DataSource
 from quart_schema.openapi import OpenAPIProvider
-from werkzeug.routing import BaseConverter, IntegerConverter
+from werkzeug.routing import BaseConverter, IntegerConverter, Rule
 
 from doq.api.schemas import ErrorModel
 from doq.commands import QUEUE_NAME_CHARS_MAX
 
 REF_TEMPLATE = "#/components/schemas/{name}"
+# A rule's "<converter(args):name>" parts; quart-schema's own pattern lets "[^:]*" run across an
+# earlier "<name>/", which garbles paths with a typed parameter after an untyped one.
+_RULE_PARAMETER = re.compile(r"<(?:[^:<>]*:)?([^<>]+)>")
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _ENCODINGS = {
     DataSource.JSON: "application/json",
@@ -43,6 +47,11 @@ class DoqOpenAPIProvider(OpenAPIProvider):
         if self._cached is None:
             self._cached = super().schema()
         return self._cached
+
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        paths, components = super().build_paths(rule)
+        ((_, operations),) = paths.items()
+        return {_RULE_PARAMETER.sub(r"{\1}", rule.rule): operations}, components
 
     def build_request_body(
         self, model: type[Any], source: DataSource

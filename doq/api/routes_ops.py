@@ -70,7 +70,9 @@ def register_ops_routes(app: Quart, api: ApiContext) -> None:
     @hide
     async def openapi_yaml() -> Response:
         document = app.extensions["QUART_SCHEMA"].openapi_provider.schema()
-        text = yaml.safe_dump(msgspec.to_builtins(document), sort_keys=False, allow_unicode=True)
+        # Through JSON first, so status-code keys are strings in YAML as they are in JSON.
+        as_json = msgspec.json.decode(msgspec.json.encode(document))
+        text = yaml.safe_dump(as_json, sort_keys=False, allow_unicode=True)
         return Response(text, content_type="application/yaml")
 
     @hide
