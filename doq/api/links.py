@@ -15,5 +15,9 @@ SCHEMAS_PATH = "/schemas"
 
 def schema_url(name: str) -> str:
     headers = request.headers
-    host = headers.get(FORWARDED_HOST_HEADER) or headers.get("Host") or "localhost"
+    # "in" first: a missing key makes werkzeug's Headers.get raise and catch an exception.
+    if FORWARDED_HOST_HEADER in headers:
+        host = headers[FORWARDED_HOST_HEADER]
+    else:
+        host = request.host or "localhost"
     return f"{request.scheme}://{host}{SCHEMAS_PATH}/{name}.json"
