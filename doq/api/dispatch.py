@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import trio
+from quart import request
 
 from doq.api.forwarding import Forwarder, Retry
 from doq.api.problems import problem_for_service_error, unavailable
@@ -51,7 +52,13 @@ class Dispatcher:
         timeout_s = self.settings.request_timeout_s
         deadline = trio.current_time() + timeout_s
         with trio.move_on_at(deadline):
-            return await self._serve_until(handler, kwargs, is_write=is_write, deadline=deadline)
+            # Read the body before the route does: parsing a multipart form consumes it, and a
+            # relay to the leader must send it unchanged.
+            body = await request.get_data()
+            assert isinstance(body, bytes)
+            return await self._serve_until(
+                handler, kwargs, body, is_write=is_write, deadline=deadline
+            )
         if is_write:
             raise unavailable(
                 f"no answer within {timeout_s:g} s; the request may or may not have been applied"
@@ -59,7 +66,13 @@ class Dispatcher:
         raise unavailable(f"no answer within {timeout_s:g} s (no leader reachable in time)")
 
     async def _serve_until(
-        self, handler: Handler, kwargs: dict[str, Any], *, is_write: bool, deadline: float
+        self,
+        handler: Handler,
+        kwargs: dict[str, Any],
+        body: bytes,
+        *,
+        is_write: bool,
+        deadline: float,
     ) -> Any:
         while True:
             try:
@@ -74,7 +87,7 @@ class Dispatcher:
                 await self._wait_for_leader()
                 continue
             outcome = await self.forwarder.forward(
-                leader_http, is_write=is_write, deadline=deadline
+                leader_http, body, is_write=is_write, deadline=deadline
             )
             if not isinstance(outcome, Retry):
                 return outcome

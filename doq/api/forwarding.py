@@ -74,9 +74,10 @@ class Forwarder:
                 await client.aclose()
 
     async def forward(
-        self, leader_http: str, *, is_write: bool, deadline: float
+        self, leader_http: str, body: bytes, *, is_write: bool, deadline: float
     ) -> Response | Retry:
-        """Relay the current request to ``leader_http`` ("host:port") before ``deadline``."""
+        """Relay the current request, whose body is ``body``, to ``leader_http`` ("host:port")
+        before ``deadline``."""
         hops = hops_of_current_request()
         if hops >= self.hops_max:
             raise unavailable(f"request relayed {hops} times without reaching the leader")
@@ -89,7 +90,6 @@ class Forwarder:
         headers[FORWARDED_HOST_HEADER] = request.headers.get(
             FORWARDED_HOST_HEADER, request.headers.get("Host", "")
         )
-        body = await request.get_data()
         url = f"http://{leader_http}{request.root_path}{request.path}"
         if request.query_string:
             url = f"{url}?{request.query_string.decode('latin-1')}"

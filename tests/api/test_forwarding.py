@@ -48,6 +48,25 @@ async def test_requests_through_followers_behave_as_through_the_leader(tmp_path)
             assert info.json()["total"] == 0
 
 
+async def test_backup_and_multipart_restore_through_followers(tmp_path):
+    async with served_cluster(str(tmp_path)) as nodes:
+        first, second = followers_of(nodes)
+        async with httpx.AsyncClient() as http:
+            body = {"name": "q", "type": "delayed", "settings": {}}
+            await http.post(f"{first.url}{QUEUES}", json=body)
+            message = {"priority": 1, "content": "kept"}
+            await http.post(f"{first.url}{QUEUES}/q/messages", json=message)
+            backup = await http.post(f"{first.url}/db/backup", json={"since": 0})
+            assert backup.status_code == 200
+            await http.post(f"{second.url}{QUEUES}/q/messages", json=message)
+            restored = await http.post(
+                f"{second.url}/db/restore", files={"file": ("backup.db", backup.content)}
+            )
+            assert restored.status_code == 200, restored.text
+            assert restored.json()["status"] == "SUCCEDED"
+            assert (await http.get(f"{second.url}{QUEUES}/q")).json()["total"] == 1
+
+
 async def test_leave_through_a_follower_reaches_the_leader_and_servers_agree(tmp_path):
     async with served_cluster(str(tmp_path)) as nodes:
         leader = leader_of(nodes)
