@@ -1,0 +1,185 @@
+"""The fault schedule: partitions, crashes, pauses and clock steps, at random times of the seed.
+
+Each fault class runs its own clock of exponential gaps (its mean from the profile; 0 switches the
+class off). At most one partition is in force at a time, of one of five shapes: a symmetric split
+(a minority cut from a majority), one-way cuts, the leader isolated, stalled links (held, then
+flushed), or a bridge (two sides that only one node can talk to). A crash hits a random node, the
+leader, a node whose write is in flight at that very moment (to catch acknowledgements that ran
+ahead of the disk), or several nodes at once (a power cut of a rack); the node restarts after a
+random downtime. A pause stops a node (or the leader) without it knowing. A clock step moves one
+node's clock forward or back.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from simulations.loop import US_PER_MS, EventLoop
+from simulations.network import SimNetwork
+from simulations.profile import FaultProfile
+from simulations.trace import Trace
+
+if TYPE_CHECKING:
+    from simulations.node import SimNode
+
+PARTITION_MIN_MS = 100
+DOWN_MIN_MS = 20
+PAUSE_MIN_MS = 20
+PARTITION_SHAPES = ("split", "one_way", "isolate_leader", "stall", "bridge")
+CRASH_TARGETS = ("random", "leader", "writing", "several")
+
+
+class FaultScheduler:
+    def __init__(
+        self,
+        loop: EventLoop,
+        rng: random.Random,
+        profile: FaultProfile,
+        trace: Trace,
+        nodes: dict[str, SimNode],
+        network: SimNetwork,
+        crash: Callable[[str], None],
+        restart: Callable[[str], None],
+    ) -> None:
+        self._loop = loop
+        self._rng = rng
+        self._profile = profile
+        self._trace = trace
+        self._nodes = nodes
+        self._net = network
+        self._crash_node = crash
+        self._restart = restart
+        self._running = False
+        self._partition_id = 0
+        self.injected: Counter[str] = Counter()
+
+    def start(self) -> None:
+        self._running = True
+        p = self._profile
+        for mean_ms, fault in (
+            (p.partition_mean_gap_ms, self._partition),
+            (p.crash_mean_gap_ms, self._crash),
+            (p.pause_mean_gap_ms, self._pause),
+            (p.clock_jump_mean_gap_ms, self._clock_jump),
+        ):
+            if mean_ms:
+                self._schedule(mean_ms, fault)
+
+    def stop(self) -> None:
+        self._running = False
+        self._partition_id += 1  # a pending partition heal is moot: heal() clears everything
+
+    def _schedule(self, mean_ms: int, fault: Callable[[], None]) -> None:
+        gap_us = int(self._rng.expovariate(1.0 / mean_ms) * US_PER_MS) + 1
+        self._loop.after(gap_us, self._fire, mean_ms, fault)
+
+    def _fire(self, mean_ms: int, fault: Callable[[], None]) -> None:
+        if not self._running:
+            return
+        fault()
+        self._schedule(mean_ms, fault)
+
+    def _note(self, kind: str, text: str) -> None:
+        self.injected[kind] += 1
+        self._trace.add(self._loop.now_us, f"FAULT {text}")
+
+    # --- helpers --------------------------------------------------------------------------------
+    def leader(self) -> str | None:
+        """The up node leading the newest term, if any."""
+        leaders = [n for n in self._nodes.values() if n.is_leader and n.core is not None]
+        if not leaders:
+            return None
+        return max(leaders, key=lambda n: n.core.term).id  # type: ignore[union-attr]
+
+    def _ids(self) -> list[str]:
+        return list(self._nodes)
+
+    def _up(self) -> list[str]:
+        return [i for i, n in self._nodes.items() if n.up]
+
+    # --- partitions -----------------------------------------------------------------------------
+    def _partition(self) -> None:
+        if self._net.partitioned:
+            return
+        rng, ids = self._rng, self._ids()
+        shape = rng.choice(PARTITION_SHAPES)
+        rng.shuffle(ids)
+        if shape == "split":
+            cut = rng.randint(1, len(ids) // 2)
+            self._net.partition([ids[:cut], ids[cut:]])
+            text = f"partition {sorted(ids[:cut])} | {sorted(ids[cut:])}"
+        elif shape == "one_way":
+            pairs = [(a, b) for a in ids for b in ids if a != b and rng.random() < 0.3]
+            for a, b in pairs:
+                self._net.cut(a, b)
+            text = f"one-way cuts {sorted(pairs)}"
+        elif shape == "isolate_leader":
+            target = self.leader() or ids[0]
+            self._net.isolate(target)
+            text = f"isolate {target}"
+        elif shape == "stall":
+            src = ids[0]
+            for dst in ids[1 : rng.randint(2, len(ids))]:
+                self._net.stall(src, dst)
+            text = f"stall links from {src}"
+        else:
+            bridge, rest = ids[0], ids[1:]
+            half = len(rest) // 2
+            self._net.partition([[bridge, *rest[:half]], [bridge, *rest[half:]]])
+            text = f"bridge {bridge} between {sorted(rest[:half])} and {sorted(rest[half:])}"
+        self._note(f"partition:{shape}", text)
+        self._partition_id += 1
+        duration_us = rng.randint(PARTITION_MIN_MS, self._profile.partition_max_ms) * US_PER_MS
+        self._loop.after(duration_us, self._heal_partition, self._partition_id)
+
+    def _heal_partition(self, partition_id: int) -> None:
+        if partition_id == self._partition_id and self._running:
+            self._net.heal_links()
+            self._trace.add(self._loop.now_us, "FAULT healed")
+
+    # --- crashes --------------------------------------------------------------------------------
+    def _crash(self) -> None:
+        rng, up = self._rng, self._up()
+        if not up:
+            return
+        target = rng.choice(CRASH_TARGETS)
+        if target == "leader":
+            victims = [self.leader() or rng.choice(up)]
+        elif target == "writing":
+            writing = [i for i in up if self._nodes[i].disk.write_in_flight]
+            victims = [rng.choice(writing or up)]
+        elif target == "several":
+            victims = rng.sample(up, rng.randint(min(2, len(up)), len(up)))
+        else:
+            victims = [rng.choice(up)]
+        for node_id in sorted(victims):
+            self._crash_node(node_id)
+            down_us = rng.randint(DOWN_MIN_MS, self._profile.down_max_ms) * US_PER_MS
+            self._loop.after(down_us, self._restart_if_down, node_id)
+        self._note(f"crash:{target}", f"crash {sorted(victims)} ({target})")
+
+    def _restart_if_down(self, node_id: str) -> None:
+        if self._running and not self._nodes[node_id].up:
+            self._restart(node_id)
+
+    # --- pauses and clocks ----------------------------------------------------------------------
+    def _pause(self) -> None:
+        rng, up = self._rng, self._up()
+        if not up:
+            return
+        leader = self.leader()
+        target = leader if leader is not None and rng.random() < 0.5 else rng.choice(up)
+        duration_us = rng.randint(PAUSE_MIN_MS, self._profile.pause_max_ms) * US_PER_MS
+        self._nodes[target].pause(duration_us)
+        self._note("pause", f"pause {target} for {duration_us // US_PER_MS} ms")
+
+    def _clock_jump(self) -> None:
+        rng = self._rng
+        target = rng.choice(self._ids())
+        max_ms = self._profile.clock_jump_max_ms
+        delta_ms = rng.randint(-max_ms, max_ms)
+        self._nodes[target].clock.step(delta_ms)
+        self._note("clock", f"clock of {target} steps {delta_ms:+d} ms")

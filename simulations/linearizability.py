@@ -1,0 +1,150 @@
+"""Linearizability of the client history, one queue at a time (a queue's operations touch only
+that queue, so the history splits per queue and each part is checked alone).
+
+The search is Wing and Gong's, with Lowe's memoization: take the operations in invocation order;
+an operation may be linearized next if no other pending operation returned before it was
+invoked; try each such operation against the sequential model (simulations/model.py), keep the
+model states whose result matches what the client saw, and backtrack. A pair (set of operations
+linearized, model state) already explored is never explored again, which turns the exponential
+search into one that is usually linear in the history. Operations whose outcome is unknown (see
+simulations/history.py) have no return time and any result: they may be linearized at any point
+after their invocation, or never.
+
+The search gives up (inconclusive, reported apart from violations) after ``SEARCH_STATES_MAX``
+states rather than run for ever.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from doq.state.results import (
+    Acked,
+    Dequeued,
+    Enqueued,
+    Nacked,
+    PriorityUpdated,
+    QueueCreated,
+    QueueInfo,
+    Rejected,
+    Touched,
+)
+from simulations.model import INITIAL, Call, QueueKind, State, transitions
+
+SEARCH_STATES_MAX = 400_000
+_NEVER_US = 1 << 62  # the return time of an operation that may never have returned
+
+
+@attrs.frozen
+class HistoryOp:
+    call_us: int
+    return_us: int | None  # None: the outcome is unknown (it may not have happened at all)
+    call: Call
+    key: tuple | None  # the result the client saw, None when unknown
+    label: str  # for reports: who asked what
+
+
+@attrs.frozen
+class SearchResult:
+    ok: bool
+    inconclusive: bool
+    states: int
+    detail: str = ""
+
+
+def result_key(result: Any) -> tuple:
+    """A result as the model spells it (what a client sees, minus what the model leaves open)."""
+    if isinstance(result, Rejected):
+        return ("rejected", result.code.value)
+    if isinstance(result, QueueCreated):
+        return ("created", result.created)
+    if isinstance(result, Enqueued):
+        (message,) = result.messages
+        return ("enqueued", message.id, message.content)
+    if isinstance(result, Dequeued):
+        (message,) = result.messages
+        return ("dequeued", message.id, message.content, message.priority, message.group)
+    if isinstance(result, Acked):
+        return ("acked", result.id)
+    if isinstance(result, Nacked):
+        return ("nacked", result.id, result.priority)
+    if isinstance(result, Touched):
+        return ("touched", result.id)
+    if isinstance(result, PriorityUpdated):
+        return ("priority", result.id, result.priority)
+    if isinstance(result, QueueInfo):
+        return ("info", result.total, result.enqueued_total, result.acked_total)
+    raise AssertionError(f"no model key for {result!r}")
+
+
+def check(
+    kind: QueueKind, ops: list[HistoryOp], states_max: int = SEARCH_STATES_MAX
+) -> SearchResult:
+    ops = sorted(ops, key=lambda op: op.call_us)
+    n = len(ops)
+    calls = [op.call_us for op in ops]
+    returns = [_NEVER_US if op.return_us is None else op.return_us for op in ops]
+    required = 0
+    for i, op in enumerate(ops):
+        assert op.return_us is None or op.return_us >= op.call_us, op
+        if op.return_us is not None:
+            required |= 1 << i
+    visited: set[tuple[int, State]] = set()
+    stack: list[tuple[int, State]] = [(0, INITIAL)]
+    deepest = (-1, 0, INITIAL)
+    while stack:
+        done, state = stack.pop()
+        if done & required == required:
+            return SearchResult(True, False, len(visited))
+        if (done, state) in visited:
+            continue
+        visited.add((done, state))
+        if len(visited) > states_max:
+            return SearchResult(False, True, len(visited), f"gave up after {states_max} states")
+        depth = (done & required).bit_count()
+        if depth > deepest[0]:
+            deepest = (depth, done, state)
+        for i in _candidates(done, calls, returns, n):
+            op = ops[i]
+            for key, after in transitions(kind, state, op.call):
+                if op.key is None or key == op.key:
+                    stack.append((done | 1 << i, after))
+    return SearchResult(False, False, len(visited), _explain(kind, ops, deepest, calls, returns))
+
+
+def _candidates(done: int, calls: list[int], returns: list[int], n: int) -> list[int]:
+    """The operations that may be linearized next: not yet linearized, and invoked no later than
+    every other pending operation's return (calls are sorted, so the scan stops early)."""
+    first_return = _NEVER_US
+    found = []
+    i = (~done & (done + 1)).bit_length() - 1  # the lowest operation not yet linearized
+    while i < n:
+        if not done >> i & 1:
+            if calls[i] > first_return:
+                break
+            found.append(i)
+            first_return = min(first_return, returns[i])
+        i += 1
+    return [i for i in found if calls[i] <= first_return]
+
+
+def _explain(
+    kind: QueueKind,
+    ops: list[HistoryOp],
+    deepest: tuple[int, int, State],
+    calls: list[int],
+    returns: list[int],
+) -> str:
+    depth, done, state = deepest
+    lines = [f"after {depth} operations no order explains the next ones; the model's state:"]
+    lines.append(f"  {state}")
+    for i in _candidates(done, calls, returns, len(ops))[:6]:
+        op = ops[i]
+        allowed = sorted({repr(key) for key, _ in transitions(kind, state, op.call)})[:4]
+        window = f"{op.call_us / 1e6:.6f}-" + (
+            "?" if op.return_us is None else f"{op.return_us / 1e6:.6f}"
+        )
+        lines.append(f"  {op.label} [{window}] saw {op.key}; the model allows {', '.join(allowed)}")
+    return "\n".join(lines)

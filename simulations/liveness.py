@@ -1,0 +1,120 @@
+"""Liveness after healing: once every fault is gone, the cluster must elect a leader, commit new
+work and bring every node up to date, within a bounded virtual time.
+
+When the faults end every link is healed, every crashed node restarted and every paused one
+resumed; the clients stop starting operations. A probe then writes through the ordinary client
+path (creating the first queue again: a write through the log that changes nothing), retrying on
+any node until one answers. The cluster is live when the probe has succeeded, one leader is known
+to every node, its log is fully committed, every node has applied all of it, and no client is
+still waiting. ``LIVENESS_BOUND_S`` of virtual time is allowed for that.
+"""
+
+from __future__ import annotations
+
+import random
+
+from simulations.history import History
+from simulations.loop import US_PER_MS, US_PER_S, EventLoop
+from simulations.network import Packet, SimNetwork
+from simulations.node import SimNode
+from simulations.wire import ClientRequest, ClientResponse, OpCreate, Outcome
+
+LIVENESS_BOUND_S = 20  # virtual seconds after healing
+PROBE_TIMEOUT_US = 1 * US_PER_S
+PROBE_RETRY_US = 50 * US_PER_MS
+PROBE_CLIENT = "probe"
+
+
+class Prober:
+    def __init__(
+        self,
+        op: OpCreate,
+        *,
+        rng: random.Random,
+        loop: EventLoop,
+        network: SimNetwork,
+        history: History,
+        nodes: tuple[str, ...],
+    ) -> None:
+        self.name = PROBE_CLIENT
+        self._op = op
+        self._rng = rng
+        self._loop = loop
+        self._network = network
+        self._history = history
+        self._nodes = nodes
+        self._pending: int | None = None
+        self._node = ""
+        self.done_us: int | None = None
+        self.attempts = 0
+
+    def start(self) -> None:
+        self._send()
+
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None
+
+    def pending_on(self, node: str) -> int | None:
+        return self._pending if self._pending is not None and self._node == node else None
+
+    def _send(self) -> None:
+        self.attempts += 1
+        node = self._rng.choice(self._nodes)
+        self._node = node
+        record = self._history.invoke(self.name, self._op, self._loop.now_us, node, self.attempts)
+        self._pending = record.request_id
+        self._network.send(self.name, node, ClientRequest(record.request_id, self.name, self._op))
+        self._loop.after(PROBE_TIMEOUT_US, self._timeout, record.request_id)
+
+    def on_packet(self, packet: Packet) -> None:
+        response = packet.payload
+        assert isinstance(response, ClientResponse), response
+        if response.request_id != self._pending:
+            return
+        self._pending = None
+        now = self._loop.now_us
+        self._history.complete(response.request_id, response.outcome, response.result, now)
+        if response.outcome is Outcome.OK:
+            self.done_us = now
+        else:
+            self._loop.after(PROBE_RETRY_US, self._send)
+
+    def _timeout(self, request_id: int) -> None:
+        if request_id == self._pending:
+            self._pending = None
+            self._history.complete(request_id, Outcome.UNKNOWN, None, self._loop.now_us)
+            self._send()
+
+
+def cluster_settled(nodes: dict[str, SimNode]) -> bool:
+    """One leader known to all, its log fully committed and applied everywhere."""
+    leaders = [n for n in nodes.values() if n.is_leader]
+    if len(leaders) != 1:
+        return False
+    core = leaders[0].core
+    assert core is not None
+    commit = core.log.committed
+    if commit != core.log.last_index():
+        return False
+    for node in nodes.values():
+        if not node.up or node.paused or node.core is None:
+            return False
+        if node.core.leader != leaders[0].id or node.applied_index != commit:
+            return False
+    return True
+
+
+def describe_nodes(nodes: dict[str, SimNode]) -> str:
+    parts = []
+    for node in nodes.values():
+        if not node.up or node.core is None:
+            parts.append(f"{node.id}: down")
+            continue
+        c = node.core
+        parts.append(
+            f"{node.id}: {c.role.value} t{c.term} leader {c.leader} commit {c.log.committed} "
+            f"applied {node.applied_index} last {c.log.last_index()}"
+            + (" paused" if node.paused else "")
+        )
+    return "; ".join(parts)

@@ -1,0 +1,195 @@
+"""What a seed runs: the cluster, the fault rates, the disk and clocks, the Raft knobs and the
+workload, all drawn from the seed (swarm testing: some seeds calm, some brutal, and each fault
+class switched off in some seeds, so that no one mix hides a bug another would show).
+
+Every value is drawn from the ``profile`` generator only, so the profile of a seed is fixed by
+the seed alone (and by ``--nodes`` when given).
+"""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+
+from simulations.rng import derive
+
+NODE_COUNTS = (3, 3, 5, 5, 7)  # drawn per seed unless --nodes is given
+INTENSITIES = ("calm", "moderate", "brutal")
+FAULT_CLASS_ON_PROBABILITY = 0.75  # each fault class is switched off in a quarter of the seeds
+TICK_MS = 10
+
+
+@attrs.frozen
+class NetworkProfile:
+    delay_min_us: int
+    delay_max_us: int
+    drop_rate: float
+    duplicate_rate: float
+    reorder_rate: float  # messages held back by up to reorder_delay_max_us, overtaken by later ones
+    reorder_delay_max_us: int
+    client_drop_rate: float  # requests and answers between clients and nodes (HTTP: no duplicates)
+
+
+@attrs.frozen
+class FaultProfile:
+    """Mean gaps between faults (0: this class is off) and their longest durations."""
+
+    partition_mean_gap_ms: int
+    partition_max_ms: int
+    crash_mean_gap_ms: int
+    down_max_ms: int
+    pause_mean_gap_ms: int
+    pause_max_ms: int
+    clock_jump_mean_gap_ms: int
+    clock_jump_max_ms: int
+
+
+@attrs.frozen
+class DiskProfile:
+    """How long one synced write of the Raft log takes; a crash before it completes loses it."""
+
+    sync_min_us: int
+    sync_max_us: int
+    spike_rate: float  # writes that take spike_us instead (a disk that stalls)
+    spike_us: int
+
+
+@attrs.frozen
+class ClockProfile:
+    offset_max_ms: int  # each node's clock starts up to this far off, either way
+    drift_max: float  # and runs fast or slow by up to this fraction (ticks follow it)
+
+
+@attrs.frozen
+class RaftProfile:
+    tick_ms: int
+    election_timeout_ticks: int
+    heartbeat_interval_ticks: int
+    max_append_bytes: int
+    max_inflight_appends: int
+    snapshot_interval_entries: int
+    snapshot_trailing_entries: int
+
+
+@attrs.frozen
+class WorkloadProfile:
+    clients: int
+    think_max_ms: int
+    request_timeout_ms: int
+    ack_timeout_s: int  # of every queue: short, so that leases expire during the run
+    max_unacked: int  # of the fair queue (0: unlimited)
+    weighted: bool  # the fair queue's strategy
+    client_id_rate: float  # enqueues whose ID the client chooses (retried with the same ID)
+
+
+@attrs.frozen
+class Profile:
+    seed: int
+    nodes: int
+    intensity: str
+    network: NetworkProfile
+    faults: FaultProfile
+    disk: DiskProfile
+    clocks: ClockProfile
+    raft: RaftProfile
+    workload: WorkloadProfile
+
+    def describe(self) -> str:
+        n, f, d = self.network, self.faults, self.disk
+        return (
+            f"{self.nodes} nodes, {self.intensity}: delay {n.delay_min_us}-{n.delay_max_us} us, "
+            f"drop {n.drop_rate:.2f}, dup {n.duplicate_rate:.2f}, reorder {n.reorder_rate:.2f}; "
+            f"gaps (ms) partition {f.partition_mean_gap_ms}, crash {f.crash_mean_gap_ms}, "
+            f"pause {f.pause_mean_gap_ms}, clock jump {f.clock_jump_mean_gap_ms}; "
+            f"sync {d.sync_min_us}-{d.sync_max_us} us; clocks +-{self.clocks.offset_max_ms} ms "
+            f"drift {self.clocks.drift_max:.3f}; append {self.raft.max_append_bytes} B x "
+            f"{self.raft.max_inflight_appends}, snapshot every "
+            f"{self.raft.snapshot_interval_entries}; {self.workload.clients} clients"
+        )
+
+
+def _on(rng: random.Random) -> bool:
+    return rng.random() < FAULT_CLASS_ON_PROBABILITY
+
+
+def _network(rng: random.Random, level: int) -> NetworkProfile:
+    delay_max_us = (1_000, 4_000, 10_000)[level]
+    return NetworkProfile(
+        delay_min_us=rng.randint(50, 200),
+        delay_max_us=rng.randint(delay_max_us // 2, delay_max_us),
+        drop_rate=rng.choice(((0.0,), (0.0, 0.02), (0.05, 0.1, 0.15))[level]) if _on(rng) else 0.0,
+        duplicate_rate=rng.choice((0.0, 0.01, 0.05)) if level and _on(rng) else 0.0,
+        reorder_rate=rng.choice((0.0, 0.05, 0.2)) if level and _on(rng) else 0.0,
+        reorder_delay_max_us=(5_000, 20_000, 50_000)[level],
+        client_drop_rate=(0.0, 0.01, 0.03)[level],
+    )
+
+
+def _gap_ms(rng: random.Random, level: int, gaps_ms: tuple[int, int, int]) -> int:
+    return gaps_ms[level] if _on(rng) else 0
+
+
+def _faults(rng: random.Random, level: int) -> FaultProfile:
+    return FaultProfile(
+        partition_mean_gap_ms=_gap_ms(rng, level, (8_000, 3_000, 1_200)),
+        partition_max_ms=(1_500, 3_000, 5_000)[level],
+        crash_mean_gap_ms=_gap_ms(rng, level, (10_000, 4_000, 2_500)),
+        down_max_ms=(1_000, 1_500, 2_500)[level],
+        pause_mean_gap_ms=_gap_ms(rng, level, (15_000, 6_000, 3_000)),
+        pause_max_ms=(300, 1_000, 2_500)[level],
+        clock_jump_mean_gap_ms=_gap_ms(rng, level, (0, 8_000, 3_000)),
+        clock_jump_max_ms=(0, 1_000, 3_000)[level],
+    )
+
+
+def _raft(rng: random.Random) -> RaftProfile:
+    return RaftProfile(
+        tick_ms=TICK_MS,
+        election_timeout_ticks=rng.choice((15, 20, 30)),
+        heartbeat_interval_ticks=rng.choice((2, 3)),
+        # One entry per AppendEntries in some seeds: the leader then acknowledges old-term
+        # entries one by one, which is where Figure 8 of the Raft paper bites.
+        max_append_bytes=rng.choice((1, 1, 512, 64 * 1024, 1024 * 1024)),
+        max_inflight_appends=rng.choice((1, 4, 64, 256)),
+        snapshot_interval_entries=rng.choice((20, 40, 80, 160)),
+        snapshot_trailing_entries=rng.choice((0, 5, 20)),
+    )
+
+
+def _workload(rng: random.Random) -> WorkloadProfile:
+    return WorkloadProfile(
+        clients=rng.randint(2, 6),
+        think_max_ms=rng.choice((10, 30, 80)),
+        request_timeout_ms=rng.choice((500, 1_000, 2_000)),
+        ack_timeout_s=rng.choice((1, 1, 2, 5)),
+        max_unacked=rng.choice((0, 0, 1, 2)),
+        weighted=rng.random() < 0.5,
+        client_id_rate=rng.choice((0.0, 0.3)),
+    )
+
+
+def draw_profile(seed: int, nodes: int | None = None) -> Profile:
+    rng = derive(seed, "profile")
+    drawn_nodes = rng.choice(NODE_COUNTS)
+    level = rng.randrange(len(INTENSITIES))
+    sync_max_us = (2_000, 10_000, 30_000)[level]
+    return Profile(
+        seed=seed,
+        nodes=nodes if nodes is not None else drawn_nodes,
+        intensity=INTENSITIES[level],
+        network=_network(rng, level),
+        faults=_faults(rng, level),
+        disk=DiskProfile(
+            sync_min_us=rng.randint(100, 500),
+            sync_max_us=rng.randint(sync_max_us // 2, sync_max_us),
+            spike_rate=rng.choice((0.0, 0.01, 0.03)),
+            spike_us=rng.choice((50_000, 200_000)),
+        ),
+        clocks=ClockProfile(
+            offset_max_ms=rng.choice((0, 200, 1_000, 3_000)),
+            drift_max=rng.choice((0.0, 0.001, 0.02, 0.05)),
+        ),
+        raft=_raft(rng),
+        workload=_workload(rng),
+    )

@@ -1,0 +1,226 @@
+"""The queue service of one simulated node: the leader's path of a request, and forwarding.
+
+It does what doq/service.py and doq's HTTP layer do, in callbacks instead of tasks:
+- on the leader, the first write of each term waits for a ReadIndex barrier (the new leader has
+  applied everything its predecessors committed) and raises the ID generator's floor above the
+  state's; then every write is stamped with the node's own clock (skewed, drifting), enqueues
+  get IDs from the node's generator, and the command is proposed; the answer is the result this
+  node's state machine returned when it applied the entry;
+- a read (queue info) is served after a ReadIndex barrier;
+- on a follower, the request is forwarded to the leader it knows and the answer relayed; with no
+  leader known, the client is told so (nothing was proposed).
+What the client can tell apart is what an HTTP client can: an answer, "not the leader / no
+leader" (nothing was done), or "unavailable" and silence (the outcome is unknown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from doq.commands import (
+    Ack,
+    Command,
+    CreateQueue,
+    Dequeue,
+    Enqueue,
+    Nack,
+    NewMessage,
+    QueueType,
+    Strategy,
+    Touch,
+    UpdatePriority,
+    encode_command,
+)
+from doq.ids import IdGenerator, node_number_for
+from doq.state.results import RejectCode, Rejected
+from simulations.loop import US_PER_MS
+from simulations.network import Packet, SimNetwork
+from simulations.node import SimNode
+from simulations.wire import (
+    ClientRequest,
+    ClientResponse,
+    Forward,
+    ForwardReply,
+    Op,
+    OpAck,
+    OpCreate,
+    OpDequeue,
+    OpEnqueue,
+    OpInfo,
+    OpNack,
+    OpTouch,
+    OpUpdatePriority,
+    Outcome,
+)
+
+FORWARDS_MAX = 10_000  # forwarded requests awaiting the leader's answer, per node
+FORWARD_TIMEOUT_US = 500 * US_PER_MS  # then the client is told "unavailable" (outcome unknown)
+
+Reply = Callable[[ClientResponse], None]
+ProposedHook = Callable[[int, int, int], None]  # (request_id, index, term)
+
+
+class SimService:
+    def __init__(self, node: SimNode, network: SimNetwork, on_proposed: ProposedHook) -> None:
+        self.node = node
+        self.network = network
+        self._on_proposed = on_proposed
+        node.packet_handler = self.on_packet
+        self.reset()
+
+    def reset(self) -> None:
+        """A (re)started process: nothing of the previous life's memory is left."""
+        node = self.node
+        self._ids = IdGenerator(node_number_for(node.id), node.clock_ms)
+        self._prepared_term = -1
+        # request ID -> (the client to relay the answer to, the leader it was forwarded to)
+        self._forwards: dict[int, tuple[str, str]] = {}
+
+    # --- traffic --------------------------------------------------------------------------------
+    def on_packet(self, packet: Packet) -> None:
+        payload = packet.payload
+        if isinstance(payload, ClientRequest):
+            self._handle(payload, self._reply_to_client(payload.client))
+        elif isinstance(payload, Forward):
+            origin = payload.origin
+            self._serve(payload.request, lambda r: self._send(origin, ForwardReply(r)))
+        elif isinstance(payload, ForwardReply):
+            forward = self._forwards.pop(payload.response.request_id, None)
+            if forward is not None:
+                self._send(forward[0], payload.response)
+
+    def peer_down(self, node_id: str) -> None:
+        """``node_id`` crashed: the forwarded requests it held are answered "unavailable" (the
+        HTTP connection to it was reset; they may or may not have been proposed)."""
+        for request_id, (client, leader) in list(self._forwards.items()):
+            if leader == node_id:
+                del self._forwards[request_id]
+                response = ClientResponse(request_id, Outcome.UNKNOWN, detail="leader reset")
+                self._send(client, response)
+
+    def _forward_timeout(self, request_id: int, generation: int) -> None:
+        if generation != self.node.generation:
+            return
+        forward = self._forwards.pop(request_id, None)
+        if forward is not None:
+            response = ClientResponse(request_id, Outcome.UNKNOWN, detail="leader timed out")
+            self._send(forward[0], response)
+
+    def _send(self, dst: str, payload: Any) -> None:
+        self.network.send(self.node.id, dst, payload, duplicable=False)
+
+    def _reply_to_client(self, client: str) -> Reply:
+        return lambda response: self._send(client, response)
+
+    def _handle(self, request: ClientRequest, reply: Reply) -> None:
+        node = self.node
+        if node.is_leader:
+            self._serve(request, reply)
+            return
+        leader = node.leader_id
+        if leader is None or leader == node.id:
+            reply(ClientResponse(request.request_id, Outcome.FAILED, detail="no leader"))
+            return
+        if len(self._forwards) >= FORWARDS_MAX:
+            reply(ClientResponse(request.request_id, Outcome.FAILED, detail="busy"))
+            return
+        self._forwards[request.request_id] = (request.client, leader)
+        self._send(leader, Forward(request, node.id))
+        node.loop.after(
+            FORWARD_TIMEOUT_US, self._forward_timeout, request.request_id, node.generation
+        )
+
+    # --- the leader's path ----------------------------------------------------------------------
+    def _serve(self, request: ClientRequest, reply: Reply) -> None:
+        node = self.node
+        if not node.is_leader:
+            detail = f"not the leader (leader: {node.leader_id})"
+            reply(ClientResponse(request.request_id, Outcome.FAILED, detail=detail))
+            return
+        if isinstance(request.op, OpInfo):
+            self._read_info(request, reply)
+        else:
+            self._stamp(request, reply)
+
+    def _read_info(self, request: ClientRequest, reply: Reply) -> None:
+        node, generation = self.node, self.node.generation
+        queue = request.op.queue
+
+        def barrier_done(outcome: str, _value: Any) -> None:
+            if generation != node.generation:
+                return
+            if outcome != "ok":
+                reply(ClientResponse(request.request_id, Outcome.FAILED, detail="not the leader"))
+                return
+            assert node.state is not None
+            info = node.state.queue_info(queue)
+            result: Any = info
+            if info is None:
+                result = Rejected(RejectCode.QUEUE_NOT_FOUND, f"queue {queue} not found")
+            reply(ClientResponse(request.request_id, Outcome.OK, result))
+
+        node.read_barrier(barrier_done)
+
+    def _stamp(self, request: ClientRequest, reply: Reply) -> None:
+        """doq/service.py's ``_stamp``: the first write of a term catches up first."""
+        node = self.node
+        assert node.core is not None
+        term, generation = node.core.term, node.generation
+        if self._prepared_term == term:
+            self._write(request, node.clock_ms(), reply)
+            return
+
+        def barrier_done(outcome: str, _value: Any) -> None:
+            if generation != node.generation:
+                return
+            if outcome != "ok":
+                reply(ClientResponse(request.request_id, Outcome.FAILED, detail="not the leader"))
+                return
+            assert node.state is not None
+            self._ids.raise_floor(node.state.id_floor())
+            self._prepared_term = term
+            self._write(request, node.clock_ms(), reply)
+
+        node.read_barrier(barrier_done)
+
+    def _write(self, request: ClientRequest, ts_ms: int, reply: Reply) -> None:
+        node = self.node
+        command = self._command(request.op, ts_ms)
+        request_id = request.request_id
+
+        def done(outcome: str, value: Any) -> None:
+            if outcome == "ok":
+                reply(ClientResponse(request_id, Outcome.OK, value))
+            elif outcome == "not_leader":
+                reply(ClientResponse(request_id, Outcome.FAILED, detail=f"leader: {value}"))
+            else:  # dropped, lost, leadership lost: doq answers 503, the outcome is unknown
+                reply(ClientResponse(request_id, Outcome.UNKNOWN, detail=f"{outcome}: {value}"))
+
+        def proposed(index: int, term: int) -> None:
+            self._on_proposed(request_id, index, term)
+
+        node.propose(encode_command(command), done, proposed)
+
+    def _command(self, op: Op, ts: int) -> Command:
+        if isinstance(op, OpCreate):
+            queue_type = QueueType.FAIR if op.fair else QueueType.DELAYED
+            strategy = None
+            if op.fair:
+                strategy = Strategy.WEIGHTED if op.weighted else Strategy.ROUND_ROBIN
+            return CreateQueue(ts, op.queue, queue_type, op.ack_timeout_s, strategy, op.max_unacked)
+        if isinstance(op, OpEnqueue):
+            message_id = op.client_id if op.client_id is not None else self._ids.next_id()
+            message = NewMessage(message_id, op.priority, op.content, op.group)
+            return Enqueue(ts, op.queue, (message,))
+        if isinstance(op, OpDequeue):
+            return Dequeue(ts, op.queue, 1, op.ack)
+        if isinstance(op, OpAck):
+            return Ack(ts, op.queue, op.id)
+        if isinstance(op, OpNack):
+            return Nack(ts, op.queue, op.id, op.priority)
+        if isinstance(op, OpTouch):
+            return Touch(ts, op.queue, op.id)
+        if isinstance(op, OpUpdatePriority):
+            return UpdatePriority(ts, op.queue, op.id, op.priority)
+        raise AssertionError(f"not a write: {op!r}")

@@ -1,0 +1,493 @@
+"""One seeded run of a whole doq cluster: build it, fault it, heal it, check it.
+
+The run has three phases. For ``time_s`` of virtual time the clients work and the fault schedule
+strikes, while the Raft and replica checkers watch every event. Then every fault heals and the
+cluster must show it is live (simulations/liveness.py). Last, the end checks: every replica holds
+the same state, every acknowledged enqueue is accounted for, and each queue's client history is
+linearizable. The first violation stops the run; it is reported with the seed, the invariant and
+the trace lines before it. Any exception is a finding too (the core's and the state machine's
+assertions included), reported the same way.
+
+Every node keeps its files (LMDB state, snapshot files) under one temporary directory, on tmpfs
+when there is one (/dev/shm): the run neither needs nor measures a disk's speed, since the Raft
+log's disk is simulated. The directory is removed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import traceback
+from collections import Counter
+from typing import Any
+
+import attrs
+
+from doq.state.results import Enqueued
+from raft_zmq.core.ready import CoreOptions, SoftState
+from raft_zmq.core.types import ClusterConfig, Entry, Server
+from simulations import plants as plant_list
+from simulations.clients import Client, QueueSpec
+from simulations.clock import NodeClock
+from simulations.disk import CompletedWrite, PendingWrite
+from simulations.faults import FaultScheduler
+from simulations.history import History, OpRecord
+from simulations.linearizability import HistoryOp, SearchResult, check, result_key
+from simulations.liveness import LIVENESS_BOUND_S, Prober, cluster_settled, describe_nodes
+from simulations.loop import US_PER_S, EventLoop
+from simulations.model import Call, QueueKind
+from simulations.network import Packet, SimNetwork
+from simulations.node import SimNode
+from simulations.profile import Profile, draw_profile
+from simulations.queue_safety import (
+    STATE_DIGEST_STRIDE,
+    QueueSafety,
+    ReplicaAgreement,
+    state_digest,
+)
+from simulations.raft_safety import RaftSafety, Violation
+from simulations.rng import derive
+from simulations.service import SimService
+from simulations.trace import Trace
+from simulations.wire import (
+    ClientRequest,
+    ClientResponse,
+    Forward,
+    ForwardReply,
+    OpAck,
+    OpCreate,
+    OpDequeue,
+    OpEnqueue,
+    OpInfo,
+    OpNack,
+    OpTouch,
+    OpUpdatePriority,
+    Outcome,
+    describe_op,
+)
+
+DEFAULT_TIME_S = 20.0
+QUEUES = (QueueSpec("delayed", fair=False), QueueSpec("fair", fair=True))
+SHM_DIR = "/dev/shm"
+
+
+@attrs.frozen
+class RunConfig:
+    seed: int
+    nodes: int | None = None  # None: drawn from the seed
+    time_s: float = DEFAULT_TIME_S
+    plants: frozenset[str] = frozenset()
+    keep_trace: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        for name in self.plants:
+            plant_list.plant(name)  # raises for an unknown name
+        assert self.nodes is None or self.nodes >= 1, self.nodes
+        assert self.time_s > 0, self.time_s
+
+
+@attrs.frozen
+class RunResult:
+    seed: int
+    nodes: int
+    profile: str
+    plants: tuple[str, ...]
+    sim_seconds: float
+    events: int
+    trace_digest: str
+    faults: dict[str, int]
+    stats: dict[str, int]
+    invariant: str | None = None
+    detail: str = ""
+    violation_s: float = 0.0
+    trace_tail: tuple[str, ...] = ()
+    trace: tuple[str, ...] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.invariant is None
+
+    @property
+    def faults_injected(self) -> int:
+        return sum(self.faults.values())
+
+
+class _Observer:
+    """Connects the nodes' events to the checkers (simulations/node.py's NodeObserver)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.raft = RaftSafety()
+        self.agreement = ReplicaAgreement()
+        self.queues = QueueSafety()
+
+    def on_soft_state(self, node: SimNode, soft: SoftState) -> None:
+        assert node.core is not None
+        self.raft.on_soft_state(node.id, soft, node.core)
+
+    def on_persisted(self, node: SimNode, write: PendingWrite, done: CompletedWrite) -> None:
+        self.raft.on_persisted(node.id, write, done)
+
+    def on_committed(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
+        assert node.core is not None
+        self.raft.on_committed(node.id, node.core.term, entries)
+
+    def on_applied(self, node: SimNode, entries: tuple[Entry, ...], results: list[Any]) -> None:
+        now = self.sim.loop.now_us
+        for entry, result in self.agreement.on_applied(node.id, entries, results, now):
+            self.queues.on_entry(entry, result)
+        if entries[-1].index % STATE_DIGEST_STRIDE == 0:
+            self._compare_state(node, entries[-1].index)
+
+    def on_snapshot_restored(self, node: SimNode, index: int) -> None:
+        if index % STATE_DIGEST_STRIDE == 0:
+            self._compare_state(node, index)
+
+    def _compare_state(self, node: SimNode, index: int) -> None:
+        assert node.state is not None
+        digest = state_digest(node.state, os.path.join(node.directory, "digest.snap"))
+        self.agreement.on_state(node.id, index, digest)
+
+
+class Simulation:
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.profile: Profile = draw_profile(config.seed, config.nodes)
+        self.loop = EventLoop()
+        self.trace = Trace(keep_all=config.keep_trace)
+        self.history = History()
+        self.observer = _Observer(self)
+        self.stats: Counter[str] = Counter()
+        self.nodes: dict[str, SimNode] = {}
+        self.services: dict[str, SimService] = {}
+        self.clients: dict[str, Client | Prober] = {}
+        self.faults: FaultScheduler | None = None
+        self.ids = tuple(f"node-{i}" for i in range(self.profile.nodes))
+        self.network = SimNetwork(
+            self.loop,
+            derive(config.seed, "network"),
+            self.profile.network,
+            self.trace,
+            self.ids,
+            self._deliver,
+        )
+
+    # --- the run --------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        root = tempfile.mkdtemp(prefix="doq-sim-", dir=SHM_DIR if os.path.isdir(SHM_DIR) else None)
+        violation: Violation | None = None
+        try:
+            self._build(root)
+            try:
+                self._work()
+                self._heal_and_wait()
+                self._end_checks()
+            except Violation as exc:
+                violation = exc
+            except Exception as exc:  # an assertion or error of the code under test (or ours)
+                violation = _as_violation(exc)
+        finally:
+            for node in self.nodes.values():
+                node.close()
+            shutil.rmtree(root, ignore_errors=True)
+        return self._result(violation)
+
+    def _build(self, root: str) -> None:
+        p, seed = self.profile, self.config.seed
+        ids = self.ids
+        config = ClusterConfig(tuple(Server(i, f"{i}:9000") for i in ids))
+        core_plants = frozenset(name for name in self.config.plants if plant_list.plant(name).core)
+        core_options = CoreOptions(
+            max_append_bytes=p.raft.max_append_bytes,
+            max_inflight_appends=p.raft.max_inflight_appends,
+            plants=core_plants,
+        )
+        redelivery = plant_list.PLANT_REDELIVERY_BY_LOCAL_CLOCK in self.config.plants
+        clock_rng = derive(seed, "clocks")
+        for node_id in ids:
+            offset_ms = clock_rng.randint(-p.clocks.offset_max_ms, p.clocks.offset_max_ms)
+            drift = clock_rng.uniform(-p.clocks.drift_max, p.clocks.drift_max)
+            node = SimNode(
+                node_id,
+                os.path.join(root, node_id),
+                config,
+                loop=self.loop,
+                network=self.network,
+                trace=self.trace,
+                observer=self.observer,
+                clock=NodeClock(offset_ms, drift),
+                core_options=core_options,
+                raft=p.raft,
+                disk_profile=p.disk,
+                disk_rng=derive(seed, f"disk:{node_id}"),
+                core_rng=derive(seed, f"core:{node_id}"),
+                redelivery_by_local_clock=redelivery,
+                apply_boundary=STATE_DIGEST_STRIDE,
+            )
+            self.nodes[node_id] = node
+            self.services[node_id] = SimService(node, self.network, self.history.on_proposed)
+            node.start()
+        for number in range(p.workload.clients):
+            client = Client(
+                number,
+                rng=derive(seed, f"client:{number}"),
+                loop=self.loop,
+                network=self.network,
+                history=self.history,
+                workload=p.workload,
+                queues=QUEUES,
+                nodes=ids,
+            )
+            self.clients[client.name] = client
+        self.faults = FaultScheduler(
+            self.loop,
+            derive(seed, "faults"),
+            p.faults,
+            self.trace,
+            self.nodes,
+            self.network,
+            self._crash,
+            self._restart,
+        )
+        self.trace.add(0, f"seed {seed}: {p.describe()}")
+
+    def _deliver(self, packet: Packet) -> None:
+        node = self.nodes.get(packet.dst)
+        if node is not None:
+            if node.up:
+                node.deliver(packet)
+            else:
+                self._refuse(packet)
+            return
+        client = self.clients.get(packet.dst)
+        if client is not None:
+            client.on_packet(packet)
+
+    def _refuse(self, packet: Packet) -> None:
+        """HTTP to a node that is down: the connection is refused at once (nothing was done)."""
+        payload = packet.payload
+        if isinstance(payload, ClientRequest):
+            refused = ClientResponse(payload.request_id, Outcome.FAILED, detail="refused")
+            self.network.send(packet.dst, packet.src, refused, duplicable=False)
+        elif isinstance(payload, Forward):
+            refused = ClientResponse(payload.request.request_id, Outcome.FAILED, detail="refused")
+            self.network.send(packet.dst, packet.src, ForwardReply(refused), duplicable=False)
+
+    def _crash(self, node_id: str) -> None:
+        """Kill a node: the HTTP connections to it are reset, so whoever waits on it learns that
+        the outcome of its request is unknown."""
+        self.nodes[node_id].crash()
+        for client in self.clients.values():
+            request_id = client.pending_on(node_id)
+            if request_id is not None:
+                reset = ClientResponse(request_id, Outcome.UNKNOWN, detail="connection reset")
+                self.network.send(node_id, client.name, reset, duplicable=False)
+        for other_id, service in self.services.items():
+            if other_id != node_id:
+                service.peer_down(node_id)
+
+    def _restart(self, node_id: str) -> None:
+        self.nodes[node_id].start()
+        self.services[node_id].reset()
+
+    def _work(self) -> None:
+        assert self.faults is not None
+        for client in self.clients.values():
+            client.start()
+        self.faults.start()
+        self.loop.run_until(int(self.config.time_s * US_PER_S))
+
+    def _heal_and_wait(self) -> None:
+        """Heal everything, probe, and wait (boundedly) for the cluster to settle."""
+        assert self.faults is not None
+        self.faults.stop()
+        for client in self.clients.values():
+            client.stop()
+        self.network.heal()
+        for node_id, node in self.nodes.items():
+            if not node.up:
+                self._restart(node_id)
+            elif node.paused:
+                node.resume()
+        self.heal_us = self.loop.now_us
+        self.trace.add(self.loop.now_us, "HEAL: every fault is over")
+        prober = Prober(
+            QUEUES[0].create_op(self.profile.workload),
+            rng=derive(self.config.seed, "probe"),
+            loop=self.loop,
+            network=self.network,
+            history=self.history,
+            nodes=tuple(self.nodes),
+        )
+        self.clients[prober.name] = prober
+        prober.start()
+
+        def live() -> bool:
+            clients_idle = not any(c.busy for c in self.clients.values() if isinstance(c, Client))
+            return prober.done_us is not None and clients_idle and cluster_settled(self.nodes)
+
+        deadline_us = self.heal_us + LIVENESS_BOUND_S * US_PER_S
+        if not self.loop.run_until(deadline_us, live):
+            probe = "done" if prober.done_us else f"not done after {prober.attempts} tries"
+            raise Violation(
+                "liveness",
+                f"{LIVENESS_BOUND_S} s after healing the cluster has not settled (probe {probe}): "
+                + describe_nodes(self.nodes),
+            )
+        self.stats["recovery_ms"] = (self.loop.now_us - self.heal_us) // 1000
+
+    # --- end checks -----------------------------------------------------------------------------
+    def _end_checks(self) -> None:
+        dumps = {node_id: node.state.logical_dump() for node_id, node in self.nodes.items()}  # type: ignore[union-attr]
+        reference_id, reference = next(iter(dumps.items()))
+        for node_id, dump in dumps.items():
+            if dump != reference:
+                raise Violation(
+                    "replicas agree",
+                    f"after settling, {node_id} and {reference_id} hold different queue states",
+                )
+        final = _final_messages(reference)
+        acknowledged = [
+            (r.op.queue, r.result.messages[0].id, r.request_id)
+            for r in self.history.records
+            if isinstance(r.op, OpEnqueue)
+            and r.outcome is Outcome.OK
+            and isinstance(r.result, Enqueued)
+        ]
+        stored = {(queue, m[0]) for queue, (_, messages) in final.items() for m in messages}
+        self.observer.queues.check_acknowledged(acknowledged, stored)
+        self._check_linearizable(final)
+
+    def _check_linearizable(self, final: dict[str, tuple[bool, list[tuple]]]) -> None:
+        histories = self._histories(final)
+        for spec in QUEUES:
+            kind = QueueKind(spec.fair, self.profile.workload.max_unacked if spec.fair else 0)
+            ops = histories[spec.name]
+            outcome: SearchResult = check(kind, ops)
+            self.stats["linearizability_ops"] += len(ops)
+            self.stats["linearizability_states"] += outcome.states
+            if outcome.inconclusive:
+                self.stats["linearizability_inconclusive"] += 1
+            elif not outcome.ok:
+                raise Violation("linearizability", f"queue {spec.name}: {outcome.detail}")
+
+    def _histories(self, final: dict[str, tuple[bool, list[tuple]]]) -> dict[str, list[HistoryOp]]:
+        out: dict[str, list[HistoryOp]] = {spec.name: [] for spec in QUEUES}
+        for record in self.history.records:
+            op = self._modelled(record)
+            if op is not None:
+                out[record.op.queue].append(op)
+        end_us = self.loop.now_us + 1
+        for name, (exists, messages) in final.items():
+            if name in out:
+                key = ("final", exists, tuple(messages))
+                out[name].append(HistoryOp(end_us, end_us, Call("final"), key, "final state"))
+        return out
+
+    def _modelled(self, record: OpRecord) -> HistoryOp | None:
+        """One operation for the linearizability check: as the client saw it, or resolved from
+        the committed log when the client never learnt its outcome (simulations/history.py)."""
+        if record.outcome is Outcome.FAILED:
+            return None  # definitely not done
+        label = f"#{record.request_id} {record.client} {describe_op(record.op)}"
+        if record.outcome is Outcome.OK:
+            result, return_us = record.result, record.response_us
+            return _history_op(record.op, result, record.invoke_us, return_us, label)
+        if isinstance(record.op, OpInfo):
+            return None  # a read without an answer did nothing
+        raft, agreement = self.observer.raft, self.observer.agreement
+        fate = self.history.fate(record.request_id, raft.committed, agreement.applied)
+        if not fate.known:
+            self.stats["ops_unresolved"] += 1
+            return _history_op(record.op, None, record.invoke_us, None, label)
+        if not fate.took_effect:
+            self.stats["ops_resolved_not_done"] += 1
+            return None
+        self.stats["ops_resolved_done"] += 1
+        return _history_op(record.op, fate.result, record.invoke_us, fate.applied_us, label)
+
+    # --- the report -----------------------------------------------------------------------------
+    def _result(self, violation: Violation | None) -> RunResult:
+        stats = Counter(self.stats)
+        records = self.history.records
+        stats["ops"] = sum(1 for r in records if r.client.startswith("client-"))
+        for outcome in Outcome:
+            stats[f"ops_{outcome.value}"] = sum(1 for r in records if r.outcome is outcome)
+        stats["ops_pending"] = sum(1 for r in records if r.outcome is None)
+        stats["elections"] = len(self.observer.raft.leaders)
+        stats["commit_index"] = self.observer.raft.commit_index
+        for node in self.nodes.values():
+            for name, value in attrs.asdict(node.stats).items():
+                stats[name] += value
+            stats["writes_lost"] += node.disk.writes_lost
+        for name, value in attrs.asdict(self.network.stats).items():
+            stats[f"net_{name}"] = value
+        tail = self.trace.tail()
+        return RunResult(
+            seed=self.config.seed,
+            nodes=self.profile.nodes,
+            profile=self.profile.describe(),
+            plants=tuple(sorted(self.config.plants)),
+            sim_seconds=self.loop.now_us / US_PER_S,
+            events=self.loop.events_run,
+            trace_digest=self.trace.digest(),
+            faults=dict(sorted(self.faults.injected.items())) if self.faults else {},
+            stats=dict(sorted(stats.items())),
+            invariant=violation.invariant if violation else None,
+            detail=violation.detail if violation else "",
+            violation_s=self.loop.now_us / US_PER_S if violation else 0.0,
+            trace_tail=tuple(tail) if violation else (),
+            trace=tuple(self.trace.lines) if self.trace.lines is not None else None,
+        )
+
+
+def _as_violation(exc: Exception) -> Violation:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ", ".join(f"{os.path.basename(f.filename)}:{f.lineno}" for f in frames[-3:])
+    kind = "assertion" if isinstance(exc, AssertionError) else f"exception {type(exc).__name__}"
+    return Violation(kind, f"{exc} (at {where})")
+
+
+def _history_op(
+    op: Any, result: Any, call_us: int, return_us: int | None, label: str
+) -> HistoryOp | None:
+    """The model's view of one client operation; None when it cannot be modelled (an enqueue
+    whose ID the leader chose and nobody learnt)."""
+    key = None if result is None else result_key(result)
+    if isinstance(op, OpCreate):
+        call = Call("create")
+    elif isinstance(op, OpEnqueue):
+        message_id = op.client_id if op.client_id is not None else (key[1] if key else None)
+        if message_id is None:
+            return None
+        call = Call("enqueue", message_id, op.priority, op.group, op.content)
+    elif isinstance(op, OpDequeue):
+        call = Call("dequeue", ack=op.ack)
+    elif isinstance(op, OpAck):
+        call = Call("ack", op.id)
+    elif isinstance(op, OpNack):
+        call = Call("nack", op.id, op.priority)
+    elif isinstance(op, OpTouch):
+        call = Call("touch", op.id)
+    elif isinstance(op, OpUpdatePriority):
+        call = Call("update_priority", op.id, op.priority)
+    else:
+        assert isinstance(op, OpInfo), op
+        call = Call("info")
+    return HistoryOp(call_us, return_us, call, key, label)
+
+
+def _final_messages(dump: dict[str, Any]) -> dict[str, tuple[bool, list[tuple]]]:
+    """Per queue name: (exists, [(id, priority, content, in flight)] sorted by ID), from a
+    logical dump of the state."""
+    names = {record.queue_id: record.name for _key, record in dump["queues"]}
+    out: dict[str, tuple[bool, list[tuple]]] = {
+        spec.name: (spec.name in names.values(), []) for spec in QUEUES
+    }
+    for (queue_id, message_id), record in dump["messages"]:
+        name = names[queue_id]
+        out[name][1].append((message_id, record.priority, record.content, record.in_flight))
+    for _, messages in out.values():
+        messages.sort()
+    return out
