@@ -23,8 +23,8 @@ at it (``--url http://127.0.0.1:PORT``) to measure the ceiling with the same gen
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import signal
 import sys
 import time
 import uuid
@@ -301,9 +301,17 @@ async def serve_trivial(port: int, kind: str) -> None:
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
+    config.graceful_timeout = 1
     app = trivial_asgi_app if kind == "asgi" else trivial_quart_app()
+
+    async def until_signalled() -> None:
+        # Its own handlers: a process started in the background may inherit SIGINT ignored.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                return
+
     print(f"serving a trivial {kind} app on http://127.0.0.1:{port} (Ctrl-C stops)", flush=True)
-    await hypercorn.trio.serve(app, config)  # type: ignore[arg-type]
+    await hypercorn.trio.serve(app, config, shutdown_trigger=until_signalled)  # type: ignore[arg-type]
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -325,8 +333,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.serve_trivial is not None:
-        with contextlib.suppress(KeyboardInterrupt):
-            trio.run(serve_trivial, args.serve_trivial, args.trivial)
+        trio.run(serve_trivial, args.serve_trivial, args.trivial)
         return 0
     if not args.url or args.connections < 1 or args.seconds <= 0:
         _parser().print_usage(sys.stderr)
