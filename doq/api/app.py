@@ -24,7 +24,7 @@ from doq.api.forwarding import Forwarder
 from doq.api.openapi import DoqOpenAPIProvider
 from doq.api.problems import install_error_handlers
 from doq.api.routes_cluster import register_cluster_routes
-from doq.api.routes_messages import register_message_routes
+from doq.api.routes_messages import register_in_flight_routes, register_message_routes
 from doq.api.routes_ops import register_ops_routes
 from doq.api.routes_queues import register_queue_routes
 from doq.api.settings import ApiSettings
@@ -87,6 +87,7 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     install_error_handlers(app)
     register_queue_routes(app, api)
     register_message_routes(app, api)
+    register_in_flight_routes(app, api)
     register_cluster_routes(app, api)
     register_ops_routes(app, api)
 

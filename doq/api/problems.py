@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 import msgspec
-from quart import Response, request
+from quart import Response, current_app, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -154,5 +154,6 @@ def _http_detail(error: HTTPException, status: int) -> str:
     if status == 405:
         return f"method {request.method} is not allowed on {request.path}"
     if status == 413:
-        return "request body is larger than this server accepts"
+        limit_bytes = current_app.config.get("MAX_CONTENT_LENGTH")
+        return f"request body is larger than this server accepts ({limit_bytes} bytes)"
     return error.description or title_of(status)

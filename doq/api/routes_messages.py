@@ -99,6 +99,28 @@ def register_message_routes(app: Quart, api: ApiContext) -> None:
         return Response(b"", status=204)
 
     @tag(["Messages"])
+    @answers(IdsBody)
+    @fails(400, 422, 503)
+    @served(is_write=False)
+    @accepts(GenerateIdsRequest)
+    async def generate_ids(body: GenerateIdsRequest) -> Response:
+        """Generate message IDs (unique cluster-wide, increasing)"""
+        ids = await service.generate_ids(body.number)
+        return json_response(IdsBody(schema=schema_url("IdsBody"), ids=[str(i) for i in ids]))
+
+    app.add_url_rule(MESSAGES_PATH, view_func=enqueue, methods=["POST"])
+    app.add_url_rule(MESSAGES_PATH, view_func=dequeue, methods=["GET"])
+    app.add_url_rule(MESSAGE_PATH, view_func=get_message, methods=["GET"])
+    app.add_url_rule(MESSAGE_PATH, view_func=delete_message, methods=["DELETE"])
+    app.add_url_rule(IDS_PATH, view_func=generate_ids, methods=["POST"])
+
+
+def register_in_flight_routes(app: Quart, api: ApiContext) -> None:
+    """ack, nack, touch and change priority: the life of a delivered message."""
+    served = api.dispatcher.served
+    service = api.service
+
+    @tag(["Messages"])
     @answers(MessageIdBody)
     @fails(404, 422, 503)
     @served(is_write=True)
@@ -165,22 +187,7 @@ def register_message_routes(app: Quart, api: ApiContext) -> None:
             )
         )
 
-    @tag(["Messages"])
-    @answers(IdsBody)
-    @fails(400, 422, 503)
-    @served(is_write=False)
-    @accepts(GenerateIdsRequest)
-    async def generate_ids(body: GenerateIdsRequest) -> Response:
-        """Generate message IDs (unique cluster-wide, increasing)"""
-        ids = await service.generate_ids(body.number)
-        return json_response(IdsBody(schema=schema_url("IdsBody"), ids=[str(i) for i in ids]))
-
-    app.add_url_rule(MESSAGES_PATH, view_func=enqueue, methods=["POST"])
-    app.add_url_rule(MESSAGES_PATH, view_func=dequeue, methods=["GET"])
-    app.add_url_rule(MESSAGE_PATH, view_func=get_message, methods=["GET"])
-    app.add_url_rule(MESSAGE_PATH, view_func=delete_message, methods=["DELETE"])
     app.add_url_rule(f"{MESSAGE_PATH}/ack", view_func=ack, methods=["POST"])
     app.add_url_rule(f"{MESSAGE_PATH}/nack", view_func=nack, methods=["POST"])
     app.add_url_rule(f"{MESSAGE_PATH}/touch", view_func=touch, methods=["POST"])
     app.add_url_rule(f"{MESSAGE_PATH}/priority", view_func=update_priority, methods=["PUT"])
-    app.add_url_rule(IDS_PATH, view_func=generate_ids, methods=["POST"])
