@@ -661,6 +661,7 @@ class RaftNode:
         self.stats["entries_persisted"] += len(rd.entries)
 
     async def _apply(self, entries: tuple[Entry, ...]) -> None:
+        assert entries[0].index == self.applied_index + 1, (entries[0].index, self.applied_index)
         results = self.state_machine.apply(entries)
         assert len(results) == len(entries), "apply returns one result per entry"
         for entry, result in zip(entries, results):

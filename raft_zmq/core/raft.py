@@ -309,6 +309,11 @@ class RaftCore:
                 self._broadcast_heartbeat()
         self._needs_broadcast = self._needs_empty_broadcast = self._read_round_needed = False
         entries = tuple(self.log.unstable)
+        committed = tuple(self.log.next_committed(self.options.max_apply_bytes))
+        assert not committed or (
+            committed[0].index == max(self.log.applied, self.log.first_index() - 1) + 1
+            and committed[-1].index - committed[0].index == len(committed) - 1
+        ), "committed entries are handed out in order, without gaps"
         hard = HardState(self.term, self.vote, self.log.committed)
         soft = SoftState(self.role, self.leader, self.term)
         rd = Ready(
@@ -317,7 +322,7 @@ class RaftCore:
             snapshot=self.log.pending_snapshot,
             early_messages=tuple(self._early),
             messages=tuple(self._late),
-            committed=tuple(self.log.next_committed(self.options.max_apply_bytes)),
+            committed=committed,
             read_states=tuple(self._read_states),
             failed_reads=tuple(self._failed_reads),
             soft_state=soft if soft != self._last_soft else None,

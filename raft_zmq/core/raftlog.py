@@ -81,8 +81,10 @@ class RaftLog:
             out = self.reader.entries(lo, min(hi, self.unstable_offset), max_bytes)
             if out[-1].index + 1 < min(hi, self.unstable_offset):
                 return out  # the byte budget ran out inside the durable part
-        size = sum(entry_size(e) for e in out)
         start = max(lo, self.unstable_offset)
+        if start >= hi:
+            return out  # the range ends before the unstable tail (a negative slice would wrap)
+        size = sum(entry_size(e) for e in out)
         for entry in self.unstable[start - self.unstable_offset : hi - self.unstable_offset]:
             size += entry_size(entry)
             if out and size > max_bytes:

@@ -42,6 +42,10 @@ class KVStateMachine:
 
     def apply(self, entries: Sequence[Entry]) -> list[Any]:
         results: list[Any] = []
+        expected = self.last_applied()[0] + 1
+        indexes = [e.index for e in entries]
+        if indexes != list(range(expected, expected + len(entries))):
+            raise AssertionError(f"apply out of order: {indexes[:5]}... after {expected - 1}")
         with self.env.begin(write=True) as txn:
             for entry in entries:
                 if entry.kind != EntryKind.NORMAL:
