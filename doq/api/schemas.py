@@ -75,7 +75,8 @@ class QueueSettingsInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
 class CreateQueueRequest(_Request, kw_only=True):
     name: QueueName
     type: QueueTypeName
-    settings: QueueSettingsInput
+    # Optional (an empty object): the Go server's own README creates queues without it.
+    settings: QueueSettingsInput = msgspec.field(default_factory=QueueSettingsInput)
 
 
 class UpdateQueueRequest(_Request, kw_only=True):

@@ -81,12 +81,17 @@ async def test_create_validation_failures_are_422_with_location_and_value(tmp_pa
                 assert error["location"].startswith("body.settings.")
 
 
-async def test_settings_is_required_and_unknown_fields_are_unexpected(tmp_path):
+async def test_settings_may_be_left_out_and_unknown_fields_are_unexpected(tmp_path):
     async with api_app(str(tmp_path)) as api:
-        missing = await api.client.post(QUEUES, json={"name": "q", "type": "fair"})
-        (error,) = (await missing.get_json())["errors"]
-        assert error["message"] == "expected required property settings to be present"
-        assert error["location"] == "body"
+        # The Go server's README creates queues without settings: the defaults apply.
+        created = await api.client.post(QUEUES, json={"name": "q", "type": "fair"})
+        assert created.status_code == 200
+        body = await created.get_json()
+        assert body["settings"]["strategy"] == "ROUND_ROBIN"
+        assert body["settings"]["ack_timeout"] == 1800
+        missing_type = await api.client.post(QUEUES, json={"name": "q2"})
+        (error,) = (await missing_type.get_json())["errors"]
+        assert error["message"] == "expected required property type to be present"
         unknown = await api.client.post(
             QUEUES, json={"name": "q", "type": "fair", "settings": {"colour": "red"}}
         )
