@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from typing import Any
 
 import httpx
 import trio
@@ -49,6 +50,7 @@ class DoqNode:
         self.service: QueueService | None = None
         self.http_port: int | None = None  # the port actually bound (settings may say 0)
         self._shutdown = trio.Event()
+        self._http_scope = trio.CancelScope()
 
     def stop(self) -> None:
         """Begin a graceful shutdown (safe to call more than once)."""
@@ -69,7 +71,7 @@ class DoqNode:
                     http_address=s.advertised_http,
                     default_ack_timeout_s=s.queue__default_acknowledgement_timeout,
                 )
-                app = create_app(self.service, self._api_settings())
+                app = _InFlight(create_app(self.service, self._api_settings()))
                 http_done = trio.Event()
                 bound: list[str] = await nursery.start(self._serve_http, app, http_done)
                 self.http_port = int(bound[0].rsplit(":", 1)[1])
@@ -82,8 +84,13 @@ class DoqNode:
                 )
                 task_status.started()
                 await self._shutdown.wait()
-                # Hypercorn now refuses new connections and lets the requests in flight finish;
-                # Raft keeps running meanwhile, so their writes complete.
+                # Hypercorn now refuses new connections; the requests in flight finish (Raft
+                # keeps running meanwhile, so their writes complete). Idle keep-alive
+                # connections would hold Hypercorn for its whole graceful timeout, so once
+                # nothing is in flight the server is stopped outright.
+                with trio.move_on_after(GRACEFUL_SHUTDOWN_S):
+                    await app.wait_idle()
+                self._http_scope.cancel()
                 await http_done.wait()
                 await self._hand_over_leadership()
                 nursery.cancel_scope.cancel()
@@ -141,9 +148,10 @@ class DoqNode:
         config.keep_alive_timeout = 75  # longer than common client pools keep idle connections
         config.keep_alive_max_requests = 1_000_000  # Hypercorn's 1,000 makes clients reconnect
         try:
-            await serve(  # type: ignore[arg-type]
-                app, config, shutdown_trigger=self._shutdown.wait, task_status=task_status
-            )
+            with self._http_scope:
+                await serve(  # type: ignore[arg-type]
+                    app, config, shutdown_trigger=self._shutdown.wait, task_status=task_status
+                )
         finally:
             done.set()
 
@@ -221,3 +229,31 @@ class DoqNode:
             logger.info("handed leadership to %s", target)
         else:
             logger.info("stopping without handing over leadership (leader now: %s)", raft.leader_id)
+
+
+class _InFlight:
+    """An ASGI wrapper that counts the HTTP requests being handled, so that shutdown can wait for
+    exactly those (and not for idle keep-alive connections)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+        self._idle = trio.Event()
+        self._idle.set()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.count += 1
+        if self._idle.is_set():
+            self._idle = trio.Event()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()

@@ -1,0 +1,102 @@
+"""The node as the launcher runs it (DoqNode, in-process, on 127.0.0.1): shutdown answers what is
+in flight and is not held up by idle connections; a restarted member does not join again."""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+import httpx
+import trio
+
+from doq.config import Settings
+from doq.server import DoqNode
+
+from ..support import free_port
+
+
+def _settings(root: str, node_id: str, **overrides: object) -> Settings:
+    base = Settings(
+        storage__data_dir=root,
+        cluster__node_id=node_id,
+        http__host="127.0.0.1",
+        http__port=free_port(),
+        raft__address=f"127.0.0.1:{free_port()}",
+        raft__tick_ms=10,
+        logging__level="warning",
+    )
+    return attrs.evolve(base, **overrides)  # type: ignore[arg-type]
+
+
+async def _ready(client: httpx.AsyncClient, settings: Settings) -> None:
+    url = f"http://127.0.0.1:{settings.http__port}/readyz"
+    with trio.fail_after(20):
+        while True:
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await trio.sleep(0.02)
+
+
+async def test_a_request_in_flight_at_shutdown_is_answered(tmp_path):
+    # A node told to join an address where nobody listens never learns a leader, so a request
+    # to it waits for one until its deadline: it is in flight when the node is stopped.
+    settings = _settings(
+        str(tmp_path), "lonely", cluster__join_addr=f"127.0.0.1:{free_port()}",
+        http__request_timeout=1.5,
+    )
+    node = DoqNode(settings)
+    answers: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+
+        async def request() -> None:
+            async with httpx.AsyncClient(timeout=10) as client:
+                r = await client.get(f"http://127.0.0.1:{settings.http__port}/API/v1/queues")
+                answers.append(r.status_code)
+
+        nursery.start_soon(request)
+        await trio.sleep(0.3)  # let the request arrive and start waiting for a leader
+        node.stop()
+    assert answers == [503]
+
+
+async def test_idle_keep_alive_connections_do_not_hold_up_shutdown(tmp_path):
+    settings = _settings(str(tmp_path), "solo")
+    node = DoqNode(settings)
+    async with httpx.AsyncClient() as client:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            await _ready(client, settings)  # leaves a keep-alive connection open
+            stopped_at = trio.current_time()
+            node.stop()
+        # Hypercorn alone would have waited its whole 5 s graceful timeout.
+        assert trio.current_time() - stopped_at < 2
+
+
+async def test_a_restarted_member_does_not_join_again(tmp_path):
+    root = str(tmp_path)
+    first = _settings(root, "a")
+    second = _settings(root, "b", cluster__join_addr=f"127.0.0.1:{first.http__port}")
+    async with httpx.AsyncClient() as client, trio.open_nursery() as outer:
+        node_a = DoqNode(first)
+        await outer.start(node_a.run)
+        await _ready(client, first)
+        node_b = DoqNode(second)
+        async with trio.open_nursery() as inner:
+            await inner.start(node_b.run)
+            with trio.fail_after(20):
+                while len([s for s in node_a.service.servers() if s.suffrage == "Voter"]) < 2:
+                    await trio.sleep(0.02)
+            node_b.stop()
+        # Restart b pointing its join address at nothing: as a member it must not need it.
+        restarted = DoqNode(attrs.evolve(second, cluster__join_addr=f"127.0.0.1:{free_port()}"))
+        async with trio.open_nursery() as inner:
+            await inner.start(restarted.run)
+            await _ready(client, second)
+            assert restarted.raft.leader_id == "a"
+            assert os.path.isdir(os.path.join(root, "b", "state"))
+            restarted.stop()
+        node_a.stop()
