@@ -44,7 +44,9 @@ async def test_a_request_in_flight_at_shutdown_is_answered(tmp_path):
     # A node told to join an address where nobody listens never learns a leader, so a request
     # to it waits for one until its deadline: it is in flight when the node is stopped.
     settings = _settings(
-        str(tmp_path), "lonely", cluster__join_addr=f"127.0.0.1:{free_port()}",
+        str(tmp_path),
+        "lonely",
+        cluster__join_addr=f"127.0.0.1:{free_port()}",
         http__request_timeout=1.5,
     )
     node = DoqNode(settings)
