@@ -68,5 +68,9 @@ def _bench(args: list[str]) -> int:
         from doq.bench import http
 
         return http.main(args[1:])
-    print("usage: doq bench state|http [options]  (each takes --help)", file=sys.stderr)
+    if args[:1] == ["compare"]:
+        from doq.bench import compare
+
+        return compare.main(args[1:])
+    print("usage: doq bench state|http|compare [options]  (each takes --help)", file=sys.stderr)
     return 2

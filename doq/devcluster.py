@@ -34,32 +34,31 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def _start(node: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
-    argv = [
-        sys.executable,
-        "-m",
-        "doq",
-        "--cluster.node_id",
-        f"node-{node}",
-        "--storage.data_dir",
-        args.data_dir,
-        "--http.host",
-        HOST,
-        "--http.port",
-        str(HTTP_PORT_BASE + node),
-        "--raft.address",
-        f"{HOST}:{RAFT_PORT_BASE + node}",
-        "--logging.level",
-        args.log_level,
-    ]
-    if node > 1:
-        argv += ["--cluster.join_addr", f"{HOST}:{HTTP_PORT_BASE + 1}"]
+def start_node(
+    node: int, data_dir: str, http_port: int, raft_port: int, join_port: int | None, log_level: str
+) -> subprocess.Popen[bytes]:
+    """Start node-<node> as a child process in its own session (stop it with ``stop_all``)."""
+    argv = [sys.executable, "-m", "doq", "--cluster.node_id", f"node-{node}"]
+    argv += ["--storage.data_dir", data_dir, "--http.host", HOST, "--http.port", str(http_port)]
+    argv += ["--raft.address", f"{HOST}:{raft_port}", "--logging.level", log_level]
+    if join_port is not None:
+        argv += ["--cluster.join_addr", f"{HOST}:{join_port}"]
     return subprocess.Popen(argv, start_new_session=True)
 
 
-def _wait_for_voters(procs: list[subprocess.Popen[bytes]], count: int) -> dict:
+def _start(node: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    join = HTTP_PORT_BASE + 1 if node > 1 else None
+    return start_node(
+        node, args.data_dir, HTTP_PORT_BASE + node, RAFT_PORT_BASE + node, join, args.log_level
+    )
+
+
+def wait_for_voters(
+    procs: list[subprocess.Popen[bytes]], count: int, http_port: int = HTTP_PORT_BASE + 1
+) -> dict:
+    """Wait until the node on ``http_port`` lists ``count`` voters and a leader."""
     deadline = time.monotonic() + START_TIMEOUT_S
-    url = f"http://{HOST}:{HTTP_PORT_BASE + 1}/API/v1/cluster/servers"
+    url = f"http://{HOST}:{http_port}/API/v1/cluster/servers"
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
             for i, proc in enumerate(procs, start=1):
@@ -76,7 +75,8 @@ def _wait_for_voters(procs: list[subprocess.Popen[bytes]], count: int) -> dict:
     raise RuntimeError(f"the cluster did not form within {START_TIMEOUT_S:.0f} s")
 
 
-def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every child, wait, and kill whatever does not stop in time."""
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -115,7 +115,7 @@ def main(argv: list[str]) -> int:
         procs.append(_start(1, args))
         for node in range(2, args.nodes + 1):
             procs.append(_start(node, args))
-        _print_banner(_wait_for_voters(procs, args.nodes), args.nodes)
+        _print_banner(wait_for_voters(procs, args.nodes), args.nodes)
         while all(proc.poll() is None for proc in procs):
             time.sleep(POLL_INTERVAL_S)
         failed = [f"node-{i}" for i, p in enumerate(procs, start=1) if p.poll() is not None]
@@ -129,4 +129,4 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _stop_all(procs)
+        stop_all(procs)
