@@ -26,10 +26,13 @@ if TYPE_CHECKING:
     from simulations.node import SimNode
 
 PARTITION_MIN_MS = 100
+DISCONNECT_MIN_MS = 20  # a young leader cut off comes back soon: it may win again with what it has
+DISCONNECT_MAX_MS = 500
 DOWN_MIN_MS = 20
 PAUSE_MIN_MS = 20
 PARTITION_SHAPES = ("split", "one_way", "isolate_leader", "stall", "bridge")
-CRASH_TARGETS = ("random", "leader", "writing", "several")
+CRASH_TARGETS = ("random", "leader", "writing", "several", "all")
+YOUNG_LEADER_MOMENTS = ("at_once", "first_commit", "soon")
 
 
 class FaultScheduler:
@@ -54,6 +57,7 @@ class FaultScheduler:
         self._restart = restart
         self._running = False
         self._partition_id = 0
+        self._at_first_commit: dict[str, int] = {}  # leader -> term: strike at its first commit
         self.injected: Counter[str] = Counter()
 
     def start(self) -> None:
@@ -64,6 +68,7 @@ class FaultScheduler:
             (p.crash_mean_gap_ms, self._crash),
             (p.pause_mean_gap_ms, self._pause),
             (p.clock_jump_mean_gap_ms, self._clock_jump),
+            (p.churn_mean_gap_ms, self._churn),
         ):
             if mean_ms:
                 self._schedule(mean_ms, fault)
@@ -140,6 +145,26 @@ class FaultScheduler:
             self._net.heal_links()
             self._trace.add(self._loop.now_us, "FAULT healed")
 
+    # --- leader churn -----------------------------------------------------------------------
+    def _churn(self) -> None:
+        """Disconnect the leader often, reconnect nodes at random, keep a majority connected
+        (the shape of the Figure 8 test of MIT's 6.824 Raft labs). A disconnected leader keeps
+        taking client requests until check-quorum deposes it: its entries stay on it alone,
+        and it may win again later with them."""
+        rng = self._rng
+        ids = self._ids()
+        disconnected = sorted(self._net.disconnected)
+        leader = self.leader()
+        if leader is not None and leader not in disconnected and rng.random() < 0.5:
+            self._net.disconnect(leader)
+            self._note("churn:disconnect", f"disconnect {leader} (leader)")
+            disconnected.append(leader)
+        majority = len(ids) // 2 + 1
+        while disconnected and (len(ids) - len(disconnected) < majority or rng.random() < 0.3):
+            node_id = disconnected.pop(rng.randrange(len(disconnected)))
+            self._net.reconnect(node_id)
+            self._note("churn:reconnect", f"reconnect {node_id}")
+
     # --- crashes --------------------------------------------------------------------------------
     def _crash(self) -> None:
         rng, up = self._rng, self._up()
@@ -153,13 +178,64 @@ class FaultScheduler:
             victims = [rng.choice(writing or up)]
         elif target == "several":
             victims = rng.sample(up, rng.randint(min(2, len(up)), len(up)))
+        elif target == "all":
+            victims = up  # a power cut: every write in flight anywhere is lost at once
         else:
             victims = [rng.choice(up)]
         for node_id in sorted(victims):
-            self._crash_node(node_id)
-            down_us = rng.randint(DOWN_MIN_MS, self._profile.down_max_ms) * US_PER_MS
-            self._loop.after(down_us, self._restart_if_down, node_id)
+            self._crash_and_restart(node_id)
         self._note(f"crash:{target}", f"crash {sorted(victims)} ({target})")
+
+    def _crash_and_restart(self, node_id: str) -> None:
+        self._crash_node(node_id)
+        down_us = self._rng.randint(DOWN_MIN_MS, self._profile.down_max_ms) * US_PER_MS
+        self._loop.after(down_us, self._restart_if_down, node_id)
+
+    # --- leaders that die young --------------------------------------------------------------
+    def on_new_leader(self, node_id: str, term: int) -> None:
+        """A node just won an election (its first Ready as leader is about to go out). In some
+        seeds it is struck at once (cut off before its first messages leave: its no-op stays
+        on it alone), right after its first commit in the term (only it knows of the commit),
+        or at a random moment within a few network delays, by a crash or a disconnection.
+        Those are the moments where Figure 8 of the Raft paper and lost acknowledgements live."""
+        p, rng = self._profile, self._rng
+        if not self._running or not p.young_leader_rate or rng.random() >= p.young_leader_rate:
+            return
+        when = rng.choice(YOUNG_LEADER_MOMENTS)
+        if when == "at_once":
+            self._disconnect_for_a_while(node_id, f"disconnect {node_id} as it wins term {term}")
+        elif when == "first_commit":
+            self._at_first_commit[node_id] = term
+        else:
+            delay_us = rng.randint(0, p.young_leader_delay_max_us)
+            self._loop.after(delay_us, self._young_leader, node_id, term)
+
+    def on_leader_commit(self, node_id: str, term: int) -> None:
+        """A leader handed committed entries to its state machine."""
+        if self._at_first_commit.get(node_id) == term:
+            del self._at_first_commit[node_id]
+            self._loop.soon(self._young_leader, node_id, term)
+
+    def _young_leader(self, node_id: str, term: int) -> None:
+        node = self._nodes[node_id]
+        if not self._running or not node.is_leader or node.core is None or node.core.term != term:
+            return
+        if self._rng.random() < 0.7:
+            self._crash_and_restart(node_id)
+            self._note("young_leader:crash", f"crash {node_id}, leader of term {term}")
+        else:
+            self._disconnect_for_a_while(node_id, f"disconnect {node_id}, leader of term {term}")
+
+    def _disconnect_for_a_while(self, node_id: str, text: str) -> None:
+        self._net.disconnect(node_id)
+        self._note("young_leader:disconnect", text)
+        duration_us = self._rng.randint(DISCONNECT_MIN_MS, DISCONNECT_MAX_MS) * US_PER_MS
+        self._loop.after(duration_us, self._reconnect, node_id)
+
+    def _reconnect(self, node_id: str) -> None:
+        if self._running and node_id in self._net.disconnected:
+            self._net.reconnect(node_id)
+            self._trace.add(self._loop.now_us, f"FAULT reconnect {node_id}")
 
     def _restart_if_down(self, node_id: str) -> None:
         if self._running and not self._nodes[node_id].up:

@@ -9,6 +9,9 @@ peer stopped reading, then resumed). Between clients and nodes the traffic is HT
 lost now and then (a reset connection), never duplicated. Service traffic between nodes (a
 forwarded request) is HTTP too: it obeys partitions and drops but is never duplicated.
 
+A crash loses what the node sent in the last moments before it (``crashed``): messages still in
+its process's send queue never reach the wire, nor do those its stalled links were holding.
+
 ``heal`` removes every partition and stall and turns the random faults off: what the liveness
 check waits on is a network that works.
 """
@@ -32,6 +35,7 @@ class Packet:
     src: str
     dst: str
     payload: Any
+    sent_us: int = 0
 
 
 @attrs.define
@@ -43,6 +47,7 @@ class NetworkStats:
     duplicated: int = 0
     held_back: int = 0  # reordered
     stalled: int = 0  # held by a stalled link, delivered at its end
+    lost_in_crash: int = 0  # still in the sender's queue when it crashed
 
 
 class SimNetwork:
@@ -64,16 +69,19 @@ class SimNetwork:
         self._deliver = deliver
         self._cut: set[tuple[str, str]] = set()
         self._stalled: dict[tuple[str, str], list[Packet]] = {}
+        self._disconnected: set[str] = set()  # nodes cut from every other node
         self.faults_on = True
+        self._crashes: dict[str, list[int]] = {}  # node -> the times it crashed
         self.stats = NetworkStats()
 
     # --- sending --------------------------------------------------------------------------------
     def send(self, src: str, dst: str, payload: Any, *, duplicable: bool = True) -> None:
         """Send ``payload``; ``duplicable`` is False for HTTP traffic (never duplicated)."""
         self.stats.sent += 1
-        packet = Packet(src, dst, payload)
+        packet = Packet(src, dst, payload, self._loop.now_us)
         between_nodes = src in self._node_set and dst in self._node_set
-        if between_nodes and (src, dst) in self._cut:
+        cut = (src, dst) in self._cut or src in self._disconnected or dst in self._disconnected
+        if between_nodes and cut:
             self.stats.cut += 1
             self._trace.add(self._loop.now_us, f"cut {src}>{dst} {describe(payload)}")
             return
@@ -107,8 +115,29 @@ class SimNetwork:
         self._loop.after(delay_us, self._arrive, packet)
 
     def _arrive(self, packet: Packet) -> None:
+        if self._lost_in_crash(packet):
+            self.stats.lost_in_crash += 1
+            self._trace.add(self._loop.now_us, f"lost {packet.src}>{packet.dst} (sender crashed)")
+            return
         self.stats.delivered += 1
         self._deliver(packet)
+
+    def crashed(self, node: str) -> None:
+        """``node`` died: what it sent in the last ``send_loss_window_us`` was still in its send
+        queue (ZeroMQ hands messages to an I/O thread of the process) and never left."""
+        if self._profile.send_loss_window_us and self.faults_on:
+            self._crashes.setdefault(node, []).append(self._loop.now_us)
+        for (src, _dst), held in self._stalled.items():
+            if src == node:
+                self.stats.lost_in_crash += len(held)
+                held.clear()  # a stalled link's queue lives in the sender's process
+
+    def _lost_in_crash(self, packet: Packet) -> bool:
+        window_us = self._profile.send_loss_window_us
+        for crash_us in self._crashes.get(packet.src, ()):
+            if packet.sent_us <= crash_us < packet.sent_us + window_us:
+                return True
+        return False
 
     # --- partitions -----------------------------------------------------------------------------
     def cut(self, src: str, dst: str) -> None:
@@ -126,12 +155,25 @@ class SimNetwork:
     def isolate(self, node: str) -> None:
         self.partition([[node], [n for n in self.nodes if n != node]])
 
+    def disconnect(self, node: str) -> None:
+        """Cut ``node`` from every other node, on top of any partition."""
+        assert node in self._node_set, node
+        self._disconnected.add(node)
+
+    def reconnect(self, node: str) -> None:
+        self._disconnected.discard(node)
+
+    @property
+    def disconnected(self) -> frozenset[str]:
+        return frozenset(self._disconnected)
+
     def stall(self, src: str, dst: str) -> None:
         assert src != dst, src
         self._stalled.setdefault((src, dst), [])
 
     def heal_links(self) -> None:
-        """Remove every cut and stall; a stalled link lets through what it held, in order."""
+        """Remove every cut and stall (not disconnections); a stalled link lets through what it
+        held, in order."""
         self._cut.clear()
         stalled, self._stalled = self._stalled, {}
         for (src, dst), packets in stalled.items():
@@ -140,8 +182,9 @@ class SimNetwork:
                 self._schedule(packet, True)
 
     def heal(self) -> None:
-        """Heal every link and turn the random faults off for good."""
+        """Heal every link, reconnect every node and turn the random faults off for good."""
         self.heal_links()
+        self._disconnected.clear()
         self.faults_on = False
 
     @property

@@ -60,6 +60,7 @@ from simulations.wire import describe
 SNAPSHOT_KEEP = 2  # snapshot files kept per node, as raft_zmq.node keeps them
 MISSED_TICKS_MAX = 1000  # a paused node counts at most this many missed ticks (raft_zmq.node)
 STATE_MAP_SIZE_BYTES = 64 << 20  # address space of each simulated node's LMDB state
+ALL_BYTES = 1 << 62  # no byte limit on a read of the log
 
 
 class NodeObserver(Protocol):
@@ -67,7 +68,15 @@ class NodeObserver(Protocol):
 
     def on_soft_state(self, node: SimNode, soft: SoftState) -> None: ...
 
+    def on_leader_ready(self, node: SimNode, term: int) -> None:
+        """The node's first Ready as leader of ``term``, before any of its messages leave."""
+        ...
+
     def on_persisted(self, node: SimNode, write: PendingWrite, done: CompletedWrite) -> None: ...
+
+    def on_commit_advanced(self, node: SimNode, entries: list[Entry]) -> None:
+        """The node's commit index moved past ``entries`` (the moment it decided or learnt it)."""
+        ...
 
     def on_committed(self, node: SimNode, entries: tuple[Entry, ...]) -> None: ...
 
@@ -150,6 +159,7 @@ class SimNode:
         """Everything a process holds in memory, lost by a crash."""
         self.busy = False  # a Ready's write is in flight: no other round until it completes
         self.applied_index = 0
+        self._commit_seen = 0  # the commit index last reported to the observer
         self._wake_scheduled = False
         self._inbox: list[Message] = []
         self._held: list[Packet] = []  # arrived while paused
@@ -180,6 +190,7 @@ class SimNode:
         self._recover_state_machine()
         self.core = self._new_core()
         self.applied_index = self.core.log.applied
+        self._commit_seen = self.core.log.committed
         self.up = True
         self.trace.add(self.loop.now_us, f"{self.id} start applied {self.applied_index}")
         self.loop.after(self._tick_interval_us(), self._tick, self.generation)
@@ -409,8 +420,11 @@ class SimNode:
         core = self.core
         assert core is not None
         while core.has_ready():
+            self._note_commit(core)
             rd = core.ready()
             self.stats.rounds += 1
+            if rd.soft_state is not None and rd.soft_state.role is Role.LEADER:
+                self.observer.on_leader_ready(self, rd.soft_state.term)
             self._send_all(rd.early_messages)
             if rd.must_sync:
                 self.busy = True
@@ -419,6 +433,15 @@ class SimNode:
                 return
             self._finish_round(rd)
         self._resolve_reads()
+
+    def _note_commit(self, core: RaftCore) -> None:
+        committed = core.log.committed
+        if committed > self._commit_seen:
+            lo = max(self._commit_seen + 1, core.log.first_index())
+            if lo <= committed:
+                entries = core.log.entries(lo, committed + 1, ALL_BYTES)
+                self.observer.on_commit_advanced(self, entries)
+            self._commit_seen = committed
 
     def _sync_latency_us(self) -> int:
         p, rng = self._disk_profile, self._disk_rng

@@ -15,8 +15,10 @@ import attrs
 from simulations.rng import derive
 
 NODE_COUNTS = (3, 3, 5, 5, 7)  # drawn per seed unless --nodes is given
+CHURN_NODE_COUNTS = (3, 3, 5)  # leadership changes hands fastest in small clusters
 INTENSITIES = ("calm", "moderate", "brutal")
 FAULT_CLASS_ON_PROBABILITY = 0.75  # each fault class is switched off in a quarter of the seeds
+CHURN_PROBABILITY = 0.4  # seeds of the "churn" scenario (see _faults)
 TICK_MS = 10
 
 
@@ -29,6 +31,7 @@ class NetworkProfile:
     reorder_rate: float  # messages held back by up to reorder_delay_max_us, overtaken by later ones
     reorder_delay_max_us: int
     client_drop_rate: float  # requests and answers between clients and nodes (HTTP: no duplicates)
+    send_loss_window_us: int  # a crash loses what the node sent this recently (its send queue)
 
 
 @attrs.frozen
@@ -43,6 +46,9 @@ class FaultProfile:
     pause_max_ms: int
     clock_jump_mean_gap_ms: int
     clock_jump_max_ms: int
+    churn_mean_gap_ms: int  # leaders disconnected, nodes reconnected (partitions are off then)
+    young_leader_rate: float  # newly elected leaders crashed or cut off soon after winning
+    young_leader_delay_max_us: int
 
 
 @attrs.frozen
@@ -87,6 +93,7 @@ class WorkloadProfile:
 class Profile:
     seed: int
     nodes: int
+    scenario: str  # "mixed" or "churn"
     intensity: str
     network: NetworkProfile
     faults: FaultProfile
@@ -98,10 +105,13 @@ class Profile:
     def describe(self) -> str:
         n, f, d = self.network, self.faults, self.disk
         return (
-            f"{self.nodes} nodes, {self.intensity}: delay {n.delay_min_us}-{n.delay_max_us} us, "
+            f"{self.nodes} nodes, {self.scenario}, {self.intensity}: "
+            f"delay {n.delay_min_us}-{n.delay_max_us} us, "
             f"drop {n.drop_rate:.2f}, dup {n.duplicate_rate:.2f}, reorder {n.reorder_rate:.2f}; "
-            f"gaps (ms) partition {f.partition_mean_gap_ms}, crash {f.crash_mean_gap_ms}, "
+            f"gaps (ms) partition {f.partition_mean_gap_ms}, churn {f.churn_mean_gap_ms}, "
+            f"crash {f.crash_mean_gap_ms}, "
             f"pause {f.pause_mean_gap_ms}, clock jump {f.clock_jump_mean_gap_ms}; "
+            f"young leaders hit {f.young_leader_rate:.1f}; "
             f"sync {d.sync_min_us}-{d.sync_max_us} us; clocks +-{self.clocks.offset_max_ms} ms "
             f"drift {self.clocks.drift_max:.3f}; append {self.raft.max_append_bytes} B x "
             f"{self.raft.max_inflight_appends}, snapshot every "
@@ -123,6 +133,7 @@ def _network(rng: random.Random, level: int) -> NetworkProfile:
         reorder_rate=rng.choice((0.0, 0.05, 0.2)) if level and _on(rng) else 0.0,
         reorder_delay_max_us=(5_000, 20_000, 50_000)[level],
         client_drop_rate=(0.0, 0.01, 0.03)[level],
+        send_loss_window_us=rng.choice((0, 200, 2_000)),
     )
 
 
@@ -130,9 +141,12 @@ def _gap_ms(rng: random.Random, level: int, gaps_ms: tuple[int, int, int]) -> in
     return gaps_ms[level] if _on(rng) else 0
 
 
-def _faults(rng: random.Random, level: int) -> FaultProfile:
+def _faults(rng: random.Random, level: int, network: NetworkProfile, churn: bool) -> FaultProfile:
+    """In the "churn" scenario, instead of partitions, leaders are disconnected again and again
+    and nearly every new leader is struck young (simulations/faults.py): the fault shape that
+    produces Figure 8 of the Raft paper, where entries of several terms live on minorities."""
     return FaultProfile(
-        partition_mean_gap_ms=_gap_ms(rng, level, (8_000, 3_000, 1_200)),
+        partition_mean_gap_ms=0 if churn else _gap_ms(rng, level, (8_000, 3_000, 1_200)),
         partition_max_ms=(1_500, 3_000, 5_000)[level],
         crash_mean_gap_ms=_gap_ms(rng, level, (10_000, 4_000, 2_500)),
         down_max_ms=(1_000, 1_500, 2_500)[level],
@@ -140,17 +154,22 @@ def _faults(rng: random.Random, level: int) -> FaultProfile:
         pause_max_ms=(300, 1_000, 2_500)[level],
         clock_jump_mean_gap_ms=_gap_ms(rng, level, (0, 8_000, 3_000)),
         clock_jump_max_ms=(0, 1_000, 3_000)[level],
+        churn_mean_gap_ms=rng.choice((50, 150)) if churn else 0,
+        young_leader_rate=0.8 if churn else (rng.choice((0.3, 0.7)) if _on(rng) else 0.0),
+        young_leader_delay_max_us=3 * network.delay_max_us,
     )
 
 
-def _raft(rng: random.Random) -> RaftProfile:
+def _raft(rng: random.Random, level: int, churn: bool) -> RaftProfile:
+    # Churn wants many elections: timeouts as short as the network allows (a few round trips).
+    election_timeout_ticks = (5, 5, 8)[level] if churn else rng.choice((15, 20, 30))
     return RaftProfile(
         tick_ms=TICK_MS,
-        election_timeout_ticks=rng.choice((15, 20, 30)),
-        heartbeat_interval_ticks=rng.choice((2, 3)),
+        election_timeout_ticks=election_timeout_ticks,
+        heartbeat_interval_ticks=1 if churn else rng.choice((2, 3)),
         # One entry per AppendEntries in some seeds: the leader then acknowledges old-term
         # entries one by one, which is where Figure 8 of the Raft paper bites.
-        max_append_bytes=rng.choice((1, 1, 512, 64 * 1024, 1024 * 1024)),
+        max_append_bytes=rng.choice((1, 1, 1, 64 * 1024, 1024 * 1024)),
         max_inflight_appends=rng.choice((1, 4, 64, 256)),
         snapshot_interval_entries=rng.choice((20, 40, 80, 160)),
         snapshot_trailing_entries=rng.choice((0, 5, 20)),
@@ -171,15 +190,18 @@ def _workload(rng: random.Random) -> WorkloadProfile:
 
 def draw_profile(seed: int, nodes: int | None = None) -> Profile:
     rng = derive(seed, "profile")
-    drawn_nodes = rng.choice(NODE_COUNTS)
+    churn = rng.random() < CHURN_PROBABILITY
+    drawn_nodes = rng.choice(CHURN_NODE_COUNTS if churn else NODE_COUNTS)
     level = rng.randrange(len(INTENSITIES))
     sync_max_us = (2_000, 10_000, 30_000)[level]
+    network = _network(rng, level)
     return Profile(
         seed=seed,
         nodes=nodes if nodes is not None else drawn_nodes,
+        scenario="churn" if churn else "mixed",
         intensity=INTENSITIES[level],
-        network=_network(rng, level),
-        faults=_faults(rng, level),
+        network=network,
+        faults=_faults(rng, level, network, churn),
         disk=DiskProfile(
             sync_min_us=rng.randint(100, 500),
             sync_max_us=rng.randint(sync_max_us // 2, sync_max_us),
@@ -190,6 +212,6 @@ def draw_profile(seed: int, nodes: int | None = None) -> Profile:
             offset_max_ms=rng.choice((0, 200, 1_000, 3_000)),
             drift_max=rng.choice((0.0, 0.001, 0.02, 0.05)),
         ),
-        raft=_raft(rng),
+        raft=_raft(rng, level, churn),
         workload=_workload(rng),
     )

@@ -6,7 +6,14 @@
   records its data digest and the term before it; every later sight must agree. By induction
   two logs that share an entry then share the whole prefix, which is the property itself.
 - Leader completeness: a new leader's log holds every entry committed in an earlier term
-  (checked at election, against every index it has not compacted away).
+  (checked at election, against every index it has not compacted away). And prospectively, at
+  every commit: no node whose log lacks the newly committed entry could win an election, that
+  is, its log is not at least as up to date (§5.4.1) as the durable logs of a majority. The
+  durable logs, because a crash may take any voter back to them. In correct Raft this holds the
+  moment an entry commits (a majority holds, durably, an entry of the committing leader's term,
+  and a log without the committed entry has only older terms), and it is what makes leader
+  completeness hold for every later election, so a violation is found when it is created,
+  without waiting for the crashes and the election that would turn it into a lost entry.
 - State machine safety: a committed entry never changes (the first node to commit an index fixes
   its term and data; every other node must commit the same), never disappears from a log that
   held it (no durable write may drop it), and every node applies the same sequence (the queue
@@ -17,13 +24,15 @@ A broken property raises ``Violation``, which stops the run with the seed and th
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Protocol
 
 import attrs
 
 from raft_zmq.core.raft import RaftCore
 from raft_zmq.core.ready import Role, SoftState
 from raft_zmq.core.types import Entry
-from simulations.disk import CompletedWrite, PendingWrite
+from simulations.disk import CompletedWrite, PendingWrite, SimLog
 
 
 class Violation(Exception):
@@ -49,8 +58,18 @@ class CommittedEntry:
     commit_term: int
 
 
+class NodeLogs(Protocol):
+    """A node's logs as the checker reads them: its disk (durable part), and its core (the whole
+    log, unstable entries included) while it runs."""
+
+    id: str
+    disk: SimLog
+    core: RaftCore | None
+
+
 class RaftSafety:
-    def __init__(self) -> None:
+    def __init__(self, nodes: Mapping[str, NodeLogs] | None = None) -> None:
+        self._nodes = nodes if nodes is not None else {}
         self.leaders: dict[int, str] = {}  # term -> the node that led it
         self._seen: dict[tuple[int, int], tuple[bytes, int]] = {}  # (index, term) -> (digest, prev)
         self.committed: dict[int, CommittedEntry] = {}
@@ -107,6 +126,12 @@ class RaftSafety:
     # --- commitment -----------------------------------------------------------------------------
     def on_committed(self, node_id: str, term: int, entries: tuple[Entry, ...]) -> None:
         """``node_id``, in ``term``, hands ``entries`` to its state machine."""
+        newest = self.commit_index
+        self._register(node_id, term, entries)
+        if self.commit_index > newest:
+            self._check_no_rival(self.commit_index)
+
+    def _register(self, node_id: str, term: int, entries: tuple[Entry, ...]) -> None:
         for entry in entries:
             known = self.committed.get(entry.index)
             if known is None:
@@ -124,3 +149,48 @@ class RaftSafety:
                     f"{entry.index}/{known.term}"
                     + (" with other data" if known.term == entry.term else ""),
                 )
+
+    # --- prospective leader completeness ----------------------------------------------------
+    def _check_no_rival(self, index: int) -> None:
+        """No node lacking committed entry ``index`` could gather a majority of votes. Checking
+        the newest committed entry covers the older ones: a log holding it holds them all."""
+        term = self.committed[index].term
+        durable_last = {n.id: _last(n.disk) for n in self._nodes.values()}
+        majority = len(self._nodes) // 2 + 1
+        for node in self._nodes.values():
+            views = [("durable", node.disk, _last(node.disk))]
+            if node.core is not None:
+                log = node.core.log
+                views.append(("current", node.core, (log.last_term(), log.last_index())))
+            for name, view, last in views:
+                if _holds(view, index, term):
+                    continue
+                votes = 1 + sum(
+                    1
+                    for other, theirs in durable_last.items()
+                    if other != node.id and last >= theirs
+                )
+                if votes >= majority:
+                    raise Violation(
+                        "leader completeness",
+                        f"entry {index}/{term} is committed, yet {node.id}, whose {name} log "
+                        f"lacks it (last entry {last[1]}/{last[0]}), is at least as up to date "
+                        f"as the durable logs of {votes} of {len(self._nodes)} nodes: it could be "
+                        "elected and overwrite it",
+                    )
+
+
+def _last(disk: SimLog) -> tuple[int, int]:
+    """(last term, last index) of a durable log, the order of the up-to-date check."""
+    return (disk.term(disk.last_index()), disk.last_index())
+
+
+def _holds(view: SimLog | RaftCore, index: int, term: int) -> bool:
+    if isinstance(view, SimLog):
+        if index <= view.snapshot.index:
+            return True  # compacted: a snapshot holds only committed entries
+        return index <= view.last_index() and view.term(index) == term
+    log = view.log
+    if index < log.first_index():
+        return True
+    return log.term(index) == term

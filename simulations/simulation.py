@@ -118,7 +118,7 @@ class _Observer:
 
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
-        self.raft = RaftSafety()
+        self.raft = RaftSafety(sim.nodes)
         self.agreement = ReplicaAgreement()
         self.queues = QueueSafety()
 
@@ -126,12 +126,22 @@ class _Observer:
         assert node.core is not None
         self.raft.on_soft_state(node.id, soft, node.core)
 
+    def on_leader_ready(self, node: SimNode, term: int) -> None:
+        if self.sim.faults is not None:
+            self.sim.faults.on_new_leader(node.id, term)
+
     def on_persisted(self, node: SimNode, write: PendingWrite, done: CompletedWrite) -> None:
         self.raft.on_persisted(node.id, write, done)
+
+    def on_commit_advanced(self, node: SimNode, entries: list[Entry]) -> None:
+        assert node.core is not None
+        self.raft.on_committed(node.id, node.core.term, tuple(entries))
 
     def on_committed(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
         assert node.core is not None
         self.raft.on_committed(node.id, node.core.term, entries)
+        if node.is_leader and self.sim.faults is not None:
+            self.sim.faults.on_leader_commit(node.id, node.core.term)
 
     def on_applied(self, node: SimNode, entries: tuple[Entry, ...], results: list[Any]) -> None:
         now = self.sim.loop.now_us
@@ -157,9 +167,9 @@ class Simulation:
         self.loop = EventLoop()
         self.trace = Trace(keep_all=config.keep_trace)
         self.history = History()
+        self.nodes: dict[str, SimNode] = {}  # filled by _build; the checkers hold this dict
         self.observer = _Observer(self)
         self.stats: Counter[str] = Counter()
-        self.nodes: dict[str, SimNode] = {}
         self.services: dict[str, SimService] = {}
         self.clients: dict[str, Client | Prober] = {}
         self.faults: FaultScheduler | None = None
@@ -278,6 +288,7 @@ class Simulation:
         """Kill a node: the HTTP connections to it are reset, so whoever waits on it learns that
         the outcome of its request is unknown."""
         self.nodes[node_id].crash()
+        self.network.crashed(node_id)
         for client in self.clients.values():
             request_id = client.pending_on(node_id)
             if request_id is not None:
