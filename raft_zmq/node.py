@@ -591,9 +591,9 @@ class RaftNode:
                 proposal.waiter.fail(error)
             self._proposals.clear()
         if soft.role is not Role.LEADER:
-            for sender in self._senders.values():
+            senders, self._senders = self._senders, {}
+            for sender in senders.values():
                 sender.cancel()
-            self._senders.clear()
         self._leader_event.set()  # wake the waiters; they look again
         self._leader_event = trio.Event()
 
@@ -757,18 +757,25 @@ class RaftNode:
     def _start_snapshot_send(self, msg: InstallSnapshot) -> None:
         assert self.snapshots is not None and self._nursery is not None
         snapshot = self.snapshots.find(msg.meta.index, msg.meta.term)
-        if snapshot is None or msg.to in self._senders:
-            if snapshot is None:
-                logger.error("%s: no snapshot file for %s", self.node_id, msg.meta)
-                self._calls.append(lambda: self.core.report_snapshot(msg.to, False))  # type: ignore[union-attr]
+        if snapshot is None:
+            logger.error("%s: no snapshot file for %s", self.node_id, msg.meta)
+            self._calls.append(lambda: self.core.report_snapshot(msg.to, False))  # type: ignore[union-attr]
             return
+        running = self._senders.get(msg.to)
+        if running is not None and running.msg.meta == msg.meta:
+            return  # already streaming this one
         sender = _SnapshotSender(self, msg, snapshot)
         self._senders[msg.to] = sender
+        if running is not None:
+            # The core moved on to a newer snapshot while an older stream was still going:
+            # stream the new one (found by the simulator: ignoring it left the core waiting).
+            running.cancel()
         self._nursery.start_soon(sender.run)
 
     def _snapshot_send_done(self, peer: NodeId, sender: _SnapshotSender, ok: bool) -> None:
-        if self._senders.get(peer) is sender:
-            del self._senders[peer]
+        if self._senders.get(peer) is not sender:
+            return  # replaced by a newer stream or cancelled: its outcome no longer matters
+        del self._senders[peer]
         if not ok and not self._stopped:
             self._calls.append(lambda: self.core.report_snapshot(peer, False))  # type: ignore[union-attr]
             self._wake.set()

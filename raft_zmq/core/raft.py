@@ -237,6 +237,10 @@ class RaftCore:
         now compact the log up to ``meta.index`` (or less)."""
         self._assert_no_outstanding_ready()
         assert meta.index <= self.log.applied
+        self.set_snapshot_unchecked(meta)
+
+    def set_snapshot_unchecked(self, meta: SnapshotMeta) -> None:
+        """Record ``meta`` as the snapshot to stream (no check on the applied index)."""
         if self._latest_snapshot is None or meta.index > self._latest_snapshot.index:
             self._latest_snapshot = meta
 
@@ -340,6 +344,11 @@ class RaftCore:
         assert self._outstanding is rd, "advance() takes the Ready that ready() returned"
         self._outstanding = None
         self.log.stable_to(rd.entries, rd.snapshot)
+        if rd.snapshot is not None:
+            # The driver installed it and keeps its file: it is the snapshot this node streams
+            # if it leads later (found by the simulator: a leader whose log began after an
+            # installed snapshot had none to send and asserted).
+            self.set_snapshot_unchecked(rd.snapshot)
         if rd.hard_state is not None:
             self._persisted = rd.hard_state
         if rd.committed:

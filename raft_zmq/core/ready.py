@@ -9,7 +9,8 @@ The driver's loop, in this order (etcd's Ready contract, with the leader's paral
 4. send ``rd.messages`` (votes, acknowledgements: only now are they true);
 5. apply ``rd.committed`` in order, serve ``rd.read_states`` once applied reaches their index,
    fail ``rd.failed_reads``;
-6. ``core.advance(rd)``.
+6. ``core.advance(rd)``. A snapshot installed in step 3 becomes the one this node streams to
+   lagging followers if it leads later: the driver keeps its file.
 No other call into the core may happen between 1 and 6.
 """
 

@@ -284,3 +284,23 @@ def test_a_proposal_larger_than_one_entry_may_be_is_refused_and_changes_nothing(
         c.nodes["n1"].core.propose(b"x" * 101)
     assert c.nodes["n1"].core.log.last_index() == last
     c.propose(b"x" * 100)
+
+
+def test_a_node_that_installed_a_snapshot_streams_it_on_when_it_leads():
+    """Found by the simulator: a leader whose log begins after an installed snapshot must still
+    have that snapshot to send to a server that is further behind."""
+    c = Cluster(3)
+    c.elect("n1")
+    c.crash("n3")
+    for i in range(20):
+        c.propose(b"t%d" % i)
+    c.nodes["n1"].take_snapshot()
+    c.restart("n3")
+    c.tick(3)
+    assert c.nodes["n3"].disk.snapshot.index >= 20  # n3's log now starts after the snapshot
+    c.crash("n1")
+    c.elect("n3")
+    c.add_empty("n4")
+    _add(c, "n4")
+    c.tick(5)
+    assert c.nodes["n4"].applied_commands() == [b"t%d" % i for i in range(20)]
