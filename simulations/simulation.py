@@ -205,6 +205,7 @@ class Simulation:
 
     def _build(self, root: str) -> None:
         p, seed = self.profile, self.config.seed
+        self.trace.add(0, f"seed {seed}: {p.describe()}")
         ids = self.ids
         config = ClusterConfig(tuple(Server(i, f"{i}:9000") for i in ids))
         core_plants = frozenset(name for name in self.config.plants if plant_list.plant(name).core)
@@ -260,7 +261,6 @@ class Simulation:
             self._crash,
             self._restart,
         )
-        self.trace.add(0, f"seed {seed}: {p.describe()}")
 
     def _deliver(self, packet: Packet) -> None:
         node = self.nodes.get(packet.dst)
