@@ -6,6 +6,9 @@ never a hang; the route itself when this node leads; otherwise the request is re
 leader (doq/api/forwarding.py). With no leader known the request waits for one inside its
 deadline, and a relay that never reached the leader is tried again, against whichever node leads
 by then.
+
+The deadline is the request's, set once when it arrives and kept in its ASGI scope: a request
+that the fast path (doq/api/fastpath.py) hands over to the routes keeps the time it has left.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from typing import Any
 
 import attrs
 import trio
-from quart import request
+from quart import Response, request
 
-from doq.api.forwarding import Forwarder, Retry
-from doq.api.problems import problem_for_service_error, unavailable
+from doq.api.forwarding import Forwarder, Relayed, RelayRequest, Retry
+from doq.api.problems import ApiProblem, problem_for_service_error, unavailable
 from doq.api.settings import ApiSettings
 from doq.service import NotLeaderError, QueueService, ServiceError
 
@@ -27,6 +30,28 @@ Handler = Callable[..., Awaitable[Any]]
 
 LEADER_POLL_INTERVAL_S = 0.02  # how often a request waiting for a leader looks again
 RETRY_PAUSE_S = 0.05  # after a relay that did not reach the leader, before trying again
+DEADLINE_SCOPE_KEY = "doq.deadline"  # the request's deadline (Trio time) in its ASGI scope
+
+
+def request_deadline(scope: dict[str, Any], timeout_s: float) -> float:
+    """The request's deadline: set by whoever sees the request first, then kept."""
+    deadline = scope.get(DEADLINE_SCOPE_KEY)
+    if deadline is None:
+        deadline = scope[DEADLINE_SCOPE_KEY] = trio.current_time() + timeout_s
+    return deadline
+
+
+def unanswered_in_time(timeout_s: float, *, is_write: bool) -> ApiProblem:
+    """The problem for a request whose deadline passed."""
+    if is_write:
+        return unavailable(
+            f"no answer within {timeout_s:g} s; the request may or may not have been applied"
+        )
+    return unavailable(f"no answer within {timeout_s:g} s (no leader reachable in time)")
+
+
+def relayed_response(relayed: Relayed) -> Response:
+    return Response(relayed.body, status=relayed.status, headers=dict(relayed.headers))
 
 
 @attrs.define
@@ -50,7 +75,7 @@ class Dispatcher:
 
     async def serve(self, handler: Handler, kwargs: dict[str, Any], *, is_write: bool) -> Any:
         timeout_s = self.settings.request_timeout_s
-        deadline = trio.current_time() + timeout_s
+        deadline = request_deadline(request.scope, timeout_s)
         with trio.move_on_at(deadline):
             # Read the body before the route does: parsing a multipart form consumes it, and a
             # relay to the leader must send it unchanged.
@@ -59,11 +84,7 @@ class Dispatcher:
             return await self._serve_until(
                 handler, kwargs, body, is_write=is_write, deadline=deadline
             )
-        if is_write:
-            raise unavailable(
-                f"no answer within {timeout_s:g} s; the request may or may not have been applied"
-            )
-        raise unavailable(f"no answer within {timeout_s:g} s (no leader reachable in time)")
+        raise unanswered_in_time(timeout_s, is_write=is_write)
 
     async def _serve_until(
         self,
@@ -87,10 +108,13 @@ class Dispatcher:
                 await self._wait_for_leader()
                 continue
             outcome = await self.forwarder.forward(
-                leader_http, body, is_write=is_write, deadline=deadline
+                leader_http,
+                RelayRequest.of_scope(request.scope, body),
+                is_write=is_write,
+                deadline=deadline,
             )
             if not isinstance(outcome, Retry):
-                return outcome
+                return relayed_response(outcome)
             await trio.sleep(RETRY_PAUSE_S)
 
     async def _wait_for_leader(self) -> None:

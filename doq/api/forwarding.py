@@ -1,40 +1,43 @@
 """Relaying a request from a follower to the leader over HTTP, and relaying the answer back.
 
 Only the leader serves requests (doq/service.py); a follower sends the request as it received it
-(method, path, query, body, content type) to the leader's HTTP address with one shared keep-alive
-client, and answers with the leader's status, body, content type and Retry-After unchanged.
+(method, path and query as the client wrote them, body, content type) to the leader's HTTP
+address over one shared keep-alive client (doq/api/relay.py), and answers with the leader's
+status, body, content type and Retry-After unchanged.
 
 What may be retried is decided by what is known about the request's fate:
-- the connection could not be established: the leader never saw the request, so the caller may
-  try again (against a new leader, if one was elected meanwhile);
-- the request was sent and then the connection failed or timed out: a read may be retried, a
-  write may not (it may have been applied), so the client gets a 503 saying the outcome is
-  unknown.
+- the request was not written (no connection, or none before the deadline): the leader never saw
+  it, so the caller may try again (against a new leader, if one was elected meanwhile);
+- the request was written and then the connection failed or the deadline passed: a read may be
+  retried, a write may not (it may have been applied), so the client gets a 503 saying the
+  outcome is unknown.
 A hop header counts relays, so two nodes that each believe the other leads cannot bounce a request
 between them forever.
+
+The request to relay is a plain value (``RelayRequest``) built from the ASGI scope, so that both
+the Quart routes and the fast path (doq/api/fastpath.py) relay the same way.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+from typing import Any
+from urllib.parse import quote
 
 import attrs
-import httpx
-import trio
-from quart import Response, request
 
 from doq.api.links import FORWARDED_HOST_HEADER
-from doq.api.problems import ApiProblem, problem_response, unavailable
+from doq.api.problems import ApiProblem, unavailable
+from doq.api.relay import ConnectFailed, ExchangeFailed, RelayClient
 
 HOPS_HEADER = "X-Doq-Forwarded-Hops"
 FORWARDED_BY_HEADER = "X-Doq-Forwarded-By"
-# Below Hypercorn's 5 s keep-alive timeout, so the client drops an idle connection before the
-# server does: a request written into a connection the server just closed has an unknown fate.
-KEEPALIVE_EXPIRY_S = 2.0
-CONNECTIONS_MAX = 64
-_RELAYED_HEADERS = ("Content-Type", "Retry-After")
-_SENT_HEADERS = ("Content-Type", "Accept")
+HOPS_DIGITS_MAX = 3  # a hop count longer than this is not ours: counted as 0
+_RELAYED_HEADERS = ((b"content-type", "Content-Type"), (b"retry-after", "Retry-After"))
+_SENT_HEADERS = (b"content-type", b"accept")
+_HOPS_KEY = HOPS_HEADER.lower().encode()
+_FORWARDED_HOST_KEY = FORWARDED_HOST_HEADER.lower().encode()
 
 log = logging.getLogger("doq.api.forwarding")
 
@@ -46,9 +49,52 @@ class Retry(enum.Enum):
     READ_FAILED = "read failed"
 
 
-def hops_of_current_request() -> int:
-    raw = request.headers.get(HOPS_HEADER, "0")
-    return int(raw) if raw.isdigit() and len(raw) < 4 else 0
+@attrs.frozen
+class RelayRequest:
+    """A request as the client sent it: ``target`` is the path and query as written (still
+    percent-encoded); ``headers`` are the ones relayed (lower-case names); ``client_host`` the
+    host the client addressed (its X-Forwarded-Host when it is itself a relay)."""
+
+    method: str
+    target: bytes
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    client_host: bytes
+    hops: int
+
+    @classmethod
+    def of_scope(cls, scope: dict[str, Any], body: bytes) -> RelayRequest:
+        found: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            found.setdefault(name, value)  # the first of a name, as Quart's headers answer
+        raw_path = scope.get("raw_path") or quote(scope.get("root_path", "") + scope["path"])
+        target = raw_path if isinstance(raw_path, bytes) else raw_path.encode("ascii")
+        if scope["query_string"]:
+            target = target + b"?" + scope["query_string"]
+        return cls(
+            method=scope["method"],
+            target=target,
+            body=body,
+            headers=tuple((name, found[name]) for name in _SENT_HEADERS if name in found),
+            client_host=found.get(_FORWARDED_HOST_KEY, found.get(b"host", b"")),
+            hops=hops_of(found.get(_HOPS_KEY)),
+        )
+
+
+def hops_of(raw: bytes | None) -> int:
+    """The hop count a relaying node wrote; anything else counts as no hop."""
+    if raw is None or not raw.isdigit() or len(raw) > HOPS_DIGITS_MAX:
+        return 0
+    return int(raw)
+
+
+@attrs.frozen
+class Relayed:
+    """The leader's answer, reduced to what is relayed to the client."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...]  # Content-Type and Retry-After, when present
 
 
 @attrs.define
@@ -57,66 +103,57 @@ class Forwarder:
 
     node_id: str
     hops_max: int
-    _client: httpx.AsyncClient | None = None
+    _client: RelayClient | None = None
 
     def start(self) -> None:
-        limits = httpx.Limits(
-            max_connections=CONNECTIONS_MAX,
-            max_keepalive_connections=CONNECTIONS_MAX,
-            keepalive_expiry=KEEPALIVE_EXPIRY_S,
-        )
-        self._client = httpx.AsyncClient(limits=limits, trust_env=False)
+        self._client = RelayClient()
 
     async def aclose(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
-            with trio.CancelScope(shield=True):
-                await client.aclose()
+            await client.aclose()
 
     async def forward(
-        self, leader_http: str, body: bytes, *, is_write: bool, deadline: float
-    ) -> Response | Retry:
-        """Relay the current request, whose body is ``body``, to ``leader_http`` ("host:port")
-        before ``deadline``."""
-        hops = hops_of_current_request()
-        if hops >= self.hops_max:
-            raise unavailable(f"request relayed {hops} times without reaching the leader")
+        self, leader_http: str, relayed: RelayRequest, *, is_write: bool, deadline: float
+    ) -> Relayed | Retry:
+        """Relay ``relayed`` to ``leader_http`` ("host:port") before ``deadline`` (Trio time).
+        Raises ``ApiProblem`` when the request is not to be relayed (too many hops) or when a
+        write's fate is unknown."""
+        if relayed.hops >= self.hops_max:
+            raise unavailable(f"request relayed {relayed.hops} times without reaching the leader")
         if self._client is None:
             self.start()
         assert self._client is not None
-        headers = {name: request.headers[name] for name in _SENT_HEADERS if name in request.headers}
-        headers[HOPS_HEADER] = str(hops + 1)
-        headers[FORWARDED_BY_HEADER] = self.node_id
-        headers[FORWARDED_HOST_HEADER] = request.headers.get(
-            FORWARDED_HOST_HEADER, request.headers.get("Host", "")
-        )
-        url = f"http://{leader_http}{request.root_path}{request.path}"
-        if request.query_string:
-            url = f"{url}?{request.query_string.decode('latin-1')}"
-        remaining_s = max(deadline - trio.current_time(), 0.001)
+        headers = [
+            (b"host", leader_http.encode()),
+            (b"content-length", str(len(relayed.body)).encode()),
+            *relayed.headers,
+            (_HOPS_KEY, str(relayed.hops + 1).encode()),
+            (FORWARDED_BY_HEADER.lower().encode(), self.node_id.encode()),
+            (_FORWARDED_HOST_KEY, relayed.client_host),
+        ]
+        method = relayed.method.encode()
         try:
             answer = await self._client.request(
-                request.method,
-                url,
-                content=body,
-                headers=headers,
-                timeout=httpx.Timeout(remaining_s),
+                leader_http, method, relayed.target, headers, relayed.body, deadline=deadline
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            log.info("leader %s unreachable: %r", leader_http, exc)
+        except ConnectFailed as exc:
+            log.info("leader %s unreachable: %s", leader_http, exc)
             return Retry.NOT_SENT
-        except httpx.TransportError as exc:
+        except ExchangeFailed as exc:
             if is_write:
-                return problem_response(_outcome_unknown(leader_http, exc))
+                raise _outcome_unknown(leader_http, exc) from None
             return Retry.READ_FAILED
-        relayed = {
-            name: answer.headers[name] for name in _RELAYED_HEADERS if name in answer.headers
-        }
-        return Response(answer.content, status=answer.status_code, headers=relayed)
+        kept = tuple(
+            (name, value.decode("latin-1"))
+            for key, name in _RELAYED_HEADERS
+            if (value := answer.header(key)) is not None
+        )
+        return Relayed(answer.status, answer.body, kept)
 
 
 def _outcome_unknown(leader_http: str, exc: Exception) -> ApiProblem:
     return unavailable(
         f"the request was sent to the leader at {leader_http} but its answer was lost "
-        f"({type(exc).__name__}); it may or may not have been applied"
+        f"({exc}); it may or may not have been applied"
     )
