@@ -15,15 +15,12 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from simulations.loop import US_PER_MS, EventLoop
 from simulations.network import SimNetwork
+from simulations.node import SNAPSHOT_RESTORE_US, SimNode
 from simulations.profile import FaultProfile
 from simulations.trace import Trace
-
-if TYPE_CHECKING:
-    from simulations.node import SimNode
 
 PARTITION_MIN_MS = 100
 DISCONNECT_MIN_MS = 20  # a young leader cut off comes back soon: it may win again with what it has
@@ -174,8 +171,10 @@ class FaultScheduler:
         if target == "leader":
             victims = [self.leader() or rng.choice(up)]
         elif target == "writing":
+            # The most delicate moment first: a state machine being restored from a snapshot.
+            restoring = [i for i in up if self._nodes[i].restoring]
             writing = [i for i in up if self._nodes[i].disk.write_in_flight]
-            victims = [rng.choice(writing or up)]
+            victims = [rng.choice(restoring or writing or up)]
         elif target == "several":
             victims = rng.sample(up, rng.randint(min(2, len(up)), len(up)))
         elif target == "all":
@@ -185,6 +184,18 @@ class FaultScheduler:
         for node_id in sorted(victims):
             self._crash_and_restart(node_id)
         self._note(f"crash:{target}", f"crash {sorted(victims)} ({target})")
+
+    def on_restore_started(self, node_id: str) -> None:
+        """A node is restoring its state machine from a received snapshot, its log already past
+        it: in seeds with crashes, sometimes crash it right there (the restart must repair it)."""
+        if self._running and self._profile.crash_mean_gap_ms and self._rng.random() < 0.2:
+            delay_us = self._rng.randint(0, SNAPSHOT_RESTORE_US - 1)
+            self._loop.after(delay_us, self._crash_restoring, node_id)
+
+    def _crash_restoring(self, node_id: str) -> None:
+        if self._running and self._nodes[node_id].restoring:
+            self._crash_and_restart(node_id)
+            self._note("crash:restoring", f"crash {node_id} while it restores a snapshot")
 
     def _crash_and_restart(self, node_id: str) -> None:
         self._crash_node(node_id)

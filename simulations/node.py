@@ -61,6 +61,7 @@ SNAPSHOT_KEEP = 2  # snapshot files kept per node, as raft_zmq.node keeps them
 MISSED_TICKS_MAX = 1000  # a paused node counts at most this many missed ticks (raft_zmq.node)
 STATE_MAP_SIZE_BYTES = 64 << 20  # address space of each simulated node's LMDB state
 ALL_BYTES = 1 << 62  # no byte limit on a read of the log
+SNAPSHOT_RESTORE_US = 2 * US_PER_MS  # restoring the state machine from a received snapshot
 
 
 class NodeObserver(Protocol):
@@ -81,6 +82,10 @@ class NodeObserver(Protocol):
     def on_committed(self, node: SimNode, entries: tuple[Entry, ...]) -> None: ...
 
     def on_applied(self, node: SimNode, entries: tuple[Entry, ...], results: list[Any]) -> None: ...
+
+    def on_restore_started(self, node: SimNode) -> None:
+        """A received snapshot is in the node's log; its state machine is being restored."""
+        ...
 
     def on_snapshot_restored(self, node: SimNode, index: int) -> None: ...
 
@@ -158,6 +163,7 @@ class SimNode:
     def _reset_process_memory(self) -> None:
         """Everything a process holds in memory, lost by a crash."""
         self.busy = False  # a Ready's write is in flight: no other round until it completes
+        self.restoring = False  # the state machine is being restored from a received snapshot
         self.applied_index = 0
         self._commit_seen = 0  # the commit index last reported to the observer
         self._wake_scheduled = False
@@ -171,7 +177,7 @@ class SimNode:
         self._reads: dict[int, Callable[[str, Any], None]] = {}
         self._reads_ready: list[tuple[int, Callable[[str, Any], None]]] = []
         self._read_ctx = 0
-        self._deferred_sync: tuple[Ready, PendingWrite] | None = None
+        self._deferred: Callable[[], None] | None = None  # a write completed during a pause
         self._senders: dict[str, SnapshotSender] = {}
         self._receiver = SnapshotReceiver(self)
 
@@ -273,10 +279,9 @@ class SimNode:
         held, self._held = self._held, []
         for packet in held:
             self.deliver(packet)
-        if self._deferred_sync is not None:
-            rd, write = self._deferred_sync
-            self._deferred_sync = None
-            self._synced(self.generation, rd, write)
+        if self._deferred is not None:
+            deferred, self._deferred = self._deferred, None
+            deferred()
         else:
             self._wake()
 
@@ -453,13 +458,32 @@ class SimNode:
         if generation != self.generation:
             return  # the node crashed while the write was in flight: it is lost
         if self.paused:
-            self._deferred_sync = (rd, write)
+            self._deferred = lambda: self._synced(generation, rd, write)
             return
         done = self.disk.complete_write(write)
         self.stats.entries_persisted += len(write.entries)
         self.observer.on_persisted(self, write, done)
         if rd.snapshot is not None:
-            self._install_snapshot(rd)
+            # The log starts after the received snapshot now. Restoring the state machine takes
+            # a while, and a crash meanwhile leaves it behind the log's start: the restart
+            # repairs that (_recover_state_machine), as raft_zmq.node's does.
+            self.restoring = True
+            self.loop.after(SNAPSHOT_RESTORE_US, self._restored, generation, rd)
+            self.observer.on_restore_started(self)
+            return
+        self._round_done(rd)
+
+    def _restored(self, generation: int, rd: Ready) -> None:
+        if generation != self.generation:
+            return
+        if self.paused:
+            self._deferred = lambda: self._restored(generation, rd)
+            return
+        self._install_snapshot(rd)
+        self.restoring = False
+        self._round_done(rd)
+
+    def _round_done(self, rd: Ready) -> None:
         self.busy = False
         self._finish_round(rd)
         self._feed_core()

@@ -150,6 +150,10 @@ class _Observer:
         if entries[-1].index % STATE_DIGEST_STRIDE == 0:
             self._compare_state(node, entries[-1].index)
 
+    def on_restore_started(self, node: SimNode) -> None:
+        if self.sim.faults is not None:
+            self.sim.faults.on_restore_started(node.id)
+
     def on_snapshot_restored(self, node: SimNode, index: int) -> None:
         if index % STATE_DIGEST_STRIDE == 0:
             self._compare_state(node, index)
