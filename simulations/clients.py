@@ -6,7 +6,8 @@ wait for the answer or its own timeout. It talks to the node that answered it la
 to another; a "no leader" answer is retried elsewhere after a short backoff, and so is an enqueue
 whose outcome is unknown when the client chose its ID (the retry is then idempotent). Messages it
 dequeued without ``ack`` are held until it acks, nacks or forgets them; it touches some while it
-holds them, and sometimes acks one it no longer holds (as a slow consumer would).
+holds them, changes the priority of messages it holds or enqueued (ready, in flight or gone by
+then), and sometimes acks one it no longer holds (as a slow consumer would).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import random
 
 import attrs
 
-from doq.state.results import Dequeued
+from doq.state.results import Dequeued, Enqueued
 from simulations.history import History, OpRecord
 from simulations.loop import US_PER_MS, EventLoop
 from simulations.network import Packet, SimNetwork
@@ -41,6 +42,7 @@ FAIR_PRIORITY_MAX = 3  # queue, and these are long past)
 RETRIES_MAX = 3  # attempts of one operation after a definite failure
 BACKOFF_MAX_MS = 100
 HELD_MAX = 8  # messages a client holds at once; beyond, it acks before dequeuing more
+ENQUEUED_KEPT = 16  # recently enqueued message IDs a client remembers
 CLIENT_ID_SHIFT = 32  # client-chosen IDs: (client number + 1) << 32 | sequence
 OP_WEIGHTS = (
     ("enqueue", 26),
@@ -101,6 +103,7 @@ class Client:
         self._to_create = list(queues)
         self._held: list[tuple[str, int]] = []  # (queue, message ID) dequeued, not yet settled
         self._released: list[tuple[str, int]] = []  # given up holding (for stale acks)
+        self._enqueued: list[tuple[str, int]] = []  # recently enqueued (for priority updates)
         self._preferred: str | None = None
         self._pending: _Pending | None = None
         self._sequence = 0
@@ -141,8 +144,13 @@ class Client:
         queue = rng.choice(self._queues)
         if kind == "dequeue" and len(self._held) >= HELD_MAX:
             kind = "ack"
-        if kind in ("ack", "nack", "touch", "update_priority") and self._held:
-            return self._on_held(kind)
+        if kind == "update_priority" and self._enqueued and (not self._held or rng.random() < 0.5):
+            name, message_id = rng.choice(self._enqueued)  # ready, in flight, or gone by now
+            return OpUpdatePriority(name, message_id, rng.randint(0, self._priority_max(name)))
+        if kind in ("ack", "nack", "touch", "update_priority"):
+            if self._held:
+                return self._on_held(kind)
+            kind = "dequeue"  # nothing held: go and get something
         if kind == "stale" and self._released:
             name, message_id = rng.choice(self._released)
             return OpAck(name, message_id) if rng.random() < 0.5 else OpNack(name, message_id)
@@ -236,6 +244,9 @@ class Client:
         result = response.result
         if isinstance(op, OpDequeue) and not op.ack and isinstance(result, Dequeued):
             self._held.extend((op.queue, m.id) for m in result.messages)
+        elif isinstance(op, OpEnqueue) and isinstance(result, Enqueued):
+            self._enqueued.extend((op.queue, m.id) for m in result.messages)
+            del self._enqueued[:-ENQUEUED_KEPT]
 
     def _unknown(self, pending: _Pending) -> None:
         op = pending.op
