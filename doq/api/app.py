@@ -2,7 +2,8 @@
 
 It wires the service into the routes, installs the problem+json error handlers, the OpenAPI
 document and docs page (quart-schema), the body limit, per-request metrics, the follower-to-leader
-forwarder and the rate sampler. The two background pieces (the forwarder's HTTP client and the
+forwarder, the rate sampler, and the fast path for enqueue and dequeue (doq/api/fastpath.py) in
+front of it all. The two background pieces (the forwarder's HTTP client and the
 sampler task) live between the app's startup and shutdown, in the nursery Quart-Trio gives the
 app, so they end with it.
 """
@@ -20,6 +21,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from doq.api.context import ApiContext
 from doq.api.dispatch import Dispatcher
+from doq.api.fastpath import FastPath
 from doq.api.forwarding import Forwarder
 from doq.api.openapi import DoqOpenAPIProvider
 from doq.api.problems import install_error_handlers
@@ -90,6 +92,9 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     register_in_flight_routes(app, api)
     register_cluster_routes(app, api)
     register_ops_routes(app, api)
+    if settings.fast_path:
+        # Quart's own middleware hook: Hypercorn and the test client both call asgi_app.
+        app.asgi_app = FastPath(app.asgi_app, api)  # type: ignore[method-assign]
 
     # Quart-Trio waits up to BACKGROUND_TASK_SHUTDOWN_TIMEOUT for tasks in its nursery at
     # shutdown: the sampler is cancelled explicitly so shutdown does not wait for it.

@@ -30,6 +30,7 @@ from doq.state.results import RejectCode
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 VALIDATION_FAILED = "validation failed"
 RETRY_AFTER_S_DEFAULT = 1
+ERROR_MODEL = "ErrorModel"  # the schema name of every problem document
 
 log = logging.getLogger("doq.api")
 
@@ -74,19 +75,32 @@ def title_of(status: int) -> str:
 
 
 def problem_response(problem: ApiProblem) -> Response:
+    return Response(
+        problem_body(problem, schema_url(ERROR_MODEL)),
+        status=problem.status,
+        headers=problem.headers,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def problem_body(problem: ApiProblem, schema: str) -> bytes:
     body = ErrorModel(
-        schema=schema_url("ErrorModel"),
+        schema=schema,
         title=title_of(problem.status),
         status=problem.status,
         detail=problem.detail,
         errors=problem.errors,
     )
-    return Response(
-        _ENCODER.encode(body),
-        status=problem.status,
-        headers=problem.headers,
-        content_type=PROBLEM_CONTENT_TYPE,
-    )
+    return _ENCODER.encode(body)
+
+
+def problem_asgi_headers(problem: ApiProblem, body_bytes: int) -> list[tuple[bytes, bytes]]:
+    """The headers ``problem_response`` makes Quart send, in its order (the problem's own, then
+    Content-Type, then Content-Length), for answering from ASGI directly."""
+    headers = [(name.lower().encode(), value.encode()) for name, value in problem.headers.items()]
+    headers.append((b"content-type", PROBLEM_CONTENT_TYPE.encode()))
+    headers.append((b"content-length", str(body_bytes).encode()))
+    return headers
 
 
 def validation_problem(message: str, location: str, value: Any = None) -> ApiProblem:

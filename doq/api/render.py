@@ -20,6 +20,7 @@ from doq.rates import Rates
 from doq.state.results import Message, QueueInfo, QueueSettings
 
 JSON_CONTENT_TYPE = "application/json"
+MESSAGE_BODY = "MessageBody"  # the schema name of a message answer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,9 +56,10 @@ def settings_body(settings: QueueSettings) -> QueueSettingsBody:
     )
 
 
-def message_body(status: str, message: Message) -> MessageBody:
+def message_body(status: str, message: Message, schema: str) -> MessageBody:
+    """``schema``: the body's ``$schema`` URL (``schema_url(MESSAGE_BODY)`` in a route)."""
     return MessageBody(
-        schema=schema_url("MessageBody"),
+        schema=schema,
         status=status,  # type: ignore[arg-type]
         id=str(message.id),
         group=message.group,

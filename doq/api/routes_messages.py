@@ -12,7 +12,7 @@ from quart_schema import tag
 from doq.api.context import ApiContext
 from doq.api.links import schema_url
 from doq.api.problems import validation_problem
-from doq.api.render import answers, fails, json_response, message_body
+from doq.api.render import MESSAGE_BODY, answers, fails, json_response, message_body
 from doq.api.schemas import (
     DequeueQuery,
     EnqueueRequest,
@@ -35,7 +35,8 @@ MESSAGE_PATH = f"/API/v1/queues/<name>/messages/<int(max={U64_MAX}):message_id>"
 IDS_PATH = "/API/v1/ids"
 
 
-def _message_input(body: EnqueueRequest) -> MessageInput:
+def message_input(body: EnqueueRequest) -> MessageInput:
+    """The service's input for a validated enqueue body (an ``id`` above u64 is refused)."""
     message_id = None
     if body.id is not None:
         message_id = int(body.id)
@@ -63,9 +64,9 @@ def register_message_routes(app: Quart, api: ApiContext) -> None:
         """Enqueue a message
 
         An ``id`` the queue already holds answers with the stored message, not a second copy."""
-        result = await service.enqueue(check_queue_name(name), (_message_input(body),))
+        result = await service.enqueue(check_queue_name(name), (message_input(body),))
         assert isinstance(result, Enqueued), result
-        return json_response(message_body("ENQUEUED", result.messages[0]))
+        return json_response(message_body("ENQUEUED", result.messages[0], schema_url(MESSAGE_BODY)))
 
     @tag(["Messages"])
     @answers(MessageBody)
@@ -79,7 +80,7 @@ def register_message_routes(app: Quart, api: ApiContext) -> None:
         is acked, nacked, or its ack deadline passes. An empty queue answers 400."""
         result = await service.dequeue(check_queue_name(name), ack=ack)
         assert isinstance(result, Dequeued), result
-        return json_response(message_body("DEQUEUED", result.messages[0]))
+        return json_response(message_body("DEQUEUED", result.messages[0], schema_url(MESSAGE_BODY)))
 
     @tag(["Messages"])
     @answers(MessageBody)
@@ -88,7 +89,7 @@ def register_message_routes(app: Quart, api: ApiContext) -> None:
     async def get_message(name: str, message_id: int) -> Response:
         """Get a message without dequeuing it"""
         stored = await service.get_message(check_queue_name(name), message_id)
-        return json_response(message_body("GOT", stored.message))
+        return json_response(message_body("GOT", stored.message, schema_url(MESSAGE_BODY)))
 
     @tag(["Messages"])
     @fails(404, 422, 503)

@@ -14,7 +14,9 @@ FORWARD_HOPS_MAX = 3  # follower -> leader relays one request may take (leader c
 @attrs.frozen
 class ApiSettings:
     """``node_id`` names this node in logs and problem details; ``forwarding`` off makes a
-    follower answer 503 (with the leader's address) instead of relaying to the leader."""
+    follower answer 503 (with the leader's address) instead of relaying to the leader;
+    ``fast_path`` off sends enqueue and dequeue through the Quart routes too (the answers are the
+    same either way, doq/api/fastpath.py)."""
 
     node_id: str
     max_body_bytes: int = MAX_BODY_BYTES_DEFAULT
@@ -23,6 +25,7 @@ class ApiSettings:
     prometheus_enabled: bool = True
     forwarding: bool = True
     forward_hops_max: int = FORWARD_HOPS_MAX
+    fast_path: bool = True
     title: str = "doq: a distributed priority queue"
     version: str = "0.1.0"
 

@@ -27,8 +27,8 @@ Handler = Callable[..., Awaitable[Any]]
 
 BODY_REQUIRED = "request body is required"
 # strconv.ParseBool's spellings, which the Go server accepted for ?ack=
-_TRUE_WORDS = frozenset({"1", "t", "T", "true", "TRUE", "True"})
-_FALSE_WORDS = frozenset({"0", "f", "F", "false", "FALSE", "False"})
+TRUE_WORDS = frozenset({"1", "t", "T", "true", "TRUE", "True"})
+FALSE_WORDS = frozenset({"0", "f", "F", "false", "FALSE", "False"})
 _ERROR_AT = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<field>.*)`$", re.DOTALL)
@@ -112,9 +112,9 @@ def ack_query(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
 def parse_bool_query(name: str, raw: str | None) -> bool:
     if raw is None or raw == "":
         return False
-    if raw in _TRUE_WORDS:
+    if raw in TRUE_WORDS:
         return True
-    if raw in _FALSE_WORDS:
+    if raw in FALSE_WORDS:
         return False
     raise validation_problem("expected a boolean", f"query.{name}", raw)
 

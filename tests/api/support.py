@@ -25,6 +25,17 @@ from ..support import free_port, single_node_service
 STARTUP_TIMEOUT_S = 20
 
 
+class Defaults:
+    """ApiSettings the helpers use unless a test says otherwise; the ``fast_path`` fixture
+    (conftest.py) sets ``fast_path`` so that a module's tests run with the fast path on and off."""
+
+    settings: dict[str, Any] = {}
+
+
+def api_settings(node_id: str, **settings: Any) -> ApiSettings:
+    return ApiSettings(node_id=node_id, **{**Defaults.settings, **settings})
+
+
 @attrs.define
 class ApiHarness:
     service: Any
@@ -40,7 +51,7 @@ async def api_app(
     the service (to inject failures) before the app sees it."""
     async with single_node_service(data_dir) as service:
         served = service_wrapper(service) if service_wrapper else service
-        app = create_app(served, ApiSettings(node_id="node-0", **settings))
+        app = create_app(served, api_settings("node-0", **settings))
         async with app.test_app():
             yield ApiHarness(served, app, app.test_client())
 
@@ -100,7 +111,7 @@ async def served_cluster(
                 await nursery.start(raft.run)
                 service = QueueService(raft, state, http_address=http)
                 served = service_wrapper(service) if service_wrapper else service
-                app = create_app(served, ApiSettings(node_id=node_id, **settings))
+                app = create_app(served, api_settings(node_id, **settings))
                 stop = trio.Event()
                 await nursery.start(serve_app, app, http, stop)
                 nodes.append(ServedNode(node_id, service, http, stop))

@@ -4,6 +4,7 @@ misbehaves (nothing listening, a connection cut after the request, a leader that
 from __future__ import annotations
 
 import httpx
+import pytest
 import trio
 import trio.testing
 
@@ -11,6 +12,8 @@ from doq.service import NotLeaderError
 
 from ..support import free_port
 from .support import api_app, followers_of, leader_of, serve_app, served_cluster
+
+pytestmark = pytest.mark.usefixtures("fast_path")
 
 QUEUES = "/API/v1/queues"
 SHORT_TIMEOUT_S = 0.5

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .support import api_app
+
+pytestmark = pytest.mark.usefixtures("fast_path")
 
 QUEUES = "/API/v1/queues"
 U64_MAX = (1 << 64) - 1

@@ -6,12 +6,15 @@ import io
 import json
 import logging
 
+import pytest
 import yaml
 from quart.datastructures import FileStorage
 
 from doq.service import TooLargeError, UnavailableError
 
 from .support import api_app
+
+pytestmark = pytest.mark.usefixtures("fast_path")
 
 QUEUES = "/API/v1/queues"
 
