@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from raft_zmq.core.types import (
     Suffrage,
 )
 from raft_zmq.faults import FaultSpec
+from raft_zmq.snapshot_stream import accept_chunk
 from raft_zmq.snapshots import Snapshot, SnapshotStore
 from raft_zmq.statemachine import StateMachine
 from raft_zmq.storage import RaftStorage
@@ -866,51 +867,16 @@ class _SnapshotSender:
 
 
 class _SnapshotReceiver:
-    """Follower side: stages chunks into the snapshot store; once complete, hands the core the
-    InstallSnapshot message that the leader's core emitted."""
+    """Follower side: stages chunks into the snapshot store (raft_zmq/snapshot_stream.py); once
+    complete, hands the core the InstallSnapshot message that the leader's core emitted."""
 
     def __init__(self, node: RaftNode) -> None:
         self.node = node
 
     def on_chunk(self, chunk: SnapshotChunk) -> None:
         node = self.node
-        store, core = node.snapshots, node.core
-        assert store is not None and core is not None
-        if chunk.term < core.term:
-            self._reply(chunk, 0, ok=False)  # from a deposed leader
-            return
-        incoming = store.incoming
-        same = incoming is not None and incoming.meta == chunk.meta
-        if same and chunk.offset < incoming.received_bytes:
-            self._reply(chunk, incoming.received_bytes, ok=True)  # a duplicate: say where we are
-            return
-        if chunk.offset == 0 and not same:
-            incoming = store.begin_incoming(chunk.meta, chunk.total)
-        elif not same or chunk.offset != incoming.received_bytes:
-            self._reply(chunk, 0, ok=False)  # a gap, or the tail of a stream we do not have
-            return
-        assert incoming is not None
-        try:
-            received = incoming.write_chunk(chunk.offset, chunk.data)
-            if chunk.done:
-                incoming.finalize()
-        except Exception:
-            logger.exception("%s: staging snapshot chunk", node.node_id)
-            incoming.abort()
-            self._reply(chunk, 0, ok=False)
-            return
-        self._reply(chunk, received, ok=True)
-        if chunk.done:
-            node._deliver_to_core(InstallSnapshot(chunk.term, chunk.sender, chunk.to, chunk.meta))
-
-    def _reply(self, chunk: SnapshotChunk, offset: int, *, ok: bool) -> None:
-        core = self.node.core
-        assert core is not None
-        reply = SnapshotChunkReply(
-            core.term, self.node.node_id, chunk.sender, chunk.meta.index, offset, ok
-        )
-        self.node._send_now(reply)
-
-
-def peers_of(config: ClusterConfig) -> Mapping[NodeId, str]:
-    return {s.id: s.address for s in config.servers}
+        assert node.snapshots is not None and node.core is not None
+        reply, install = accept_chunk(node.snapshots, chunk, node.core.term, node.node_id)
+        node._send_now(reply)
+        if install is not None:
+            node._deliver_to_core(install)
