@@ -205,16 +205,10 @@ def _in_flight(
     b: WriteBatch, queue: str, message_id: int, clock: Clock
 ) -> tuple[QueueState, MessageRecord] | Rejected:
     """The queue and the in-flight message a command addresses, after expiry, or the rejection."""
-    q = b.queue(queue)
-    if q is None:
-        return _no_queue(queue)
-    lifecycle.expire(b, q, clock.expiry_ms)
-    record = lifecycle.load(b, q, message_id)
-    if record is None:
-        return _no_message(queue, message_id)
-    if not record.in_flight:
+    found = _stored(b, queue, message_id, clock)
+    if not isinstance(found, Rejected) and not found[1].in_flight:
         return _no_message(queue, message_id, "is not in flight")
-    return q, record
+    return found
 
 
 def ack(b: WriteBatch, cmd: Ack, clock: Clock) -> Result:
