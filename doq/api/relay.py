@@ -72,8 +72,9 @@ class _Connection:
         holds bytes nobody asked for) reads as ready."""
         if now_s - self.idle_since_s > idle_expiry_s:
             return False
-        readable, _, _ = select.select([self.stream.socket.fileno()], [], [], 0)
-        return not readable
+        poller = select.poll()  # not select.select: it fails for descriptors above 1023
+        poller.register(self.stream.socket.fileno(), select.POLLIN)
+        return not poller.poll(0)
 
     def close(self) -> None:
         self.stream.socket.close()  # synchronous in Trio (it notifies waiters first)

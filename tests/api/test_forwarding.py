@@ -8,6 +8,7 @@ import pytest
 import trio
 import trio.testing
 
+from doq.api.forwarding import RelayRequest, hops_of
 from doq.service import NotLeaderError
 
 from ..support import free_port
@@ -254,3 +255,33 @@ async def test_a_request_that_finds_no_leader_waits_for_one_and_is_served(tmp_pa
         response = await api.client.get(QUEUES)
         assert response.status_code == 200
         assert follower.times == 0
+
+
+def test_the_hop_count_is_read_only_from_a_few_ascii_digits():
+    assert [hops_of(raw) for raw in (None, b"0", b"2", b"999")] == [0, 0, 2, 999]
+    # "\xb2" is a superscript two in latin-1: str.isdigit() says yes, int() says no.
+    assert [hops_of(raw) for raw in (b"\xb2", b"-1", b"1000", b"", b"2 ")] == [0, 0, 0, 0, 0]
+
+
+def test_a_relayed_request_is_the_request_as_the_client_wrote_it():
+    scope = {
+        "method": "POST",
+        "path": "/API/v1/queues/a b/messages",
+        "raw_path": b"/API/v1/queues/a%20b/messages",
+        "query_string": b"x=%2F",
+        "headers": [
+            (b"host", b"node-2:8002"),
+            (b"content-type", b"application/json"),
+            (b"content-type", b"text/plain"),
+            (b"x-doq-forwarded-hops", b"1"),
+            (b"cookie", b"not relayed"),
+        ],
+    }
+    relayed = RelayRequest.of_scope(scope, b"{}")
+    assert relayed.target == b"/API/v1/queues/a%20b/messages?x=%2F"
+    assert relayed.headers == ((b"content-type", b"application/json"),)
+    assert (relayed.client_host, relayed.hops, relayed.body) == (b"node-2:8002", 1, b"{}")
+    forwarded = {**scope, "headers": [*scope["headers"], (b"x-forwarded-host", b"client:1")]}
+    assert RelayRequest.of_scope(forwarded, b"").client_host == b"client:1"
+    without_raw_path = {**scope, "raw_path": None, "query_string": b""}
+    assert RelayRequest.of_scope(without_raw_path, b"").target == b"/API/v1/queues/a%20b/messages"
