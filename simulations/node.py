@@ -626,14 +626,18 @@ class SimNode:
         sender.start()
 
     def snapshot_send_done(self, peer: str, sender: SnapshotSender, ok: bool) -> None:
+        """Tell the core, success or not (``report_snapshot``'s contract, and etcd's
+        ReportSnapshot): after a success the leader probes the follower at its next heartbeat
+        answer, so a follower that crashed before installing what it received gets it again.
+        raft_zmq.node reports failures only; its leader then waits for that follower for ever
+        (reported to the lead, see docs/simulations.md)."""
         if self._senders.get(peer) is sender:
             del self._senders[peer]
         if ok:
             self.stats.snapshots_sent += 1
-            return
         core = self.core
         if self.up and core is not None:
-            self.call(lambda: core.report_snapshot(peer, False))
+            self.call(lambda: core.report_snapshot(peer, ok))
 
     def deliver_to_core(self, msg: Message) -> None:
         """A snapshot received in full: hand the core its InstallSnapshot."""
