@@ -777,11 +777,14 @@ class RaftNode:
         if self._senders.get(peer) is not sender:
             return  # replaced by a newer stream or cancelled: its outcome no longer matters
         del self._senders[peer]
-        if not ok and not self._stopped:
-            self._calls.append(lambda: self.core.report_snapshot(peer, False))  # type: ignore[union-attr]
-            self._wake.set()
         if ok:
             self.stats["snapshots_sent"] += 1
+        if not self._stopped:
+            # Success too (etcd's ReportSnapshot contract): the core then probes the follower
+            # from after the snapshot, so one that crashed before installing it gets it again
+            # instead of leaving the leader waiting for ever (found by the simulator, seed 608).
+            self._calls.append(lambda: self.core.report_snapshot(peer, ok))  # type: ignore[union-attr]
+            self._wake.set()
 
     async def _install_snapshot(self, meta: SnapshotMeta) -> None:
         """A received snapshot the core accepted: make the log start after it, then restore the
