@@ -3,8 +3,9 @@
 Why: on the leader, Quart-Trio's own handling of a request (request and response objects, URL
 routing, contexts, a nursery per request, Werkzeug headers) cost about 450-540 us of CPU, most of
 the ~625 us an enqueue took, while the Raft round and LMDB took about 100 us; the leader's one
-core was the cluster's limit. The two requests a queue lives on are answered here in a few tens
-of microseconds of Python; every other request goes to the Quart app untouched.
+core was the cluster's limit. The API layer's own work for one enqueue, measured on a stub
+service, is about 17 us here against about 185 us through the Quart routes; every other request
+goes to the Quart app untouched.
 
 What it serves: ``POST /API/v1/queues/{name}/messages`` and ``GET ...?ack=bool``. On the leader
 the service answers; on a follower the service says who leads and the request is relayed with
@@ -16,8 +17,12 @@ a queue name too long, a query other than ``ack``, no leader known, forwarding o
 than 1.1, a relay that never reached the leader, ...) is handed to the Quart app with the body it
 read replayed, so the routes produce that answer, with the deadline the request already has. It
 answers itself only: the service's result, the service's errors (through the routes' problem
-functions), the deadline's 503, and a relayed answer. Every API test runs with it on and off, and
-tests/api/test_fastpath.py compares the raw bytes of both.
+functions), the deadline's 503, and a relayed answer. The message, operation and forwarding tests
+run with it on and off, and tests/api/test_fastpath.py compares the raw bytes of both.
+
+One difference no client can see: a client that disconnects mid-request makes Quart-Trio cancel
+the route, while the fast path lets the service call finish (a proposal already queued commits
+either way) and Hypercorn drops the answer.
 """
 
 from __future__ import annotations
