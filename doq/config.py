@@ -49,6 +49,7 @@ class Settings:
     http__advertise: str = ""  # the HTTP host:port other nodes use; default: raft host + port
     http__max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
     http__request_timeout: float = attrs.field(default=10.0, validator=_positive)
+    http__fast_path: bool = True  # enqueue/dequeue served in front of Quart (doq/api/fastpath.py)
     raft__address: str = "localhost:9000"  # where Raft listens and what peers dial
     raft__tick_ms: int = attrs.field(default=50, validator=_positive)
     raft__election_timeout_ticks: int = attrs.field(default=20, validator=_positive)

@@ -128,6 +128,7 @@ class DoqNode:
             request_timeout_s=s.http__request_timeout,
             stats_window_s=s.queue__stats__window_side,
             prometheus_enabled=s.prometheus__enabled,
+            fast_path=s.http__fast_path,
         )
 
     async def _serve_http(

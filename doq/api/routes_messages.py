@@ -6,8 +6,13 @@ commit), one msgspec encode."""
 
 from __future__ import annotations
 
-from quart import Quart, Response
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from quart import Quart, Response, request
 from quart_schema import tag
+from werkzeug.exceptions import MethodNotAllowed
 
 from doq.api.context import ApiContext
 from doq.api.links import schema_url
@@ -30,6 +35,8 @@ from doq.commands import DEFAULT_GROUP, U64_MAX
 from doq.service import MessageInput
 from doq.state.results import Acked, Dequeued, Enqueued, Nacked, PriorityUpdated, Touched
 
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
 MESSAGES_PATH = "/API/v1/queues/<name>/messages"
 MESSAGE_PATH = f"/API/v1/queues/<name>/messages/<int(max={U64_MAX}):message_id>"
 IDS_PATH = "/API/v1/ids"
@@ -51,6 +58,19 @@ def message_input(body: EnqueueRequest) -> MessageInput:
     )
 
 
+def _refuses_head(handler: F) -> F:
+    """Dequeue is a GET that changes the queue, and Werkzeug answers HEAD with every GET route:
+    a HEAD (a monitoring probe, `curl -I`) would take a message. Refuse it before anything."""
+
+    @functools.wraps(handler)
+    async def guarded(**kwargs: Any) -> Any:
+        if request.method == "HEAD":
+            raise MethodNotAllowed(valid_methods=["GET"])
+        return await handler(**kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
 def register_message_routes(app: Quart, api: ApiContext) -> None:
     served = api.dispatcher.served
     service = api.service
@@ -68,6 +88,7 @@ def register_message_routes(app: Quart, api: ApiContext) -> None:
         assert isinstance(result, Enqueued), result
         return json_response(message_body("ENQUEUED", result.messages[0], schema_url(MESSAGE_BODY)))
 
+    @_refuses_head
     @tag(["Messages"])
     @answers(MessageBody)
     @fails(400, 404, 422, 503)

@@ -202,3 +202,17 @@ async def test_fair_queue_keeps_the_group_and_delayed_queue_stores_default(tmp_p
         await setup_queue(api.client, "d", "delayed")
         empty_group = await (await enqueue(api.client, queue="d", group="")).get_json()
         assert empty_group["group"] == "default"
+
+
+async def test_head_never_dequeues(tmp_path):
+    """Werkzeug answers HEAD with every GET route; on dequeue that would take a message."""
+    async with api_app(str(tmp_path)) as api:
+        await setup_queue(api.client)
+        await enqueue(api.client, priority=1, content="keep me")
+        head = await api.client.head(f"{QUEUES}/q/messages?ack=true")
+        assert head.status_code == 405
+        assert head.headers["Allow"] == "GET"
+        info = await (await api.client.get(f"{QUEUES}/q")).get_json()
+        assert info["ready"] == 1
+        got = await api.client.get(f"{QUEUES}/q/messages?ack=true")
+        assert (await got.get_json())["content"] == "keep me"
