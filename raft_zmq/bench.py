@@ -123,7 +123,7 @@ async def _node_main(args: argparse.Namespace) -> None:
         raft_address=next(s.address for s in servers if s.id == args.id),
         data_dir=os.path.join(args.data, args.id),
         sync=not args.no_sync,
-        persist_in_thread=not args.inline_persist,
+        persist_in_thread=args.thread_persist,
     )
     node = RaftNode(config, NoopStateMachine(), bootstrap=ClusterConfig(servers))
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = args.data_dir or tempfile.mkdtemp(prefix="raft-bench-")
     peers = ",".join(f"127.0.0.1:{_free_port()}" for _ in range(3))
     flags = (["--no-sync"] if args.no_sync else []) + (
-        ["--inline-persist"] if args.inline_persist else []
+        ["--thread-persist"] if args.thread_persist else []
     )
     procs = [
         _Proc(
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--peers", required=True)
         parser.add_argument("--data", required=True)
         parser.add_argument("--no-sync", action="store_true")
-        parser.add_argument("--inline-persist", action="store_true")
+        parser.add_argument("--thread-persist", action="store_true")
         args = parser.parse_args(argv[1:])
         random.seed()
         trio.run(_node_main, args)
@@ -250,9 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.add_argument("--no-sync", action="store_true", help="no fsync (not durable)")
     parser.add_argument(
-        "--inline-persist",
+        "--thread-persist",
         action="store_true",
-        help="fsync in the Trio thread instead of a worker thread",
+        help="fsync in a worker thread instead of the Trio thread (the default)",
     )
     parser.add_argument("--data-dir", help="keep the nodes' data here (default: a temp dir)")
     args = parser.parse_args(argv)
