@@ -504,12 +504,7 @@ class SimNode:
             done = self._reads.pop(ctx, None)
             if done is not None:
                 done("not_leader", core.leader)
-        core.advance(rd)
-        if rd.snapshot is not None:
-            # The received snapshot's file is ours now: it can be streamed on if this node leads
-            # (raft_zmq.node omits this, and a leader that last installed a snapshot then trips
-            # the core's "compacted past the latest snapshot" assertion; reported to the lead).
-            core.set_snapshot(rd.snapshot)
+        core.advance(rd)  # records an installed snapshot as the one to stream on, if it leads
         self._maybe_snapshot()
 
     def _send_all(self, messages: tuple[Message, ...]) -> None:
@@ -616,8 +611,7 @@ class SimNode:
             if running.msg.meta == msg.meta:
                 return  # already streaming this one
             # An older stream whose last acknowledgement is still on its way: the core has moved
-            # on to a newer snapshot (raft_zmq.node ignores this one and the core waits for ever;
-            # reported to the lead, see docs/simulations.md).
+            # on to a newer snapshot; stream that one (as raft_zmq.node does).
             running.cancel()
         with self.snapshots.open(snapshot) as reader:
             data = reader.read_at(0, snapshot.size_bytes)
@@ -629,8 +623,8 @@ class SimNode:
         """Tell the core, success or not (``report_snapshot``'s contract, and etcd's
         ReportSnapshot): after a success the leader probes the follower at its next heartbeat
         answer, so a follower that crashed before installing what it received gets it again.
-        raft_zmq.node reports failures only; its leader then waits for that follower for ever
-        (reported to the lead, see docs/simulations.md)."""
+        raft_zmq.node does the same; reporting failures only left a leader waiting for ever for
+        a follower that crashed before installing what it received (docs/simulations.md)."""
         if self._senders.get(peer) is sender:
             del self._senders[peer]
         if ok:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from raft_zmq.core.types import InstallSnapshot, SnapshotChunk, SnapshotChunkReply
-from raft_zmq.snapshots import SnapshotError
+from raft_zmq.snapshot_stream import accept_chunk
 from simulations.loop import US_PER_MS
 
 if TYPE_CHECKING:
@@ -79,45 +79,16 @@ class SnapshotSender:
 
 
 class SnapshotReceiver:
-    """Follower side: stages chunks into the snapshot store (raft_zmq.node's receiver, line by
-    line, over the simulated network)."""
+    """Follower side: the same chunk rules as raft_zmq.node (raft_zmq/snapshot_stream.py), over
+    the simulated network."""
 
     def __init__(self, node: SimNode) -> None:
         self.node = node
 
     def on_chunk(self, chunk: SnapshotChunk) -> None:
         node = self.node
-        store, core = node.snapshots, node.core
-        assert store is not None and core is not None
-        if chunk.term < core.term:
-            self._reply(chunk, 0, ok=False)  # from a deposed leader
-            return
-        incoming = store.incoming
-        same = incoming is not None and incoming.meta == chunk.meta
-        if same and incoming is not None and chunk.offset < incoming.received_bytes:
-            self._reply(chunk, incoming.received_bytes, ok=True)  # a duplicate: say where we are
-            return
-        if chunk.offset == 0 and not same:
-            incoming = store.begin_incoming(chunk.meta, chunk.total)
-        elif not same or incoming is None or chunk.offset != incoming.received_bytes:
-            self._reply(chunk, 0, ok=False)  # a gap, or the tail of a stream we do not have
-            return
-        try:
-            received = incoming.write_chunk(chunk.offset, chunk.data)
-            if chunk.done:
-                incoming.finalize()
-        except SnapshotError:
-            incoming.abort()
-            self._reply(chunk, 0, ok=False)
-            return
-        self._reply(chunk, received, ok=True)
-        if chunk.done:
-            node.deliver_to_core(InstallSnapshot(chunk.term, chunk.sender, chunk.to, chunk.meta))
-
-    def _reply(self, chunk: SnapshotChunk, offset: int, *, ok: bool) -> None:
-        core = self.node.core
-        assert core is not None
-        reply = SnapshotChunkReply(
-            core.term, self.node.id, chunk.sender, chunk.meta.index, offset, ok
-        )
-        self.node.send_now(reply)
+        assert node.snapshots is not None and node.core is not None
+        reply, install = accept_chunk(node.snapshots, chunk, node.core.term, node.id)
+        node.send_now(reply)
+        if install is not None:
+            node.deliver_to_core(install)
