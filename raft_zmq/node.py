@@ -355,25 +355,21 @@ class RaftNode:
         not committed) it retries; cancel (e.g. with a deadline) to stop waiting."""
         while True:
             self._check_running()
-            result: _Waiter = _Waiter()
+            applied = _Waiter()
 
-            def call(change: ConfigChange = change, result: _Waiter = result) -> None:
+            def propose(change: ConfigChange = change, applied: _Waiter = applied) -> None:
+                # Registered in the same call: a cluster of one may apply it before we resume.
                 core = self.core
                 assert core is not None
-                try:
-                    index = core.propose_config(change)
-                except (NotLeader, ProposalDropped, ConfigChangeRejected) as exc:
-                    result.fail(exc)
-                    return
+                index = core.propose_config(change)
                 if index is None:
-                    result.set(None)
+                    applied.set(None)  # the configuration already is as asked
                 else:
-                    self._proposals[index] = _Proposal(index, core.term, result)
+                    self._proposals[index] = _Proposal(index, core.term, applied)
 
-            self._calls.append(call)
-            self._wake.set()
             try:
-                await result.wait()
+                await self._in_loop(propose)
+                await applied.wait()
                 return
             except ProposalDropped:
                 await trio.sleep(retry_interval_s)
@@ -416,19 +412,7 @@ class RaftNode:
 
     async def transfer_leadership(self, target: NodeId) -> None:
         """Ask the leader (this node) to hand over to ``target``; returns once asked."""
-        result = _Waiter()
-
-        def call() -> None:
-            assert self.core is not None
-            try:
-                self.core.transfer_leadership(target)
-                result.set(None)
-            except (NotLeader, ConfigChangeRejected) as exc:
-                result.fail(exc)
-
-        self._calls.append(call)
-        self._wake.set()
-        await result.wait()
+        await self._in_loop(lambda: self.core.transfer_leadership(target))  # type: ignore[union-attr]
 
     async def wait_leader(self) -> NodeId:
         """Wait until this node knows a leader (itself or another)."""
@@ -744,7 +728,8 @@ class RaftNode:
             self._snapshot_task_running = False
 
     async def _in_loop(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` in the core loop between rounds (no Ready outstanding) and wait for it."""
+        """Run ``fn`` in the core loop between rounds (no Ready outstanding) and wait for it; an
+        exception it raises is raised here."""
         done = _Waiter()
 
         def call() -> None:
