@@ -51,10 +51,16 @@ class DoqNode:
         self.http_port: int | None = None  # the port actually bound (settings may say 0)
         self._shutdown = trio.Event()
         self._http_scope = trio.CancelScope()
+        self._app: _InFlight | None = None
 
     def stop(self) -> None:
         """Begin a graceful shutdown (safe to call more than once)."""
         self._shutdown.set()
+
+    @property
+    def requests_in_flight(self) -> int:
+        """HTTP requests being handled now."""
+        return self._app.count if self._app is not None else 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         s = self.settings
@@ -71,7 +77,7 @@ class DoqNode:
                     http_address=s.advertised_http,
                     default_ack_timeout_s=s.queue__default_acknowledgement_timeout,
                 )
-                app = _InFlight(create_app(self.service, self._api_settings()))
+                app = self._app = _InFlight(create_app(self.service, self._api_settings()))
                 http_done = trio.Event()
                 bound: list[str] = await nursery.start(self._serve_http, app, http_done)
                 self.http_port = int(bound[0].rsplit(":", 1)[1])

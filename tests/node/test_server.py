@@ -60,7 +60,9 @@ async def test_a_request_in_flight_at_shutdown_is_answered(tmp_path):
                 answers.append(r.status_code)
 
         nursery.start_soon(request)
-        await trio.sleep(0.3)  # let the request arrive and start waiting for a leader
+        with trio.fail_after(5):
+            while node.requests_in_flight == 0:  # until it arrives and waits for a leader
+                await trio.sleep(0.005)
         node.stop()
     assert answers == [503]
 

@@ -232,8 +232,9 @@ async def test_a_stopped_node_fails_its_waiters_and_closes_cleanly(tmp_path):
             for m in members[:1]:
                 await m.start(nursery, config)
             node = members[0].node
-            await trio.sleep(0.3)  # alone it can never be elected
-            assert node.core.role is not Role.LEADER
+            while node.core.role is not Role.PRE_CANDIDATE:  # until it has tried an election
+                await trio.sleep(0.005)
+            assert node.core.role is not Role.LEADER and node.leader_id is None
             members[0].kill()
             await trio.sleep(0)
             nursery.cancel_scope.cancel()
