@@ -14,6 +14,17 @@ from typing import Any, Protocol
 from raft_zmq.core.types import Entry
 
 
+class StorageFull(Exception):
+    """A store has no room for a write: the disk is full, or an LMDB map cannot grow further.
+
+    The contract for whoever raises it (the state machine's ``apply``, the Raft log's ``save``):
+    nothing of the failed write took effect (the LMDB transaction was aborted), so the same write
+    can be tried again once room is made. The driver does exactly that, after a delay, instead of
+    crashing: a committed entry that every replica must apply cannot be skipped, and a process
+    that died on it would die again at every restart (docs/operations.md, "Disk full").
+    """
+
+
 class StateMachine(Protocol):
     def last_applied(self) -> tuple[int, int]:
         """The (index, term) of the last entry applied durably; (0, 0) when fresh. The driver
@@ -25,7 +36,8 @@ class StateMachine(Protocol):
         """Apply committed entries in order, in one transaction, and return one result per entry.
         NOOP and CONFIG entries carry nothing for the state machine but still advance
         ``last_applied``; their result is ``None``. A command the state machine rejects returns
-        a rejection value; apply raises only for a fault of the store itself (disk full)."""
+        a rejection value; apply raises only for a fault of the store itself: ``StorageFull`` when
+        there is no room (nothing applied; the driver retries the same entries later)."""
         ...
 
     def snapshot(self, path: str) -> tuple[int, int]:
