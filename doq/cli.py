@@ -1,6 +1,8 @@
 """The ``doq`` command: start a node (the default), a local development cluster, or a benchmark.
 
 doq [--config FILE] [--http.port 8001] [--raft.address 127.0.0.1:9001] ...   a node
+doq repair --storage.data_dir D --cluster.node_id N --cluster.join_addr H     rejoin after
+                                                                              corrupt storage
 doq devcluster [--nodes 3] [--data-dir data]                                  a local cluster
 doq bench state [...]                                                         state machine
 doq bench http --url URL [...]                                                HTTP load
@@ -15,7 +17,10 @@ from collections.abc import Sequence
 
 import trio
 
-from doq import config, logs
+from doq import config, logs, repair
+from raft_zmq.storage import StorageCorruptError
+
+EXIT_STORAGE_CORRUPT = 65  # sysexits.h EX_DATAERR: the data is bad, restarting will not help
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,10 +31,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return devcluster.main(args[1:])
     if args[:1] == ["bench"]:
         return _bench(args[1:])
+    if args[:1] == ["repair"]:
+        return repair.main(args[1:])
     try:
         settings = config.load(args)
     except config.ConfigError as exc:
         print(f"doq: {exc}", file=sys.stderr)
+        return 2
+    refusal = repair.rejoin_refusal(settings)
+    if refusal is not None:
+        print(f"doq: {refusal}", file=sys.stderr)
         return 2
     logs.setup(settings.cluster__node_id, settings.logging__level, settings.logging__mode)
     try:
@@ -39,7 +50,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a port in use, a data directory we may not write
         logging.getLogger("doq").error("cannot run the node: %s", exc)
         return 1
+    except BaseException as exc:
+        corrupt = _find(exc, StorageCorruptError)
+        if corrupt is None:
+            raise
+        logging.getLogger("doq").critical(
+            "the Raft storage is corrupt; the node will not start: %s\nTo repair, with this "
+            "node stopped: %s (docs/operations.md)",
+            corrupt,
+            repair.repair_command(settings),
+        )
+        return EXIT_STORAGE_CORRUPT
     return 0
+
+
+def _find(exc: BaseException, kind: type[StorageCorruptError]) -> StorageCorruptError | None:
+    """``exc`` or the first exception of that kind inside it (Trio's nurseries wrap what their
+    tasks raise in exception groups)."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find(inner, kind)
+            if found is not None:
+                return found
+    return None
 
 
 async def _run_node(settings: config.Settings) -> None:

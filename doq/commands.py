@@ -20,6 +20,8 @@ from typing import Any
 import attrs
 import msgspec
 
+from doq.ids import ID_MAX
+
 COMMAND_FORMAT_VERSION = 1
 
 U64_MAX = (1 << 64) - 1
@@ -31,6 +33,7 @@ DEQUEUE_COUNT_MAX = 1_000  # messages one Dequeue command may deliver
 ACK_TIMEOUT_S_MAX = (1 << 31) - 1  # keeps every deadline far inside u64 milliseconds
 MAX_UNACKED_MAX = (1 << 32) - 1
 METADATA_ENTRIES_MAX = 1_000
+NODE_ID_CHARS_MAX = 63  # --cluster.node_id
 
 
 class QueueType(enum.StrEnum):
@@ -85,6 +88,16 @@ def _metadata(
 ) -> None:
     if value is not None and len(value) > METADATA_ENTRIES_MAX:
         raise ValueError(f"{attribute.name} may hold at most {METADATA_ENTRIES_MAX} entries")
+
+
+def _node_id(_instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not 1 <= len(value) <= NODE_ID_CHARS_MAX:
+        raise ValueError(f"{attribute.name} must have 1..{NODE_ID_CHARS_MAX} characters")
+
+
+def _message_id(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 0 <= value <= ID_MAX:
+        raise ValueError(f"{attribute.name} must be in 0..{ID_MAX}")
 
 
 def _count(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -209,6 +222,25 @@ class RestoreState:
     snapshot: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
 
 
+@attrs.frozen
+class AssignNodeNumber:
+    """Give ``node_id`` the node number of its message IDs (doq/ids.py): the lowest number never
+    assigned before, or the one it already has. A leader proposes it before it hands out its first
+    ID, so two nodes never share a number."""
+
+    ts_ms: int = attrs.field(validator=_u64)
+    node_id: str = attrs.field(validator=_node_id)
+
+
+@attrs.frozen
+class ReserveIds:
+    """Raise the state's ID floor to ``upto``. The leader hands out IDs of ``POST /API/v1/ids``
+    only up to a floor it has reserved so, so that any later leader starts above them."""
+
+    ts_ms: int = attrs.field(validator=_u64)
+    upto: int = attrs.field(validator=_message_id)
+
+
 Command = (
     CreateQueue
     | UpdateQueue
@@ -221,6 +253,8 @@ Command = (
     | UpdatePriority
     | DeleteMessage
     | RestoreState
+    | AssignNodeNumber
+    | ReserveIds
 )
 
 # The tag byte of each command. A tag is never reused for another meaning.
@@ -236,6 +270,8 @@ _TAGS: dict[type, int] = {
     UpdatePriority: 9,
     DeleteMessage: 10,
     RestoreState: 11,
+    AssignNodeNumber: 12,
+    ReserveIds: 13,
 }
 _DECODERS: dict[int, msgspec.msgpack.Decoder[Any]] = {
     tag: msgspec.msgpack.Decoder(cls) for cls, tag in _TAGS.items()

@@ -20,6 +20,8 @@ from typing import Any
 import attrs
 import yaml
 
+from doq.commands import NODE_ID_CHARS_MAX
+
 ENV_PREFIX = "DOQ_"
 
 
@@ -67,8 +69,8 @@ class Settings:
             raise ConfigError(f"logging.mode is console or json, got {self.logging__mode!r}")
         if self.logging__level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"unknown logging.level {self.logging__level!r}")
-        if not self.cluster__node_id or len(self.cluster__node_id) > 63:
-            raise ConfigError("cluster.node_id must be 1 to 63 characters")
+        if not 1 <= len(self.cluster__node_id) <= NODE_ID_CHARS_MAX:
+            raise ConfigError(f"cluster.node_id must be 1 to {NODE_ID_CHARS_MAX} characters")
         _split_host_port("raft.address", self.raft__address)
         if self.cluster__join_addr:
             _split_host_port("cluster.join_addr", self.cluster__join_addr)

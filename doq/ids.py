@@ -3,13 +3,19 @@
 Message IDs are assigned before a command is proposed (DESIGN.md rule 4), so replicas never invent
 one. Layout, most significant bit first: 1 zero bit, 41 bits of milliseconds since ``ID_EPOCH_MS``
 (about 69 years), 10 bits of node number, 12 bits of sequence within a millisecond. IDs therefore
-increase with time, fit a signed 64-bit integer too, and two nodes never produce the same ID.
+increase with time and fit a signed 64-bit integer too.
+
+Unique by construction, not by luck: the node number is assigned through the replicated log
+(``AssignNodeNumber``: the lowest number never assigned before, doq/state/identity.py), so two
+nodes never share one, and a node that becomes leader raises its generator's floor to the
+replicated ID floor (``QueueStateMachine.id_floor()``): the largest stored ID, and every ID a
+leader reserved (``ReserveIds``) before it handed it out through ``POST /API/v1/ids``. So a new
+leader, or this node restarted with its clock stepped back, never hands out an ID at or below one
+already stored or handed out (doq/service.py).
 
 The generator is pure given the time source handed to it (the simulator hands it virtual time) and
 keeps its own promise even when that clock steps back: every ID is strictly larger than the one
-before. A node that becomes leader raises the generator's floor to the largest ID the replicated
-state has seen (``QueueStateMachine.id_floor()``), so a new leader whose clock lags its
-predecessor's never hands out an ID below the ones already stored.
+before.
 """
 
 from __future__ import annotations
@@ -50,8 +56,9 @@ def id_unix_ms(message_id: int) -> int:
 
 
 def node_number_for(node_id: str) -> int:
-    """A stable node number (0..ID_NODE_MAX) derived from a node ID string. Two node IDs can map to
-    the same number; a cluster that cares assigns numbers explicitly."""
+    """A node number (0..ID_NODE_MAX) hashed from a node ID string. Two node IDs can map to the
+    same number (``node-9`` and ``node-16`` do), so doq's service does not use it: it assigns
+    numbers through the log. Only the simulator's service (simulations/service.py) still does."""
     return zlib.crc32(node_id.encode()) & ID_NODE_MAX
 
 

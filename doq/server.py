@@ -24,6 +24,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from doq import repair
 from doq.api import ApiSettings, create_app
 from doq.config import Settings
 from doq.membership import http_address
@@ -164,11 +165,13 @@ class DoqNode:
 
     async def _keep_membership(self) -> None:
         """Until the configuration lists this node as a voter at its current addresses: join
-        through --cluster.join_addr (or the leader), or, as the leader, write it directly."""
+        through --cluster.join_addr (or the leader), or, as the leader, write it directly.
+        Once it is so, a node that ``doq repair`` emptied is a member like any other again."""
         backoff_s = JOIN_BACKOFF_MIN_S
         async with httpx.AsyncClient(timeout=JOIN_REQUEST_TIMEOUT_S) as client:
             while True:
                 if self._listed_as_wanted():
+                    repair.clear_rejoin_marker(self.settings.node_dir)
                     backoff_s = JOIN_BACKOFF_MIN_S
                     await trio.sleep(MEMBERSHIP_CHECK_S)
                     continue

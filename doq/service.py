@@ -12,7 +12,12 @@ address, and the HTTP layer forwards the request there.
 
 The first write of each term waits for the new leader to apply everything its predecessors
 committed and raises the ID generator's floor above every ID the state holds, so a leader whose
-clock lags never reuses an ID (doq/ids.py).
+clock lags never reuses an ID (doq/ids.py). A node's first leadership also has its node number
+assigned through the log (``AssignNodeNumber``) before it hands out any ID, and the IDs that
+``generate_ids`` hands out are first covered by a reservation (``ReserveIds``) that raises the
+replicated floor ``ID_RESERVE_AHEAD_MS`` ahead, so that a later leader (this node after a restart
+included, whatever its clock says) starts above them, at one Raft round per block and not per
+call (doq/state/identity.py).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import trio
 
 from doq.commands import (
     Ack,
+    AssignNodeNumber,
     Command,
     CreateQueue,
     DeleteMessage,
@@ -37,6 +43,7 @@ from doq.commands import (
     Nack,
     NewMessage,
     QueueType,
+    ReserveIds,
     RestoreState,
     Strategy,
     Touch,
@@ -44,15 +51,26 @@ from doq.commands import (
     UpdateQueue,
     encode_command,
 )
-from doq.ids import IdGenerator, node_number_for
+from doq.ids import (
+    ID_EPOCH_MS,
+    ID_NODE_MAX,
+    ID_SEQUENCE_MAX,
+    ID_TIME_MAX_MS,
+    IdGenerator,
+    compose_id,
+)
 from doq.membership import encode_metadata, http_address, suffrage_name
 from doq.state.machine import QueueStateMachine
-from doq.state.results import QueueInfo, RejectCode, Rejected, Result
+from doq.state.results import NodeNumberAssigned, QueueInfo, RejectCode, Rejected, Result
 from raft_zmq.core.ready import ConfigChangeRejected, NotLeader, ProposalDropped, ProposalTooLarge
 from raft_zmq.node import LeadershipLost, NodeStopped, ProposalLost, RaftNode
 
 DEFAULT_ACK_TIMEOUT_S = 1800  # --queue.default_acknowledgement_timeout
 UNAVAILABLE_RETRY_AFTER_S = 1
+# How far past the leader's clock one reservation covers: one Raft round per 10 s of /ids use,
+# and at most this far ahead of the clock the next leader's IDs start (well under the state's
+# ID_FLOOR_FUTURE_MS_MAX, so its IDs still raise the floor).
+ID_RESERVE_AHEAD_MS = 10_000
 
 
 class ServiceError(Exception):
@@ -130,8 +148,10 @@ class QueueService:
         self.http_address = http_address
         self.default_ack_timeout_s = default_ack_timeout_s
         self._clock_ms = clock_ms
-        self._ids = IdGenerator(node_number_for(raft.node_id), clock_ms)
+        self._ids: IdGenerator | None = None  # made once the log has assigned a node number
         self._prepared_term = -1
+        self._prepare_lock = trio.Lock()
+        self._reserve_lock = trio.Lock()
 
     # --- queues --------------------------------------------------------------------------------
     async def create_queue(
@@ -175,9 +195,11 @@ class QueueService:
     # --- messages ------------------------------------------------------------------------------
     async def enqueue(self, queue: str, messages: Sequence[MessageInput]) -> Result:
         ts = await self._stamp()
+        ids = self._ids
+        assert ids is not None  # _stamp made it
         new = tuple(
             NewMessage(
-                id=m.id if m.id is not None else self._ids.next_id(),
+                id=m.id if m.id is not None else ids.next_id(),
                 priority=m.priority,
                 content=m.content,
                 group=m.group,
@@ -217,9 +239,14 @@ class QueueService:
         return await self._write(DeleteMessage(await self._stamp(), queue, message_id))
 
     async def generate_ids(self, count: int) -> list[int]:
-        """IDs from the leader's generator: unique cluster-wide and above every stored ID."""
+        """IDs from the leader's generator: unique cluster-wide, above every stored ID, and at or
+        below the replicated floor before they are handed out (see the module docstring)."""
         await self._stamp()
-        return self._ids.next_ids(count)
+        assert self._ids is not None  # _stamp made it
+        ids = self._ids.next_ids(count)
+        if ids and ids[-1] > self.state.id_floor():
+            await self._reserve_ids(ids[-1])
+        return ids
 
     # --- backup and restore --------------------------------------------------------------------
     async def backup(self) -> bytes:
@@ -328,12 +355,38 @@ class QueueService:
         self._require_leader()
         core = self.raft.core
         assert core is not None
-        term = core.term
-        if self._prepared_term != term:
+        if self._prepared_term != core.term:
+            await self._prepare_term(core.term)
+        return self._clock_ms()
+
+    async def _prepare_term(self, term: int) -> None:
+        async with self._prepare_lock:  # one preparation per term, whoever asks first
+            if self._prepared_term == term:
+                return
             await self._read_barrier()
+            if self._ids is None:
+                number = await self._node_number()
+                self._ids = IdGenerator(number, self._clock_ms)
             self._ids.raise_floor(self.state.id_floor())
             self._prepared_term = term
-        return self._clock_ms()
+
+    async def _node_number(self) -> int:
+        """This node's number in message IDs, assigned through the log on first need."""
+        number = self.state.node_number(self.raft.node_id)
+        if number is not None:
+            return number
+        result = await self._write(AssignNodeNumber(self._clock_ms(), self.raft.node_id))
+        assert isinstance(result, NodeNumberAssigned), result
+        return result.number
+
+    async def _reserve_ids(self, highest: int) -> None:
+        """Raise the replicated ID floor to at least ``highest``, a block ahead of the clock."""
+        async with self._reserve_lock:  # callers waiting here are often covered by the first
+            if highest <= self.state.id_floor():
+                return
+            ahead_ms = min(self._clock_ms() - ID_EPOCH_MS + ID_RESERVE_AHEAD_MS, ID_TIME_MAX_MS)
+            block = compose_id(max(ahead_ms, 0), ID_NODE_MAX, ID_SEQUENCE_MAX)
+            await self._write(ReserveIds(self._clock_ms(), max(highest, block)))
 
     async def _write(self, command: Command) -> Result:
         try:

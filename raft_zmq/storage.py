@@ -1,8 +1,8 @@
 """The node's durable Raft state in LMDB: the log, the hard state (term, vote, commit) and the
 metadata of the snapshot that covers the compacted prefix.
 
-Why it exists: Raft is only safe if a node forgets nothing it has told a peer (RAFT_NOTES.md
-points 2-3). ``RaftStorage.save`` writes a whole group commit (hard state plus a batch of entries)
+Why it exists: Raft is only safe if a node forgets nothing it has told a peer (docs/raft.md,
+"Safety"). ``RaftStorage.save`` writes a whole group commit (hard state plus a batch of entries)
 as ONE LMDB write transaction committed with fsync, so the driver may speak as soon as it returns.
 
 On disk (one LMDB environment per node, in its own directory):
@@ -18,11 +18,12 @@ after the new snapshot metadata is durable, and ``open`` finishes a compaction a
 
 Integrity on open: the log must be contiguous from the snapshot index + 1 (checked in O(1) from
 the entry count and the first and last keys) and the last ``TAIL_VERIFY_ENTRIES`` entries must pass
-their checksum. A corrupt LAST entry is a write that did not complete: its transaction never
-committed, so the entry was never acknowledged (the driver acknowledges only after ``save``
-returns) and dropping it loses nothing a peer relies on. It is dropped with a warning, unless the
-durable commit index covers it (then it was acknowledged and the error is fatal). Any other damage
-raises ``StorageCorruptError``: serving a wrong log would break Raft's log matching property.
+their checksum. Any damage, the LAST entry's included, raises ``StorageCorruptError`` naming the
+directory, the index and the repair: LMDB commits are atomic, so a stored entry that fails its
+checksum is damage, not a write that did not complete, and the entry may have been acknowledged
+(counted toward a commit the durable commit index does not show yet). Dropping it could lose a
+committed entry; serving it would break Raft's log matching property. The node must not start; the
+repair is to rejoin the cluster as a fresh member (docs/storage.md).
 Every read verifies the checksum of what it returns.
 
 Concurrency (the driver runs ``save`` in a worker thread while the core reads in the Trio thread):
@@ -574,7 +575,6 @@ class RaftStorage:
         if count == 0:
             first, last = self._snapshot.index + 1, self._snapshot.index
         tail = self._verify_tail(first, last)
-        last = tail[-1].index if tail else first - 1  # one less if a torn entry was dropped
         self._first = first
         self._last = last
         self._terms_lo = last - len(tail) + 1
@@ -615,10 +615,10 @@ class RaftStorage:
         return "log entry count disagrees with its keys"
 
     def _verify_tail(self, first: int, last: int) -> list[Entry]:
-        """The last TAIL_VERIFY_ENTRIES entries, verified, oldest first. A torn last entry is
-        deleted and left out."""
+        """The last TAIL_VERIFY_ENTRIES entries, verified, oldest first; ``StorageCorruptError``
+        for any that fails its checksum, the last one included (never dropped: see the module
+        docstring)."""
         tail: list[Entry] = []
-        torn = False
         with self._env.begin(db=self._log_db) as txn:
             for index in range(max(first, last - TAIL_VERIFY_ENTRIES + 1), last + 1):
                 value = txn.get(index_key(index))
@@ -626,25 +626,16 @@ class RaftStorage:
                 try:
                     tail.append(decode_entry(index, value))
                 except StorageCorruptError as exc:
-                    if index != last:
-                        raise StorageCorruptError(
-                            f"{self._path}: {exc}, before the last entry {last}: not a torn write"
-                        ) from exc
-                    torn = True
-        if torn:
-            self._drop_torn_last_entry(last)
+                    message = self._corrupt_entry_message(exc, index, last)
+                    raise StorageCorruptError(message) from exc
         return tail
 
-    def _drop_torn_last_entry(self, last: int) -> None:
-        if last <= self._hard_state.commit:
-            raise StorageCorruptError(
-                f"{self._path}: the last log entry {last} is corrupt but the durable commit index "
-                f"{self._hard_state.commit} covers it: it was acknowledged and cannot be dropped"
-            )
-        logger.warning(
-            "%s: the last log entry %d fails its checksum (a write that did not complete); it was "
-            "never acknowledged and is dropped",
-            self._path,
-            last,
+    def _corrupt_entry_message(self, exc: StorageCorruptError, index: int, last: int) -> str:
+        where = "the last entry" if index == last else f"before the last entry {last}"
+        return (
+            f"{os.path.join(self._path, 'data.mdb')}: {exc} ({where}; durable commit index "
+            f"{self._hard_state.commit}). It may have been acknowledged, so it is neither dropped "
+            f"nor served. Repair: remove this server from the cluster's configuration through the "
+            f"leader, move this directory aside (keep it), and start the node empty so that it "
+            f"rejoins as a non-voter and catches up (docs/storage.md)."
         )
-        self._write(lambda txn: txn.delete(index_key(last), db=self._log_db))

@@ -24,15 +24,19 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def single_node_service(
-    data_dir: str, *, http_address: str = "127.0.0.1:8000", **service_kwargs
+    data_dir: str,
+    *,
+    http_address: str = "127.0.0.1:8000",
+    node_id: str = "node-0",
+    **service_kwargs,
 ) -> AsyncIterator[QueueService]:
     """A one-node cluster that has elected itself and applied its first entries."""
     state = QueueStateMachine(os.path.join(data_dir, "state"))
     address = f"127.0.0.1:{free_port()}"
     config = NodeConfig(
-        node_id="node-0", raft_address=address, data_dir=os.path.join(data_dir, "raft"), tick_ms=10
+        node_id=node_id, raft_address=address, data_dir=os.path.join(data_dir, "raft"), tick_ms=10
     )
-    raft = RaftNode(config, state, bootstrap=ClusterConfig((Server("node-0", address),)))
+    raft = RaftNode(config, state, bootstrap=ClusterConfig((Server(node_id, address),)))
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(raft.run)

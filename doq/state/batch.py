@@ -54,6 +54,7 @@ class Dbs:
     tree_children: lmdb._Database
     group_leaves: lmdb._Database
     active: lmdb._Database
+    node_numbers: lmdb._Database
 
 
 @attrs.define

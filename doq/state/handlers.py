@@ -18,6 +18,7 @@ import attrs
 from doq.commands import (
     DEFAULT_GROUP,
     Ack,
+    AssignNodeNumber,
     CreateQueue,
     DeleteMessage,
     DeleteQueue,
@@ -25,13 +26,14 @@ from doq.commands import (
     Enqueue,
     Nack,
     QueueType,
+    ReserveIds,
     Strategy,
     Touch,
     UpdatePriority,
     UpdateQueue,
 )
 from doq.ids import id_unix_ms
-from doq.state import fairtree, lifecycle
+from doq.state import fairtree, identity, lifecycle
 from doq.state.batch import QueueState, WriteBatch
 from doq.state.layout import DB_NAMES, MessageRecord, QueueRecord
 from doq.state.results import (
@@ -293,4 +295,6 @@ HANDLERS: dict[type, Callable[[WriteBatch, Any, Clock], Result]] = {
     Touch: touch,
     UpdatePriority: update_priority,
     DeleteMessage: delete_message,
+    AssignNodeNumber: identity.assign_node_number,
+    ReserveIds: identity.reserve_ids,
 }

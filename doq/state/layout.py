@@ -19,6 +19,7 @@ values, and in the two name indexes as a 16-byte BLAKE2b digest.
 | tree_children | queue, parent node, digest(label)     | child node                    |
 | group_leaves  | queue, digest(group name)             | leaf node                     |
 | active        | queue, parent node, load, child node  | empty (children with work)    |
+| node_numbers  | node ID (UTF-8)                       | its ID node number (u16)      |
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ DB_NAMES: tuple[str, ...] = (
     "tree_children",
     "group_leaves",
     "active",
+    "node_numbers",  # last: a snapshot names databases by position, older ones lack this one
 )
 
 META_FORMAT = b"format"

@@ -21,7 +21,7 @@ from typing import Any
 import lmdb
 
 from doq.commands import CommandDecodeError, RestoreState, decode_command
-from doq.state import handlers, reads
+from doq.state import handlers, identity, reads
 from doq.state.batch import Dbs, WriteBatch, read_applied, read_meta
 from doq.state.layout import (
     DB_NAMES,
@@ -151,14 +151,17 @@ class QueueStateMachine:
 
     def _restore_command(self, batch: WriteBatch, command: RestoreState) -> Result:
         """Replace the state inside the batch's transaction. The clock and the ID floor keep the
-        larger of old and new, so neither goes back however old the backup is."""
+        larger of old and new, so neither goes back however old the backup is; the node numbers
+        stay those of this cluster (doq/state/identity.py)."""
         try:
             index, term = verify(io.BytesIO(command.snapshot))
         except SnapshotFormatError as exc:
             return Rejected(RejectCode.INVALID, f"not a restorable snapshot: {exc}")
         batch.flush()
         before = batch.meta
+        node_numbers = identity.carried_over(batch.txn, self._dbs)
         load_into(batch.txn, self._dbs, io.BytesIO(command.snapshot))
+        identity.put_back(batch.txn, self._dbs, node_numbers)
         batch.reload()
         batch.meta.clock_ms = max(batch.meta.clock_ms, before.clock_ms)
         batch.meta.id_floor = max(batch.meta.id_floor, before.id_floor)
@@ -182,6 +185,11 @@ class QueueStateMachine:
         """The largest generated message ID stored: a new leader seeds its generator above it."""
         with self._env.begin() as txn:
             return read_meta(txn, self._dbs).id_floor
+
+    def node_number(self, node_id: str) -> int | None:
+        """The node number ``node_id``'s message IDs carry, None until one is assigned."""
+        with self._env.begin() as txn:
+            return identity.node_number(txn, self._dbs, node_id)
 
     def clock_ms(self) -> int:
         """The state's clock: the largest command time applied so far."""

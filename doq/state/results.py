@@ -123,6 +123,21 @@ class StateRestored:
     snapshot_term: int
 
 
+@attrs.frozen
+class NodeNumberAssigned:
+    """``number`` is the node's, whether assigned by this command or before."""
+
+    node_id: str
+    number: int
+
+
+@attrs.frozen
+class IdsReserved:
+    """``id_floor`` is the state's ID floor after the reservation (at least what was asked)."""
+
+    id_floor: int
+
+
 Result = (
     Rejected
     | QueueCreated
@@ -136,6 +151,8 @@ Result = (
     | PriorityUpdated
     | MessageDeleted
     | StateRestored
+    | NodeNumberAssigned
+    | IdsReserved
 )
 
 

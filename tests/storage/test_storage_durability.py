@@ -1,11 +1,11 @@
 """What RaftStorage promises across restarts and damage: a restart reloads exactly what was
-saved; a torn last entry is dropped (it was never acknowledged); any other damage stops the node
-with StorageCorruptError instead of serving a wrong log; a full map grows; bad input changes
+saved; any damage, a corrupt last entry included (LMDB commits are atomic, so it is not a torn
+write and it may have been acknowledged), stops the node with StorageCorruptError instead of
+dropping an entry or serving a wrong log; a full map grows; bad input changes
 nothing; a closed storage refuses every call."""
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from raft_zmq.storage import (
     RaftStorage,
     StorageClosedError,
     StorageCorruptError,
+    encode_entry,
     encode_snapshot_meta,
     index_key,
 )
@@ -102,27 +103,27 @@ def test_restart_reloads_hard_state_snapshot_meta_and_log(path: str) -> None:
     reopened.close()
 
 
-def test_torn_last_entry_is_detected_dropped_and_logged_on_open(
-    path: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_corrupt_last_entry_refuses_to_open_and_nothing_is_dropped(path: str) -> None:
+    # LMDB commits are atomic: a stored entry failing its checksum is damage, not a torn write,
+    # and it may have counted toward a commit that the durable commit index (9) does not show.
     saved_log(path, last=10, commit=9)
     corrupt_entry(path, 10)
-    with caplog.at_level(logging.WARNING, logger="raft_zmq.storage"):
-        storage = RaftStorage.open(path)
-    assert storage.last_index() == 9
-    assert "last log entry 10" in caplog.text
-    assert storage.entries(1, 10, BIG_BYTES) == entries(1, 9, term=3)
-    storage.save(None, [Entry(10, 4, 0, b"new")])  # the index is free for a new entry
-    storage.close()
-    reopened = RaftStorage.open(path)
-    assert reopened.entries(10, 11, BIG_BYTES) == [Entry(10, 4, 0, b"new")]
-    reopened.close()
+    damaged = read_raw(path, 10)
+    for _ in range(2):  # refusing is not a one-off: the next start refuses as well
+        with pytest.raises(StorageCorruptError) as caught:
+            RaftStorage.open(path)
+        message = str(caught.value)
+        assert "log entry 10: checksum mismatch (the last entry" in message
+        assert str(Path(path) / "data.mdb") in message  # the file
+        assert "Repair: remove this server from the cluster's configuration" in message
+    assert read_raw(path, 10) == damaged  # still there, as it was: nothing dropped
+    assert read_raw(path, 9) == encode_entry(entries(1, 10, term=3)[8])
 
 
-def test_corrupt_last_entry_that_commit_covers_is_fatal_not_dropped(path: str) -> None:
+def test_corrupt_last_entry_that_commit_covers_is_fatal_too(path: str) -> None:
     saved_log(path, last=10, commit=10)
     corrupt_entry(path, 10)
-    with pytest.raises(StorageCorruptError, match="commit index 10 covers it"):
+    with pytest.raises(StorageCorruptError, match="log entry 10: checksum mismatch"):
         RaftStorage.open(path)
 
 
