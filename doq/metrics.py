@@ -41,6 +41,7 @@ class QueueAndRaftCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._queue_metrics()
         yield from self._raft_metrics()
+        yield from self._storage_metrics()
 
     def _queue_metrics(self) -> Iterator[Metric]:
         label = ["queue_name"]
@@ -104,6 +105,32 @@ class QueueAndRaftCollector(Collector):
                 yield CounterMetricFamily(
                     f"doq_raft_transport_{key}", f"Raft transport: {key}", value=value
                 )
+
+    def _storage_metrics(self) -> Iterator[Metric]:
+        """The disk's room, read now (doq/diskguard.py): free bytes, and whether writes are
+        refused for want of it."""
+        disk = self._service.disk
+        blocked = disk.check()
+        yield GaugeMetricFamily(
+            "doq_storage_free_bytes",
+            "Bytes free on the disk of this node's data directory (-1: cannot be read)",
+            value=-1 if disk.free_bytes is None else disk.free_bytes,
+        )
+        yield GaugeMetricFamily(
+            "doq_storage_reserve_bytes",
+            "Free bytes below which this node refuses writes",
+            value=disk.reserve_bytes,
+        )
+        yield GaugeMetricFamily(
+            "doq_storage_writes_blocked",
+            "1 while writes are refused (507) for want of disk room, else 0",
+            value=int(blocked),
+        )
+        yield CounterMetricFamily(
+            "doq_storage_writes_refused",
+            "Writes refused (507) for want of disk room",
+            value=disk.refused_writes,
+        )
 
 
 @attrs.define

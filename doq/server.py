@@ -26,6 +26,7 @@ from hypercorn.trio import serve
 
 from doq.api import ApiSettings, create_app
 from doq.config import Settings
+from doq.diskguard import DiskGuard
 from doq.membership import http_address
 from doq.service import QueueService, ServiceError
 from doq.state.machine import QueueStateMachine
@@ -76,6 +77,7 @@ class DoqNode:
                     state,
                     http_address=s.advertised_http,
                     default_ack_timeout_s=s.queue__default_acknowledgement_timeout,
+                    disk=DiskGuard(s.node_dir, s.storage__reserve_bytes),
                 )
                 app = self._app = _InFlight(create_app(self.service, self._api_settings()))
                 http_done = trio.Event()

@@ -13,6 +13,9 @@ address, and the HTTP layer forwards the request there.
 The first write of each term waits for the new leader to apply everything its predecessors
 committed and raises the ID generator's floor above every ID the state holds, so a leader whose
 clock lags never reuses an ID (doq/ids.py).
+
+A write is admitted only while the node's disk has room (doq/diskguard.py): short of its reserve,
+the leader refuses writes with ``InsufficientStorageError`` (507) and keeps serving reads.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from doq.commands import (
     UpdateQueue,
     encode_command,
 )
+from doq.diskguard import DiskGuard
 from doq.ids import IdGenerator, node_number_for
 from doq.membership import encode_metadata, http_address, suffrage_name
 from doq.state.machine import QueueStateMachine
@@ -53,6 +57,7 @@ from raft_zmq.node import LeadershipLost, NodeStopped, ProposalLost, RaftNode
 
 DEFAULT_ACK_TIMEOUT_S = 1800  # --queue.default_acknowledgement_timeout
 UNAVAILABLE_RETRY_AFTER_S = 1
+INSUFFICIENT_STORAGE_RETRY_AFTER_S = 30  # room is made by an operator, not in a second
 
 
 class ServiceError(Exception):
@@ -76,6 +81,14 @@ class UnavailableError(ServiceError):
     def __init__(self, detail: str, retry_after_s: int = UNAVAILABLE_RETRY_AFTER_S) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class InsufficientStorageError(ServiceError):
+    """The node's disk is short of its reserve: writes are refused until room is made."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.retry_after_s = INSUFFICIENT_STORAGE_RETRY_AFTER_S
 
 
 class TooLargeError(ServiceError):
@@ -124,9 +137,11 @@ class QueueService:
         http_address: str,
         default_ack_timeout_s: int = DEFAULT_ACK_TIMEOUT_S,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        disk: DiskGuard | None = None,
     ) -> None:
         self.raft = raft
         self.state = state
+        self.disk = disk if disk is not None else DiskGuard(state.path)
         self.http_address = http_address
         self.default_ack_timeout_s = default_ack_timeout_s
         self._clock_ms = clock_ms
@@ -299,11 +314,16 @@ class QueueService:
 
     # --- plumbing ------------------------------------------------------------------------------
     def is_ready(self) -> bool:
-        """/readyz: a leader is known and everything known committed is applied here."""
+        """/readyz: a leader is known and everything known committed is applied here (the
+        disk's room is ``storage_short``'s to say)."""
         core = self.raft.core
         if core is None or core.leader is None:
             return False
         return self.raft.applied_index >= core.log.committed
+
+    def storage_short(self) -> bool:
+        """The node's disk is below its reserve: it refuses writes (read now, not cached)."""
+        return self.disk.check()
 
     def _require_leader(self) -> None:
         if not self.raft.is_leader:
@@ -336,6 +356,11 @@ class QueueService:
         return self._clock_ms()
 
     async def _write(self, command: Command) -> Result:
+        if not self.disk.admit_write():
+            raise InsufficientStorageError(
+                f"writes refused: {self.disk.free_bytes} bytes free on this node's disk, below "
+                f"its reserve of {self.disk.reserve_bytes} (reads still work)"
+            )
         try:
             result = await self.raft.propose(encode_command(command))
         except NotLeader as exc:

@@ -79,6 +79,7 @@ class QueueStateMachine:
         free_bytes: Callable[[str], int] = disk_free_bytes,
     ) -> None:
         os.makedirs(path, exist_ok=True)
+        self.path = path
         self._env = lmdb.open(
             path,
             map_size=map_size_bytes,

@@ -45,11 +45,16 @@ class ApiHarness:
 
 @contextlib.asynccontextmanager
 async def api_app(
-    data_dir: str, *, service_wrapper: Any = None, **settings: Any
+    data_dir: str,
+    *,
+    service_wrapper: Any = None,
+    service_kwargs: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[ApiHarness]:
     """The app on a real one-node service, with Quart's test client. ``service_wrapper`` wraps
-    the service (to inject failures) before the app sees it."""
-    async with single_node_service(data_dir) as service:
+    the service (to inject failures) before the app sees it; ``service_kwargs`` go to
+    ``QueueService``."""
+    async with single_node_service(data_dir, **(service_kwargs or {})) as service:
         served = service_wrapper(service) if service_wrapper else service
         app = create_app(served, api_settings("node-0", **settings))
         async with app.test_app():

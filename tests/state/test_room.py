@@ -157,7 +157,7 @@ def test_a_full_disk_raises_storage_full_and_the_entries_apply_once_room_is_made
         sm.apply(log.entries(CreateQueue(T, "q", QueueType.DELAYED, 5)))
         filler = disk / "filler"
         # ENOSPC ends the loop: the disk is now full.
-        with open(filler, "wb") as f, contextlib.suppress(OSError):
+        with contextlib.suppress(OSError), open(filler, "wb") as f:
             while True:
                 f.write(b"\0" * 65536)
                 f.flush()
