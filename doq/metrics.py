@@ -42,6 +42,7 @@ class QueueAndRaftCollector(Collector):
         yield from self._queue_metrics()
         yield from self._raft_metrics()
         yield from self._storage_metrics()
+        yield from self._clock_metrics()
 
     def _queue_metrics(self) -> Iterator[Metric]:
         label = ["queue_name"]
@@ -130,6 +131,28 @@ class QueueAndRaftCollector(Collector):
             "doq_storage_writes_refused",
             "Writes refused (507) for want of disk room",
             value=disk.refused_writes,
+        )
+
+    def _clock_metrics(self) -> Iterator[Metric]:
+        """How the voters' clocks stand to this node's (doq/clockbound.py)."""
+        service = self._service
+        skew = GaugeMetricFamily(
+            "doq_clock_skew_ms",
+            "A voter's clock minus this node's, as last probed (ms)",
+            labels=["peer"],
+        )
+        for peer, skew_ms in sorted(service.clock_skews_ms().items()):
+            skew.add_metric([peer], skew_ms)
+        yield skew
+        yield GaugeMetricFamily(
+            "doq_clock_majority_estimate",
+            "1 while a majority of voters have a fresh clock estimate (writes need it), else 0",
+            value=int(service.clock_window() is not None),
+        )
+        yield CounterMetricFamily(
+            "doq_clock_stamps_clamped",
+            "Command times moved into the window the voters' clocks allow",
+            value=service.clamped_stamps,
         )
 
 

@@ -28,6 +28,7 @@ from doq.api import ApiSettings, create_app
 from doq.config import Settings
 from doq.diskguard import DiskGuard
 from doq.membership import http_address
+from doq.peerclock import probe_peer_clocks
 from doq.service import QueueService, ServiceError
 from doq.state.machine import QueueStateMachine
 from raft_zmq.core.ready import NotLeader
@@ -84,6 +85,7 @@ class DoqNode:
                 bound: list[str] = await nursery.start(self._serve_http, app, http_done)
                 self.http_port = int(bound[0].rsplit(":", 1)[1])
                 nursery.start_soon(self._keep_membership)
+                nursery.start_soon(probe_peer_clocks, self.service)
                 logger.info(
                     "serving HTTP on %s, Raft on %s (data in %s)",
                     bound[0],

@@ -14,6 +14,12 @@ The first write of each term waits for the new leader to apply everything its pr
 committed and raises the ID generator's floor above every ID the state holds, so a leader whose
 clock lags never reuses an ID (doq/ids.py).
 
+A command's time is the leader's clock clamped into the window its peers' clocks allow
+(doq/clockbound.py): never more than ``CLOCK_AHEAD_MS_MAX`` ahead of a majority of the voters'
+clocks, so one leader with a fast clock cannot fix the queue's clock in the future. IDs carry the
+same clamped time. Before a majority of voters has a clock estimate, a write waits for one (at most
+``CLOCK_ESTIMATE_WAIT_S_MAX``), then answers 503.
+
 A write is admitted only while the node's disk has room (doq/diskguard.py): short of its reserve,
 the leader refuses writes with ``InsufficientStorageError`` (507) and keeps serving reads.
 """
@@ -29,6 +35,7 @@ from typing import Any
 import attrs
 import trio
 
+from doq.clockbound import PeerClocks, Window
 from doq.commands import (
     Ack,
     Command,
@@ -58,6 +65,8 @@ from raft_zmq.node import LeadershipLost, NodeStopped, ProposalLost, RaftNode
 DEFAULT_ACK_TIMEOUT_S = 1800  # --queue.default_acknowledgement_timeout
 UNAVAILABLE_RETRY_AFTER_S = 1
 INSUFFICIENT_STORAGE_RETRY_AFTER_S = 30  # room is made by an operator, not in a second
+CLOCK_ESTIMATE_WAIT_S_MAX = 3.0  # a write waits this long for a majority's clock estimates
+CLOCK_ESTIMATE_POLL_S = 0.02
 
 
 class ServiceError(Exception):
@@ -128,6 +137,10 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def trio_monotonic_ms() -> int:
+    return int(trio.current_time() * 1000)
+
+
 class QueueService:
     def __init__(
         self,
@@ -137,7 +150,9 @@ class QueueService:
         http_address: str,
         default_ack_timeout_s: int = DEFAULT_ACK_TIMEOUT_S,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        monotonic_ms: Callable[[], int] = trio_monotonic_ms,
         disk: DiskGuard | None = None,
+        peer_clocks: PeerClocks | None = None,
     ) -> None:
         self.raft = raft
         self.state = state
@@ -145,7 +160,11 @@ class QueueService:
         self.http_address = http_address
         self.default_ack_timeout_s = default_ack_timeout_s
         self._clock_ms = clock_ms
-        self._ids = IdGenerator(node_number_for(raft.node_id), clock_ms)
+        self.monotonic_ms = monotonic_ms
+        self.peer_clocks = peer_clocks if peer_clocks is not None else PeerClocks()
+        self.clamped_stamps = 0  # command times the peers' clocks moved (a metric)
+        self._correction_ms = 0  # the last stamp minus our clock then: IDs get the same shift
+        self._ids = IdGenerator(node_number_for(raft.node_id), self._id_clock_ms)
         self._prepared_term = -1
 
     # --- queues --------------------------------------------------------------------------------
@@ -343,8 +362,9 @@ class QueueService:
             raise UnavailableError(str(exc)) from None
 
     async def _stamp(self) -> int:
-        """The leader's time for a new command; on the first write of a term, first catch up
-        with everything committed and raise the ID floor above the state's."""
+        """The leader's time for a new command, bounded by its peers' clocks; on the first write
+        of a term, first catch up with everything committed and raise the ID floor above the
+        state's."""
         self._require_leader()
         core = self.raft.core
         assert core is not None
@@ -353,7 +373,46 @@ class QueueService:
             await self._read_barrier()
             self._ids.raise_floor(self.state.id_floor())
             self._prepared_term = term
+        window = await self._clock_window()
+        own_ms = self._clock_ms()
+        stamp_ms = window.clamp(own_ms)
+        if stamp_ms != own_ms:
+            self.clamped_stamps += 1
+        self._correction_ms = stamp_ms - own_ms
+        return stamp_ms
+
+    # --- the clock -----------------------------------------------------------------------------
+    def local_clock_ms(self) -> int:
+        """This node's own clock, unbounded: what /API/v1/cluster/time answers."""
         return self._clock_ms()
+
+    def clock_window(self) -> Window | None:
+        """The command times the voters' clocks allow now (None: no majority estimate yet)."""
+        core = self.raft.core
+        if core is None:
+            return None
+        voters = core.config.voters
+        return self.peer_clocks.window(
+            self._clock_ms(), self.monotonic_ms(), voters, self.raft.node_id
+        )
+
+    def clock_skews_ms(self) -> dict[str, int]:
+        """Each voter's clock minus ours, as last measured (fresh ones only)."""
+        return self.peer_clocks.skews_ms(self.monotonic_ms())
+
+    async def _clock_window(self) -> Window:
+        with trio.move_on_after(CLOCK_ESTIMATE_WAIT_S_MAX):
+            while (window := self.clock_window()) is None:
+                await trio.sleep(CLOCK_ESTIMATE_POLL_S)
+            return window
+        raise UnavailableError(
+            "no clock estimate from a majority of the voters yet (doq/clockbound.py)"
+        )
+
+    def _id_clock_ms(self) -> int:
+        """The generator's clock: shifted as the last stamp was (every ID is generated right
+        after a stamp), so that IDs carry the command's bounded time and count for the floor."""
+        return self._clock_ms() + self._correction_ms
 
     async def _write(self, command: Command) -> Result:
         if not self.disk.admit_write():
