@@ -11,7 +11,8 @@ from __future__ import annotations
 import httpx
 import trio
 
-from doq.clockbound import CLOCK_AHEAD_MS_MAX
+import doq.service as service_module
+from doq.clockbound import CLOCK_AHEAD_MS_MAX, PeerClocks
 from doq.service import wall_clock_ms
 
 from .support import ServedNode, leader_of, served_cluster
@@ -81,3 +82,23 @@ async def test_a_leader_an_hour_fast_delivers_nothing_early_and_reports_its_skew
         skews = follower.service.clock_skews_ms()
         assert abs(skews[FAST] - HOUR_MS) <= SKEW_TOLERANCE_MS
         assert abs(skews["node-2"]) <= SKEW_TOLERANCE_MS
+
+
+async def test_without_a_majority_estimate_a_write_answers_503_and_reads_still_work(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(service_module, "CLOCK_ESTIMATE_WAIT_S_MAX", 0.2)
+
+    def blind(_node_id: str) -> dict:
+        return {"peer_clocks": PeerClocks(sample_age_ms_max=-1)}  # no estimate is ever fresh
+
+    async with served_cluster(str(tmp_path), service_kwargs_of=blind) as nodes:
+        leader = leader_of(nodes)
+        async with httpx.AsyncClient(base_url=leader.url, timeout=10) as client:
+            body = {"name": "q", "type": "delayed", "settings": {}}
+            refused = await client.post("/API/v1/queues", json=body)
+            assert refused.status_code == 503
+            assert "no clock estimate" in refused.json()["detail"]
+            assert (await client.get("/API/v1/queues")).status_code == 200
+            text = (await client.get("/metrics")).text
+        assert metric(text, "doq_clock_majority_estimate ") == 0
