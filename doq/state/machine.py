@@ -91,7 +91,7 @@ class QueueStateMachine:
         )
         self._redelivery_clock = redelivery_clock
         self._room = Room(self._env, path, map_size_bytes, map_size_max_bytes, free_bytes)
-        self._reading = self._room.gate.reading
+        self._gate = self._room.gate
         with self._env.begin(write=True) as txn:
             handles = {name: self._env.open_db(name.encode(), txn=txn) for name in DB_NAMES}
             self._dbs = Dbs(**handles)
@@ -104,7 +104,7 @@ class QueueStateMachine:
 
     # --- the StateMachine contract ---------------------------------------------------------------
     def last_applied(self) -> tuple[int, int]:
-        with self._reading(), self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return read_applied(txn, self._dbs)
 
     def apply(self, entries: Sequence[Entry]) -> list[Any]:
@@ -130,7 +130,7 @@ class QueueStateMachine:
         return results
 
     def snapshot(self, path: str) -> tuple[int, int]:
-        with self._reading(), self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             index, term = read_applied(txn, self._dbs)
             write_snapshot_file(txn, self._dbs, path, index, term)
         return index, term
@@ -188,27 +188,27 @@ class QueueStateMachine:
 
     # --- reads (each in its own read transaction) ------------------------------------------------
     def queue_info(self, name: str) -> QueueInfo | None:
-        with self._reading(), self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return reads.queue_info(txn, self._dbs, name)
 
     def list_queues(self) -> list[QueueInfo]:
-        with self._reading(), self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return reads.list_queues(txn, self._dbs)
 
     def get_message(self, queue: str, message_id: int) -> StoredMessage | Rejected:
-        with self._reading(), self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return reads.get_message(txn, self._dbs, queue, message_id)
 
     def id_floor(self) -> int:
         """The largest generated message ID stored: a new leader seeds its generator above it."""
-        with self._reading(), self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return read_meta(txn, self._dbs).id_floor
 
     def clock_ms(self) -> int:
         """The state's clock: the largest command time applied so far."""
-        with self._reading(), self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return read_meta(txn, self._dbs).clock_ms
 
     def logical_dump(self) -> dict[str, Any]:
-        with self._reading(), self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return reads.logical_dump(txn, self._dbs)

@@ -45,33 +45,41 @@ def disk_free_bytes(path: str) -> int:
 
 class MapGate:
     """Readers share the map; the one who grows it waits until no reader is inside and keeps new
-    readers out meanwhile."""
+    readers out meanwhile. ``with gate:`` is one read (a plain context manager, not a generator:
+    every read of the state passes here)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._readers = 0
         self._moving = False
 
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._cond:
+    def __enter__(self) -> None:
+        self._lock.acquire()  # the lock itself, not the Condition's wrapper: the hot path
+        try:
             while self._moving:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+            self._lock.release()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.acquire()
+        try:
+            self._readers -= 1
+            if self._readers == 0 and self._moving:
+                self._cond.notify_all()
+        finally:
+            self._lock.release()
 
     @contextlib.contextmanager
     def moving(self) -> Iterator[None]:
         with self._cond:
-            while self._moving or self._readers:
+            while self._moving:  # another grower first
                 self._cond.wait()
-            self._moving = True
+            self._moving = True  # no new reader from now on
+            while self._readers:
+                self._cond.wait()
         try:
             yield
         finally:

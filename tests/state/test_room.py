@@ -105,7 +105,7 @@ def test_the_map_moves_only_when_no_reader_is_inside() -> None:
     reader_inside, release_reader, moved = threading.Event(), threading.Event(), threading.Event()
 
     def reader() -> None:
-        with gate.reading():
+        with gate:
             reader_inside.set()
             release_reader.wait(GATE_WAIT_S)
 
