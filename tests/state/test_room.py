@@ -170,3 +170,22 @@ def test_a_full_disk_raises_storage_full_and_the_entries_apply_once_room_is_made
         assert all(isinstance(r, Enqueued) for r in sm.apply(batch))
         assert sm.last_applied() == (batch[-1].index, 1)
         sm.close()
+
+
+def test_restore_grows_the_map_or_raises_storage_full_changing_nothing(tmp_path: Path) -> None:
+    source = open_machine(str(tmp_path / "source"))
+    source.apply(Log().entries(CreateQueue(T, "q", QueueType.DELAYED, 5), *big_enqueues(1, 40)))
+    snapshot = str(tmp_path / "snap")
+    source.snapshot(snapshot)
+    capped = open_machine(
+        str(tmp_path / "capped"), map_size_bytes=TINY_MAP_BYTES, map_size_max_bytes=TINY_MAP_BYTES
+    )
+    before = capped.logical_dump()
+    with pytest.raises(StorageFull):
+        capped.restore(snapshot)
+    assert capped.logical_dump() == before and capped.last_applied() == (0, 0)
+    growing = open_machine(str(tmp_path / "growing"), map_size_bytes=TINY_MAP_BYTES)
+    assert growing.restore(snapshot) == source.last_applied()
+    assert growing.logical_dump() == source.logical_dump()
+    for sm in (source, capped, growing):
+        sm.close()
