@@ -101,7 +101,8 @@ class Room:
     ) -> None:
         self._env = env
         self._path = path
-        self.map_size_bytes = map_size_bytes
+        # What the environment uses: a map grown before a restart is larger than asked for.
+        self.map_size_bytes = max(map_size_bytes, env.info()["map_size"])
         self._map_size_max_bytes = max(map_size_max_bytes, map_size_bytes)
         self._free_bytes = free_bytes
         self.gate = MapGate()

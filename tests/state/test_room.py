@@ -189,3 +189,18 @@ def test_restore_grows_the_map_or_raises_storage_full_changing_nothing(tmp_path:
     assert growing.logical_dump() == source.logical_dump()
     for sm in (source, capped, growing):
         sm.close()
+
+
+def test_a_reopened_state_knows_the_map_lmdb_gives_it_and_grows_from_there(tmp_path: Path) -> None:
+    """LMDB opens a map at least as large as the data in it, whatever size was asked for."""
+    path = str(tmp_path / "s")
+    sm = open_machine(path, map_size_bytes=TINY_MAP_BYTES)
+    log = Log()
+    sm.apply(log.entries(CreateQueue(T, "q", QueueType.DELAYED, 5), *big_enqueues(1, 40)))
+    sm.close()
+    reopened = open_machine(path, map_size_bytes=TINY_MAP_BYTES)
+    actual = reopened._env.info()["map_size"]
+    assert reopened._room.map_size_bytes == actual > TINY_MAP_BYTES
+    assert all(isinstance(r, Enqueued) for r in reopened.apply(log.entries(*big_enqueues(41, 40))))
+    assert reopened._room.map_size_bytes == 2 * actual
+    reopened.close()
