@@ -21,6 +21,7 @@ import attrs
 import yaml
 
 from doq.commands import NODE_ID_CHARS_MAX
+from doq.diskguard import STORAGE_RESERVE_BYTES_DEFAULT
 
 ENV_PREFIX = "DOQ_"
 
@@ -34,6 +35,11 @@ def _positive(_instance: object, attribute: attrs.Attribute[Any], value: int) ->
         raise ConfigError(f"{attribute.name} must be positive, got {value}")
 
 
+def _not_negative(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 0:
+        raise ConfigError(f"{attribute.name} must not be negative, got {value}")
+
+
 def _port(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise ConfigError(f"{attribute.name} must be a port number, got {value}")
@@ -44,6 +50,10 @@ class Settings:
     """Field names are the dotted keys with dots as double underscores."""
 
     storage__data_dir: str = "data"
+    # Writes answer 507 while the data directory's disk has less free (doq/diskguard.py); 0: never.
+    storage__reserve_bytes: int = attrs.field(
+        default=STORAGE_RESERVE_BYTES_DEFAULT, validator=_not_negative
+    )
     cluster__node_id: str = "node-0"
     cluster__join_addr: str = ""  # the HTTP host:port of any member; empty: bootstrap if new
     http__host: str = "0.0.0.0"  # where the HTTP server listens

@@ -41,6 +41,8 @@ class QueueAndRaftCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._queue_metrics()
         yield from self._raft_metrics()
+        yield from self._storage_metrics()
+        yield from self._clock_metrics()
 
     def _queue_metrics(self) -> Iterator[Metric]:
         label = ["queue_name"]
@@ -104,6 +106,54 @@ class QueueAndRaftCollector(Collector):
                 yield CounterMetricFamily(
                     f"doq_raft_transport_{key}", f"Raft transport: {key}", value=value
                 )
+
+    def _storage_metrics(self) -> Iterator[Metric]:
+        """The disk's room, read now (doq/diskguard.py): free bytes, and whether writes are
+        refused for want of it."""
+        disk = self._service.disk
+        blocked = disk.check()
+        yield GaugeMetricFamily(
+            "doq_storage_free_bytes",
+            "Bytes free on the disk of this node's data directory (-1: cannot be read)",
+            value=-1 if disk.free_bytes is None else disk.free_bytes,
+        )
+        yield GaugeMetricFamily(
+            "doq_storage_reserve_bytes",
+            "Free bytes below which this node refuses writes",
+            value=disk.reserve_bytes,
+        )
+        yield GaugeMetricFamily(
+            "doq_storage_writes_blocked",
+            "1 while writes are refused (507) for want of disk room, else 0",
+            value=int(blocked),
+        )
+        yield CounterMetricFamily(
+            "doq_storage_writes_refused",
+            "Writes refused (507) for want of disk room",
+            value=disk.refused_writes,
+        )
+
+    def _clock_metrics(self) -> Iterator[Metric]:
+        """How the voters' clocks stand to this node's (doq/clockbound.py)."""
+        service = self._service
+        skew = GaugeMetricFamily(
+            "doq_clock_skew_ms",
+            "A voter's clock minus this node's, as last probed (ms)",
+            labels=["peer"],
+        )
+        for peer, skew_ms in sorted(service.clock_skews_ms().items()):
+            skew.add_metric([peer], skew_ms)
+        yield skew
+        yield GaugeMetricFamily(
+            "doq_clock_majority_estimate",
+            "1 while a majority of voters have a fresh clock estimate (writes need it), else 0",
+            value=int(service.clock_window() is not None),
+        )
+        yield CounterMetricFamily(
+            "doq_clock_stamps_clamped",
+            "Command times moved into the window the voters' clocks allow",
+            value=service.clamped_stamps,
+        )
 
 
 @attrs.define

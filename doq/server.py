@@ -27,7 +27,9 @@ from hypercorn.trio import serve
 from doq import repair
 from doq.api import ApiSettings, create_app
 from doq.config import Settings
+from doq.diskguard import DiskGuard
 from doq.membership import http_address
+from doq.peerclock import probe_peer_clocks
 from doq.service import QueueService, ServiceError
 from doq.state.machine import QueueStateMachine
 from raft_zmq.core.ready import NotLeader
@@ -77,12 +79,14 @@ class DoqNode:
                     state,
                     http_address=s.advertised_http,
                     default_ack_timeout_s=s.queue__default_acknowledgement_timeout,
+                    disk=DiskGuard(s.node_dir, s.storage__reserve_bytes),
                 )
                 app = self._app = _InFlight(create_app(self.service, self._api_settings()))
                 http_done = trio.Event()
                 bound: list[str] = await nursery.start(self._serve_http, app, http_done)
                 self.http_port = int(bound[0].rsplit(":", 1)[1])
                 nursery.start_soon(self._keep_membership)
+                nursery.start_soon(probe_peer_clocks, self.service)
                 logger.info(
                     "serving HTTP on %s, Raft on %s (data in %s)",
                     bound[0],

@@ -18,6 +18,15 @@ assigned through the log (``AssignNodeNumber``) before it hands out any ID, and 
 replicated floor ``ID_RESERVE_AHEAD_MS`` ahead, so that a later leader (this node after a restart
 included, whatever its clock says) starts above them, at one Raft round per block and not per
 call (doq/state/identity.py).
+
+A command's time is the leader's clock clamped into the window its peers' clocks allow
+(doq/clockbound.py): never more than ``CLOCK_AHEAD_MS_MAX`` ahead of a majority of the voters'
+clocks, so one leader with a fast clock cannot fix the queue's clock in the future. IDs carry the
+same clamped time. Before a majority of voters has a clock estimate, a write waits for one (at most
+``CLOCK_ESTIMATE_WAIT_S_MAX``), then answers 503.
+
+A write is admitted only while the node's disk has room (doq/diskguard.py): short of its reserve,
+the leader refuses writes with ``InsufficientStorageError`` (507) and keeps serving reads.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from typing import Any
 import attrs
 import trio
 
+from doq.clockbound import PeerClocks, Window
 from doq.commands import (
     Ack,
     AssignNodeNumber,
@@ -51,6 +61,7 @@ from doq.commands import (
     UpdateQueue,
     encode_command,
 )
+from doq.diskguard import DiskGuard
 from doq.ids import (
     ID_EPOCH_MS,
     ID_NODE_MAX,
@@ -71,6 +82,9 @@ UNAVAILABLE_RETRY_AFTER_S = 1
 # and at most this far ahead of the clock the next leader's IDs start (well under the state's
 # ID_FLOOR_FUTURE_MS_MAX, so its IDs still raise the floor).
 ID_RESERVE_AHEAD_MS = 10_000
+INSUFFICIENT_STORAGE_RETRY_AFTER_S = 30  # room is made by an operator, not in a second
+CLOCK_ESTIMATE_WAIT_S_MAX = 3.0  # a write waits this long for a majority's clock estimates
+CLOCK_ESTIMATE_POLL_S = 0.02
 
 
 class ServiceError(Exception):
@@ -94,6 +108,14 @@ class UnavailableError(ServiceError):
     def __init__(self, detail: str, retry_after_s: int = UNAVAILABLE_RETRY_AFTER_S) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class InsufficientStorageError(ServiceError):
+    """The node's disk is short of its reserve: writes are refused until room is made."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.retry_after_s = INSUFFICIENT_STORAGE_RETRY_AFTER_S
 
 
 class TooLargeError(ServiceError):
@@ -133,6 +155,10 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def trio_monotonic_ms() -> int:
+    return int(trio.current_time() * 1000)
+
+
 class QueueService:
     def __init__(
         self,
@@ -142,12 +168,20 @@ class QueueService:
         http_address: str,
         default_ack_timeout_s: int = DEFAULT_ACK_TIMEOUT_S,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        monotonic_ms: Callable[[], int] = trio_monotonic_ms,
+        disk: DiskGuard | None = None,
+        peer_clocks: PeerClocks | None = None,
     ) -> None:
         self.raft = raft
         self.state = state
+        self.disk = disk if disk is not None else DiskGuard(state.path)
         self.http_address = http_address
         self.default_ack_timeout_s = default_ack_timeout_s
         self._clock_ms = clock_ms
+        self.monotonic_ms = monotonic_ms
+        self.peer_clocks = peer_clocks if peer_clocks is not None else PeerClocks()
+        self.clamped_stamps = 0  # command times the peers' clocks moved (a metric)
+        self._correction_ms = 0  # the last stamp minus our clock then: IDs get the same shift
         self._ids: IdGenerator | None = None  # made once the log has assigned a node number
         self._prepared_term = -1
         self._prepare_lock = trio.Lock()
@@ -326,11 +360,16 @@ class QueueService:
 
     # --- plumbing ------------------------------------------------------------------------------
     def is_ready(self) -> bool:
-        """/readyz: a leader is known and everything known committed is applied here."""
+        """/readyz: a leader is known and everything known committed is applied here (the
+        disk's room is ``storage_short``'s to say)."""
         core = self.raft.core
         if core is None or core.leader is None:
             return False
         return self.raft.applied_index >= core.log.committed
+
+    def storage_short(self) -> bool:
+        """The node's disk is below its reserve: it refuses writes (read now, not cached)."""
+        return self.disk.check()
 
     def _require_leader(self) -> None:
         if not self.raft.is_leader:
@@ -350,14 +389,26 @@ class QueueService:
             raise UnavailableError(str(exc)) from None
 
     async def _stamp(self) -> int:
-        """The leader's time for a new command; on the first write of a term, first catch up
-        with everything committed and raise the ID floor above the state's."""
+        """The leader's time for a new command, bounded by its peers' clocks; on the first write
+        of a term, first catch up with everything committed and raise the ID floor above the
+        state's."""
         self._require_leader()
         core = self.raft.core
         assert core is not None
         if self._prepared_term != core.term:
             await self._prepare_term(core.term)
-        return self._clock_ms()
+        return await self._bounded_now()
+
+    async def _bounded_now(self) -> int:
+        """This node's clock clamped into the window its peers' clocks allow: the time of every
+        command it proposes (the state's clock follows command times, so none may escape it)."""
+        window = await self._clock_window()
+        own_ms = self._clock_ms()
+        stamp_ms = window.clamp(own_ms)
+        if stamp_ms != own_ms:
+            self.clamped_stamps += 1
+        self._correction_ms = stamp_ms - own_ms
+        return stamp_ms
 
     async def _prepare_term(self, term: int) -> None:
         async with self._prepare_lock:  # one preparation per term, whoever asks first
@@ -366,7 +417,7 @@ class QueueService:
             await self._read_barrier()
             if self._ids is None:
                 number = await self._node_number()
-                self._ids = IdGenerator(number, self._clock_ms)
+                self._ids = IdGenerator(number, self._id_clock_ms)
             self._ids.raise_floor(self.state.id_floor())
             self._prepared_term = term
 
@@ -375,7 +426,8 @@ class QueueService:
         number = self.state.node_number(self.raft.node_id)
         if number is not None:
             return number
-        result = await self._write(AssignNodeNumber(self._clock_ms(), self.raft.node_id))
+        ts = await self._bounded_now()
+        result = await self._write(AssignNodeNumber(ts, self.raft.node_id))
         assert isinstance(result, NodeNumberAssigned), result
         return result.number
 
@@ -384,11 +436,50 @@ class QueueService:
         async with self._reserve_lock:  # callers waiting here are often covered by the first
             if highest <= self.state.id_floor():
                 return
-            ahead_ms = min(self._clock_ms() - ID_EPOCH_MS + ID_RESERVE_AHEAD_MS, ID_TIME_MAX_MS)
+            ts = await self._bounded_now()
+            ahead_ms = min(ts - ID_EPOCH_MS + ID_RESERVE_AHEAD_MS, ID_TIME_MAX_MS)
             block = compose_id(max(ahead_ms, 0), ID_NODE_MAX, ID_SEQUENCE_MAX)
-            await self._write(ReserveIds(self._clock_ms(), max(highest, block)))
+            await self._write(ReserveIds(ts, max(highest, block)))
+
+    # --- the clock -----------------------------------------------------------------------------
+    def local_clock_ms(self) -> int:
+        """This node's own clock, unbounded: what /API/v1/cluster/time answers."""
+        return self._clock_ms()
+
+    def clock_window(self) -> Window | None:
+        """The command times the voters' clocks allow now (None: no majority estimate yet)."""
+        core = self.raft.core
+        if core is None:
+            return None
+        voters = core.config.voters
+        return self.peer_clocks.window(
+            self._clock_ms(), self.monotonic_ms(), voters, self.raft.node_id
+        )
+
+    def clock_skews_ms(self) -> dict[str, int]:
+        """Each voter's clock minus ours, as last measured (fresh ones only)."""
+        return self.peer_clocks.skews_ms(self.monotonic_ms())
+
+    async def _clock_window(self) -> Window:
+        with trio.move_on_after(CLOCK_ESTIMATE_WAIT_S_MAX):
+            while (window := self.clock_window()) is None:
+                await trio.sleep(CLOCK_ESTIMATE_POLL_S)
+            return window
+        raise UnavailableError(
+            "no clock estimate from a majority of the voters yet (doq/clockbound.py)"
+        )
+
+    def _id_clock_ms(self) -> int:
+        """The generator's clock: shifted as the last stamp was (every ID is generated right
+        after a stamp), so that IDs carry the command's bounded time and count for the floor."""
+        return self._clock_ms() + self._correction_ms
 
     async def _write(self, command: Command) -> Result:
+        if not self.disk.admit_write():
+            raise InsufficientStorageError(
+                f"writes refused: {self.disk.free_bytes} bytes free on this node's disk, below "
+                f"its reserve of {self.disk.reserve_bytes} (reads still work)"
+            )
         try:
             result = await self.raft.propose(encode_command(command))
         except NotLeader as exc:

@@ -23,6 +23,7 @@ from quart import Response, request
 
 from doq.api.forwarding import Forwarder, Relayed, RelayRequest, Retry
 from doq.api.problems import ApiProblem, problem_for_service_error, unavailable
+from doq.api.render import fails
 from doq.api.settings import ApiSettings
 from doq.service import NotLeaderError, QueueService, ServiceError
 
@@ -69,7 +70,8 @@ class Dispatcher:
             async def serve(**kwargs: Any) -> Any:
                 return await self.serve(handler, kwargs, is_write=is_write)
 
-            return serve
+            # Any write may meet a leader whose disk is short of room (doq/diskguard.py).
+            return fails(507)(serve) if is_write else serve
 
         return decorator
 

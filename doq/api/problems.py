@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from doq.api.links import schema_url
 from doq.api.schemas import ErrorDetail, ErrorModel
 from doq.service import (
+    InsufficientStorageError,
     NotLeaderError,
     RejectedError,
     TooLargeError,
@@ -33,6 +34,14 @@ RETRY_AFTER_S_DEFAULT = 1
 ERROR_MODEL = "ErrorModel"  # the schema name of every problem document
 
 log = logging.getLogger("doq.api")
+
+_SERVICE_ERRORS = (
+    RejectedError,
+    UnavailableError,
+    TooLargeError,
+    NotLeaderError,
+    InsufficientStorageError,
+)
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -129,6 +138,8 @@ def problem_for_service_error(exc: Exception) -> ApiProblem:
         return unavailable(str(exc), exc.retry_after_s)
     if isinstance(exc, TooLargeError):
         return ApiProblem(413, str(exc))
+    if isinstance(exc, InsufficientStorageError):
+        return ApiProblem(507, str(exc), retry_after_s=exc.retry_after_s)
     if isinstance(exc, NotLeaderError):
         # Only reached when forwarding is off or exhausted: tell the client where to go.
         where = f" at {exc.leader_http}" if exc.leader_http else ""
@@ -156,7 +167,7 @@ def install_error_handlers(app: Any) -> None:
     @app.errorhandler(Exception)
     async def on_unexpected(error: Exception) -> Response:
         original = getattr(error, "original_exception", None) or error
-        if isinstance(original, (RejectedError, UnavailableError, TooLargeError, NotLeaderError)):
+        if isinstance(original, _SERVICE_ERRORS):
             return problem_response(problem_for_service_error(original))
         log.error("unexpected error in %s %s", request.method, request.path, exc_info=original)
         return problem_response(ApiProblem(500, "internal error; it has been logged"))

@@ -1,7 +1,8 @@
-"""/API/v1/cluster: join, leave, servers (API.md "Cluster and operations").
+"""/API/v1/cluster: join, leave, servers, time (API.md "Cluster and operations").
 
 Join and leave are configuration changes, which only the leader makes: on a follower they are
-relayed like any write. ``servers`` answers from this node's view of the configuration."""
+relayed like any write. ``servers`` answers from this node's view of the configuration; ``time``
+with this node's own clock, which the other nodes probe (doq/peerclock.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,19 @@ from quart_schema import tag
 from doq.api.context import ApiContext
 from doq.api.links import schema_url
 from doq.api.render import answers, fails, json_response
-from doq.api.schemas import JoinedBody, JoinRequest, LeaveRequest, LeftBody, ServerBody, ServersBody
+from doq.api.schemas import (
+    ClockBody,
+    JoinedBody,
+    JoinRequest,
+    LeaveRequest,
+    LeftBody,
+    ServerBody,
+    ServersBody,
+)
 from doq.api.validation import accepts
 
 CLUSTER_PATH = "/API/v1/cluster"
+CLOCK_PATH = f"{CLUSTER_PATH}/time"
 
 
 def register_cluster_routes(app: Quart, api: ApiContext) -> None:
@@ -69,6 +79,14 @@ def register_cluster_routes(app: Quart, api: ApiContext) -> None:
         )
         return json_response(body)
 
+    @tag(["Cluster"])
+    @answers(ClockBody)
+    async def clock() -> Response:
+        """This node's clock, answered locally (the nodes bound command times with it)"""
+        body = ClockBody(schema=schema_url("ClockBody"), unix_ms=service.local_clock_ms())
+        return json_response(body)
+
     app.add_url_rule(f"{CLUSTER_PATH}/join", view_func=join, methods=["POST"])
     app.add_url_rule(f"{CLUSTER_PATH}/leave", view_func=leave, methods=["POST"])
     app.add_url_rule(f"{CLUSTER_PATH}/servers", view_func=servers, methods=["GET"])
+    app.add_url_rule(CLOCK_PATH, view_func=clock, methods=["GET"])

@@ -58,9 +58,16 @@ def register_ops_routes(app: Quart, api: ApiContext) -> None:
     @answers(StatusBody)
     @fails(503)
     async def readyz() -> Response:
-        """200 once this node knows a leader and has applied everything it knows committed"""
+        """200 once this node knows a leader, has applied everything it knows committed and has
+        room on disk above its reserve"""
         if not service.is_ready():
             raise unavailable("not ready: no leader known, or the log is not applied yet")
+        if service.storage_short():
+            disk = service.disk
+            raise unavailable(
+                f"not ready: {disk.free_bytes} bytes free on disk, below the reserve of "
+                f"{disk.reserve_bytes}: writes are refused (reads still work)"
+            )
         return json_response(StatusBody(schema=schema_url("StatusBody"), status="READY"))
 
     @hide

@@ -238,6 +238,12 @@ class ServersBody(_Response, kw_only=True):
     servers: list[ServerBody]
 
 
+class ClockBody(_Response, kw_only=True):
+    """This node's own clock (Unix milliseconds): the peers probe it to bound command times."""
+
+    unix_ms: int
+
+
 class ErrorDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One reason: ``location`` (e.g. ``body.priority``) and ``value`` for validation errors."""
 

@@ -9,6 +9,10 @@ Durability: the environment syncs data on every commit but, by default, not the 
 (``metasync=False``): one fdatasync per apply batch instead of two. A crash can then lose at most
 the last batch, index included, and the driver applies it again from the Raft log. Pass
 ``metasync=True`` when the state must be durable on its own (no log to replay from).
+
+Room: a full LMDB map grows and the batch is applied again from scratch; a map at its maximum or
+a full disk raises ``StorageFull`` with nothing applied, so the driver retries it later rather than
+crash (doq/state/room.py, docs/operations.md "Disk full").
 """
 
 from __future__ import annotations
@@ -38,10 +42,15 @@ from doq.state.results import (
     StateRestored,
     StoredMessage,
 )
+from doq.state.room import (
+    STATE_MAP_SIZE_DEFAULT_BYTES,
+    STATE_MAP_SIZE_MAX_BYTES,
+    Room,
+    disk_free_bytes,
+)
 from doq.state.snapshot import SnapshotFormatError, load_into, verify, write_snapshot_file
 from raft_zmq.core.types import Entry, EntryKind
 
-DEFAULT_MAP_SIZE_BYTES = 64 << 30  # address space, not disk: LMDB's file grows as data does
 LMDB_MAX_READERS = 126
 
 
@@ -62,12 +71,15 @@ class QueueStateMachine:
         self,
         path: str,
         *,
-        map_size_bytes: int = DEFAULT_MAP_SIZE_BYTES,
+        map_size_bytes: int = STATE_MAP_SIZE_DEFAULT_BYTES,
+        map_size_max_bytes: int = STATE_MAP_SIZE_MAX_BYTES,
         sync: bool = True,
         metasync: bool = False,
         redelivery_clock: Callable[[], int] | None = None,
+        free_bytes: Callable[[str], int] = disk_free_bytes,
     ) -> None:
         os.makedirs(path, exist_ok=True)
+        self.path = path
         self._env = lmdb.open(
             path,
             map_size=map_size_bytes,
@@ -78,6 +90,8 @@ class QueueStateMachine:
             readahead=False,  # random access over data larger than memory: no wasted reads
         )
         self._redelivery_clock = redelivery_clock
+        self._room = Room(self._env, path, map_size_bytes, map_size_max_bytes, free_bytes)
+        self._gate = self._room.gate
         with self._env.begin(write=True) as txn:
             handles = {name: self._env.open_db(name.encode(), txn=txn) for name in DB_NAMES}
             self._dbs = Dbs(**handles)
@@ -90,12 +104,16 @@ class QueueStateMachine:
 
     # --- the StateMachine contract ---------------------------------------------------------------
     def last_applied(self) -> tuple[int, int]:
-        with self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return read_applied(txn, self._dbs)
 
     def apply(self, entries: Sequence[Entry]) -> list[Any]:
+        """Raises ``StorageFull`` (nothing applied) when there is no room; see the module doc."""
         if not entries:
             return []
+        return self._room.write(lambda: self._apply_batch(entries))
+
+    def _apply_batch(self, entries: Sequence[Entry]) -> list[Any]:
         batch = WriteBatch(self._env, self._dbs)
         try:
             expected = read_applied(batch.txn, self._dbs)[0] + 1
@@ -112,22 +130,25 @@ class QueueStateMachine:
         return results
 
     def snapshot(self, path: str) -> tuple[int, int]:
-        with self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             index, term = read_applied(txn, self._dbs)
             write_snapshot_file(txn, self._dbs, path, index, term)
         return index, term
 
     def restore(self, path: str) -> tuple[int, int]:
         """Replace the whole state with the snapshot file, atomically: a damaged file raises
-        ``SnapshotFormatError`` and changes nothing."""
+        ``SnapshotFormatError`` and changes nothing; no room raises ``StorageFull``, likewise."""
         with open(path, "rb") as source:
             verify(source)
-            source.seek(0)
-            with self._env.begin(write=True) as txn:
-                index_term = load_into(txn, self._dbs, source)
-                if read_applied(txn, self._dbs) != index_term:
-                    # Raising inside the block aborts the transaction: nothing changes.
-                    raise SnapshotFormatError("the snapshot's header and contents disagree")
+            return self._room.write(lambda: self._load_snapshot(source))
+
+    def _load_snapshot(self, source: io.BufferedReader) -> tuple[int, int]:
+        source.seek(0)
+        with self._env.begin(write=True) as txn:
+            index_term = load_into(txn, self._dbs, source)
+            if read_applied(txn, self._dbs) != index_term:
+                # Raising inside the block aborts the transaction: nothing changes.
+                raise SnapshotFormatError("the snapshot's header and contents disagree")
         return index_term
 
     def close(self) -> None:
@@ -170,20 +191,20 @@ class QueueStateMachine:
 
     # --- reads (each in its own read transaction) ------------------------------------------------
     def queue_info(self, name: str) -> QueueInfo | None:
-        with self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return reads.queue_info(txn, self._dbs, name)
 
     def list_queues(self) -> list[QueueInfo]:
-        with self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return reads.list_queues(txn, self._dbs)
 
     def get_message(self, queue: str, message_id: int) -> StoredMessage | Rejected:
-        with self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return reads.get_message(txn, self._dbs, queue, message_id)
 
     def id_floor(self) -> int:
         """The largest generated message ID stored: a new leader seeds its generator above it."""
-        with self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return read_meta(txn, self._dbs).id_floor
 
     def node_number(self, node_id: str) -> int | None:
@@ -193,9 +214,9 @@ class QueueStateMachine:
 
     def clock_ms(self) -> int:
         """The state's clock: the largest command time applied so far."""
-        with self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return read_meta(txn, self._dbs).clock_ms
 
     def logical_dump(self) -> dict[str, Any]:
-        with self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return reads.logical_dump(txn, self._dbs)

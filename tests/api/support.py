@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import attrs
@@ -15,6 +15,7 @@ from hypercorn.config import Config as HypercornConfig
 
 from doq.api import ApiSettings, create_app
 from doq.membership import encode_metadata
+from doq.peerclock import probe_peer_clocks
 from doq.service import QueueService
 from doq.state.machine import QueueStateMachine
 from raft_zmq.core.types import ClusterConfig, Server
@@ -45,11 +46,16 @@ class ApiHarness:
 
 @contextlib.asynccontextmanager
 async def api_app(
-    data_dir: str, *, service_wrapper: Any = None, **settings: Any
+    data_dir: str,
+    *,
+    service_wrapper: Any = None,
+    service_kwargs: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[ApiHarness]:
     """The app on a real one-node service, with Quart's test client. ``service_wrapper`` wraps
-    the service (to inject failures) before the app sees it."""
-    async with single_node_service(data_dir) as service:
+    the service (to inject failures) before the app sees it; ``service_kwargs`` go to
+    ``QueueService``."""
+    async with single_node_service(data_dir, **(service_kwargs or {})) as service:
         served = service_wrapper(service) if service_wrapper else service
         app = create_app(served, api_settings("node-0", **settings))
         async with app.test_app():
@@ -81,10 +87,17 @@ async def serve_app(
 
 @contextlib.asynccontextmanager
 async def served_cluster(
-    data_dir: str, *, size: int = 3, service_wrapper: Any = None, **settings: Any
+    data_dir: str,
+    *,
+    size: int = 3,
+    service_wrapper: Any = None,
+    service_kwargs_of: Callable[[str], dict[str, Any]] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[list[ServedNode]]:
     """``size`` nodes bootstrapped together (each one's HTTP address in the configuration), each
-    app served by Hypercorn on 127.0.0.1; yields once a leader is elected."""
+    app served by Hypercorn on 127.0.0.1, each probing its peers' clocks as a node does;
+    yields once a leader is elected. ``service_kwargs_of(node_id)``: more ``QueueService``
+    arguments for that node (an injected clock, say)."""
     ids = [f"node-{i}" for i in range(size)]
     raft_addresses = [f"127.0.0.1:{free_port()}" for _ in ids]
     http_addresses = [f"127.0.0.1:{free_port()}" for _ in ids]
@@ -109,11 +122,13 @@ async def served_cluster(
                 )
                 raft = RaftNode(raft_config, state, bootstrap=config)
                 await nursery.start(raft.run)
-                service = QueueService(raft, state, http_address=http)
+                extra = service_kwargs_of(node_id) if service_kwargs_of else {}
+                service = QueueService(raft, state, http_address=http, **extra)
                 served = service_wrapper(service) if service_wrapper else service
                 app = create_app(served, api_settings(node_id, **settings))
                 stop = trio.Event()
                 await nursery.start(serve_app, app, http, stop)
+                nursery.start_soon(probe_peer_clocks, service)
                 nodes.append(ServedNode(node_id, service, http, stop))
             with trio.fail_after(STARTUP_TIMEOUT_S):
                 while not any(node.service.raft.is_leader for node in nodes):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from doq.config import ConfigError, Settings, env_name, load
+from doq.diskguard import STORAGE_RESERVE_BYTES_DEFAULT
 
 
 def test_defaults_are_the_go_servers():
@@ -49,6 +50,13 @@ def test_json_and_toml_files(tmp_path, suffix, text):
     assert s.http__port == 7005 and s.prometheus__enabled is False
 
 
+def test_the_disk_reserve_is_a_setting():
+    assert load([], environ={}).storage__reserve_bytes == STORAGE_RESERVE_BYTES_DEFAULT
+    assert load(["--storage.reserve_bytes", "0"], environ={}).storage__reserve_bytes == 0
+    env = {"DOQ_STORAGE_RESERVE_BYTES": "1073741824"}
+    assert load([], environ=env).storage__reserve_bytes == 1 << 30
+
+
 def test_booleans_from_the_environment():
     assert load([], environ={"DOQ_PROMETHEUS_ENABLED": "false"}).prometheus__enabled is False
     assert load([], environ={"DOQ_PROMETHEUS_ENABLED": "1"}).prometheus__enabled is True
@@ -63,6 +71,7 @@ def test_booleans_from_the_environment():
         (["--logging.mode", "xml"], {}, "logging.mode"),
         (["--cluster.join_addr", "host"], {}, "cluster.join_addr"),
         (["--config", "/nonexistent/doq.yaml"], {}, "cannot read"),
+        (["--storage.reserve_bytes", "-1"], {}, "reserve_bytes must not be negative"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_setting(argv, env, message):

@@ -71,6 +71,13 @@ async def cluster(data_dir: str, ids: list[str], clock_ms) -> AsyncIterator[list
                 raft = RaftNode(node_config, state, bootstrap=config)
                 await nursery.start(raft.run)
                 services.append(QueueService(raft, state, http_address="", clock_ms=clock_ms))
+            for service in services:  # every clock agrees: what doq/peerclock.py would measure
+                for peer in ids:
+                    now_ms = clock_ms()
+                    if peer != service.raft.node_id:
+                        service.peer_clocks.record(
+                            peer, now_ms, now_ms, now_ms, service.monotonic_ms()
+                        )
             yield services
             nursery.cancel_scope.cancel()
     finally:
