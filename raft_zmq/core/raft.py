@@ -19,12 +19,15 @@ from typing import Protocol
 from raft_zmq.core import quorum
 from raft_zmq.core.configcodec import decode_config, encode_config
 from raft_zmq.core.log import LogReader, entry_size
+from raft_zmq.core.plants import (
+    PLANT_ACK_BEFORE_SYNC,
+    PLANT_COMMIT_PREVIOUS_TERM,
+    PLANT_EARLY_BEFORE_TERM_SYNC,
+    PLANT_VOTE_WITHOUT_LOG_CHECK,
+)
 from raft_zmq.core.progress import Inflights, Progress, ProgressState
 from raft_zmq.core.raftlog import RaftLog
 from raft_zmq.core.ready import (
-    PLANT_ACK_BEFORE_SYNC,
-    PLANT_COMMIT_PREVIOUS_TERM,
-    PLANT_VOTE_WITHOUT_LOG_CHECK,
     ConfigChange,
     ConfigChangeKind,
     ConfigChangeRejected,
@@ -119,6 +122,7 @@ class RaftCore:
         self._config_changed = True  # the driver learns the configuration with the first Ready
         self._outstanding: Ready | None = None
         self.dropped: dict[str, int] = {}
+        self._planted_early_before_term_sync = PLANT_EARLY_BEFORE_TERM_SYNC in self.options.plants
 
     # --- public queries -----------------------------------------------------------------------
     @property
@@ -320,12 +324,17 @@ class RaftCore:
         ), "committed entries are handed out in order, without gaps"
         hard = HardState(self.term, self.vote, self.log.committed)
         soft = SoftState(self.role, self.leader, self.term)
+        early, late = self._early, self._late
+        if early and self._term_or_vote_dirty() and not self._planted_early_before_term_sync:
+            # Persist before you speak: a round that changes term or vote may carry messages of
+            # that term (a single voter wins inside campaign()); none leaves before the sync.
+            early, late = [], early + late
         rd = Ready(
             hard_state=hard if self._hard_state_dirty(bool(entries)) else None,
             entries=entries,
             snapshot=self.log.pending_snapshot,
-            early_messages=tuple(self._early),
-            messages=tuple(self._late),
+            early_messages=tuple(early),
+            messages=tuple(late),
             committed=committed,
             read_states=tuple(self._read_states),
             failed_reads=tuple(self._failed_reads),
@@ -852,11 +861,14 @@ class RaftCore:
     def _durable_index(self) -> int:
         return self.log.unstable_offset - 1 if self.log.pending_snapshot is None else 0
 
-    def _hard_state_dirty(self, entries: bool) -> bool:
+    def _term_or_vote_dirty(self) -> bool:
         p = self._persisted
-        if p.term != self.term or p.vote != self.vote:
+        return p.term != self.term or p.vote != self.vote
+
+    def _hard_state_dirty(self, entries: bool) -> bool:
+        if self._term_or_vote_dirty():
             return True
-        return entries and p.commit != self.log.committed
+        return entries and self._persisted.commit != self.log.committed
 
     def _drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
