@@ -36,7 +36,7 @@ def _apply_uncommitted(core: RaftCore) -> None:
 
 
 def _follower_tracks_peers(core: RaftCore) -> None:
-    core._progress = {"n1": None}  # type: ignore[dict-item]
+    core._progress = {"n1": core._new_progress(1)}
 
 
 FOLLOWER_BREAKS: dict[str, tuple[Callable[[RaftCore], None], str]] = {
