@@ -49,17 +49,17 @@ class ConfigHistory:
     def appended(self, entries: Sequence[Entry]) -> bool:
         """``entries`` were appended (replacing any suffix from the first one's index on);
         returns whether the configuration in force changed."""
-        first = entries[0].index
-        before = self.current
+        history, first = self._history, entries[0].index
+        before = history[-1].config
         touched = False
-        while len(self._history) > 1 and self._history[-1].index >= first:
-            self._history.pop()
+        while len(history) > 1 and history[-1].index >= first:
+            history.pop()
             touched = True
         for entry in entries:
             if entry.kind == EntryKind.CONFIG:
-                self._history.append(ConfigAt(entry.index, decode_config(entry.data)))
+                history.append(ConfigAt(entry.index, decode_config(entry.data)))
                 touched = True
-        return touched and self.current != before
+        return touched and history[-1].config != before
 
     def compacted(self, floor: int) -> None:
         """The log holds nothing at or below ``floor`` any more: keep only the configuration in

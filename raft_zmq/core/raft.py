@@ -112,9 +112,10 @@ class RaftCore:
         self.dropped: dict[str, int] = {}
         self._planted_early_before_term_sync = PLANT_EARLY_BEFORE_TERM_SYNC in self.options.plants
         self._planted_ack_before_sync = PLANT_ACK_BEFORE_SYNC in self.options.plants
-        # The term, vote and commit index seen by the last _check_invariants() (in memory, not
-        # durable): how the check sees that one of them went back or a vote changed in its term.
-        self._checked = hard_state
+        # The term, vote and commit index seen by the last _check_invariants(), starting from the
+        # durable ones: how the check sees that one went back or a vote changed in its term.
+        self._checked_term, self._checked_vote = hard_state.term, hard_state.vote
+        self._checked_commit = self.log.committed
 
     # --- public queries -----------------------------------------------------------------------
     @property
@@ -281,7 +282,6 @@ class RaftCore:
 
     # --- output --------------------------------------------------------------------------------
     def has_ready(self) -> bool:
-        soft = SoftState(self.role, self.leader, self.term)
         return bool(
             self._needs_broadcast
             or self._needs_empty_broadcast
@@ -292,7 +292,7 @@ class RaftCore:
             or self.log.unstable
             or self.log.pending_snapshot is not None
             or self.log.committed > self.log.applied
-            or soft != self._last_soft
+            or self._soft_state_changed()
             or self._config_changed
             or self._hard_state_dirty(entries=False)
         )
@@ -312,7 +312,7 @@ class RaftCore:
             and committed[-1].index - committed[0].index == len(committed) - 1
         ), "committed entries are handed out in order, without gaps"
         hard = HardState(self.term, self.vote, self.log.committed)
-        soft = SoftState(self.role, self.leader, self.term)
+        soft = SoftState(self.role, self.leader, self.term) if self._soft_state_changed() else None
         early, late = self._early, self._late
         if early and self._term_or_vote_dirty() and not self._planted_early_before_term_sync:
             # Persist before you speak: a round that changes term or vote may carry messages of
@@ -328,11 +328,12 @@ class RaftCore:
             committed=committed,
             read_states=read_states,
             failed_reads=failed_reads,
-            soft_state=soft if soft != self._last_soft else None,
+            soft_state=soft,
             config=self.config if self._config_changed else None,
         )
         self._early, self._late = [], []
-        self._last_soft = soft
+        if soft is not None:
+            self._last_soft = soft
         self._config_changed = False
         self._outstanding = rd
         return rd
@@ -821,6 +822,10 @@ class RaftCore:
     def _durable_index(self) -> int:
         return self.log.unstable_offset - 1 if self.log.pending_snapshot is None else 0
 
+    def _soft_state_changed(self) -> bool:
+        last = self._last_soft  # compared field by field: has_ready() runs often, allocates nothing
+        return last.role is not self.role or last.leader != self.leader or last.term != self.term
+
     def _term_or_vote_dirty(self) -> bool:
         p = self._persisted
         return p.term != self.term or p.vote != self.vote
@@ -832,34 +837,25 @@ class RaftCore:
 
     def _check_invariants(self) -> None:
         """Facts that hold after every input (docs/raft.md, "Invariants"). They stay on in
-        production, so they are a handful of comparisons: a failure is a bug in the core, and the
-        node stops rather than persist or send anything built on it."""
-        log, checked = self.log, self._checked
-        assert log.applied <= log.committed <= log.last_index(), (
+        production, so they are a handful of comparisons and allocate nothing: a failure is a bug
+        in the core, and the node stops rather than persist or send anything built on it."""
+        log = self.log
+        committed, term, vote = log.committed, self.term, self.vote
+        assert log.applied <= committed <= log.last_index(), (
             "applied <= committed <= last index",
             log.applied,
-            log.committed,
+            committed,
             log.last_index(),
         )
-        assert log.committed >= checked.commit, (
-            "the commit index went back",
-            checked,
-            log.committed,
-        )
-        assert self.term >= checked.term, ("the term went back", checked, self.term)
-        if self.term == checked.term and checked.vote is not None:
-            assert self.vote == checked.vote, ("a second vote in one term", checked, self.vote)
-        if (
-            self.term != checked.term
-            or self.vote != checked.vote
-            or log.committed != checked.commit
-        ):
-            self._checked = HardState(self.term, self.vote, log.committed)
-        role = self.role
-        if role is Role.LEADER:
+        if term != self._checked_term or vote != self._checked_vote:
+            self._check_term_and_vote()
+        if committed != self._checked_commit:
+            assert committed > self._checked_commit, ("the commit index went back", committed)
+            self._checked_commit = committed
+        if self.role is Role.LEADER:
             me = self._progress.get(self.id)
             assert me is not None, "a leader tracks itself in its progress"
-            assert self.leader == self.id and self.vote == self.id, "a leader voted for itself"
+            assert self.leader == self.id and vote == self.id, "a leader voted for itself"
             assert me.match <= self._durable_index() or self._planted_ack_before_sync, (
                 "a leader counts only its durable entries",
                 me.match,
@@ -867,10 +863,18 @@ class RaftCore:
             )
         else:
             assert not self._progress and self.lead_transferee is None, "only a leader tracks peers"
-            assert role is not Role.CANDIDATE or self.vote == self.id, (
+            assert self.role is not Role.CANDIDATE or vote == self.id, (
                 "a candidate votes for itself"
             )
         assert self._uncommitted.size_bytes >= 0, self._uncommitted.size_bytes
+
+    def _check_term_and_vote(self) -> None:
+        """Terms never go back; once cast, a vote does not change within its term."""
+        term, vote = self.term, self.vote
+        assert term >= self._checked_term, ("the term went back", self._checked_term, term)
+        if term == self._checked_term and self._checked_vote is not None:
+            assert vote == self._checked_vote, ("a second vote in one term", self._checked_vote)
+        self._checked_term, self._checked_vote = term, vote
 
     def _drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
