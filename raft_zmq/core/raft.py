@@ -59,7 +59,7 @@ from raft_zmq.core.types import (
     TimeoutNow,
 )
 
-_CONFIG_SCAN_BYTES = 4 * 1024 * 1024  # entries read per step when rebuilding configs at start
+_CONFIG_SCAN_BYTES_MAX = 4 * 1024 * 1024  # entries read per step when rebuilding configs at start
 
 
 class Rng(Protocol):
@@ -780,7 +780,7 @@ class RaftCore:
     def _load_configs(self) -> None:
         index, last = self.log.first_index(), self.log.last_index()
         while index <= last:
-            batch = self.log.entries(index, last + 1, _CONFIG_SCAN_BYTES)
+            batch = self.log.entries(index, last + 1, _CONFIG_SCAN_BYTES_MAX)
             self._configs.appended(batch)
             index = batch[-1].index + 1
 
