@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_the_scenario_files_exist() -> None:
 
 
 def test_a_changed_trace_fails_with_a_diff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(__import__(__name__, fromlist=["REWRITE"]), "REWRITE", False)
+    monkeypatch.setattr(sys.modules[__name__], "REWRITE", False)
     path = tmp_path / "changed.txt"
     path.write_text("cluster voters=n1\n----\nok\n\nstatus\n----\nn1: leader term=9\n")
     with pytest.raises(pytest.fail.Exception, match=r"(?s)-n1: leader term=9.*\+n1: follower"):
