@@ -18,11 +18,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m doq devcluster --nodes 3 --data-dir data
 
-## test: lint, the import contract, then the whole test suite
+## test: lint, the import contract, strict types (pyproject's [tool.mypy] files), the test suite
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 lint: $(STAMP)

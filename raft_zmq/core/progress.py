@@ -27,31 +27,36 @@ class ProgressState(enum.Enum):
 @attrs.define
 class Inflights:
     """The last index of each AppendEntries in flight, oldest first, bounded by a count and a
-    byte total."""
+    byte total. Two parallel queues of ints rather than a queue of pairs: nothing is allocated
+    per message sent."""
 
     max_count: int
     max_bytes: int
-    _last_indexes: deque[tuple[int, int]] = attrs.field(factory=deque)
+    _last_indexes: deque[int] = attrs.field(factory=deque)
+    _sizes: deque[int] = attrs.field(factory=deque)  # the entries' bytes of each message
     _bytes: int = 0
 
     def add(self, last_index: int, size_bytes: int) -> None:
         assert not self.full(), "sent past the in-flight window"
-        assert not self._last_indexes or last_index > self._last_indexes[-1][0]
-        self._last_indexes.append((last_index, size_bytes))
+        assert not self._last_indexes or last_index > self._last_indexes[-1]
+        self._last_indexes.append(last_index)
+        self._sizes.append(size_bytes)
         self._bytes += size_bytes
 
     def free_to(self, index: int) -> None:
         """Forget every message whose entries end at or before ``index`` (acknowledged)."""
-        while self._last_indexes and self._last_indexes[0][0] <= index:
-            _, size = self._last_indexes.popleft()
-            self._bytes -= size
+        last_indexes, sizes = self._last_indexes, self._sizes
+        while last_indexes and last_indexes[0] <= index:
+            last_indexes.popleft()
+            self._bytes -= sizes.popleft()
 
     def free_first_one(self) -> None:
         if self._last_indexes:
-            self.free_to(self._last_indexes[0][0])
+            self.free_to(self._last_indexes[0])
 
     def reset(self) -> None:
         self._last_indexes.clear()
+        self._sizes.clear()
         self._bytes = 0
 
     def full(self) -> bool:

@@ -13,26 +13,29 @@ dissertation; "etcd" is etcd-io/raft, whose structure (a step function per role)
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Protocol
 
-from raft_zmq.core import quorum
-from raft_zmq.core.configcodec import decode_config, encode_config
+from raft_zmq.core import quorum, validate
+from raft_zmq.core.backlog import Backlog
+from raft_zmq.core.configcodec import encode_config
+from raft_zmq.core.confighistory import ConfigHistory, changed_config
 from raft_zmq.core.log import LogReader, entry_size
-from raft_zmq.core.progress import Inflights, Progress, ProgressState
-from raft_zmq.core.raftlog import RaftLog
-from raft_zmq.core.ready import (
+from raft_zmq.core.plants import (
     PLANT_ACK_BEFORE_SYNC,
     PLANT_COMMIT_PREVIOUS_TERM,
+    PLANT_EARLY_BEFORE_TERM_SYNC,
     PLANT_VOTE_WITHOUT_LOG_CHECK,
+)
+from raft_zmq.core.progress import Inflights, Progress, ProgressState
+from raft_zmq.core.raftlog import RaftLog
+from raft_zmq.core.readindex import ReadIndex
+from raft_zmq.core.ready import (
     ConfigChange,
-    ConfigChangeKind,
     ConfigChangeRejected,
     CoreOptions,
     NotLeader,
     ProposalDropped,
     ProposalTooLarge,
-    ReadState,
     Ready,
     Role,
     SoftState,
@@ -52,13 +55,11 @@ from raft_zmq.core.types import (
     NodeId,
     RequestVote,
     RequestVoteReply,
-    Server,
     SnapshotMeta,
-    Suffrage,
     TimeoutNow,
 )
 
-_CONFIG_SCAN_BYTES = 4 * 1024 * 1024  # entries read per step when rebuilding configs at start
+_CONFIG_SCAN_BYTES_MAX = 4 * 1024 * 1024  # entries read per step when rebuilding configs at start
 
 
 class Rng(Protocol):
@@ -87,9 +88,7 @@ class RaftCore:
         self.role = Role.FOLLOWER
         self.leader: NodeId | None = None
         self._persisted = hard_state
-        # Configurations in the log after the snapshot, (index, config), oldest first; the last
-        # one is in force from the moment it is appended (the paper's choice, and hashicorp's).
-        self._configs: list[tuple[int, ClusterConfig]] = [(snapshot.index, snapshot.config)]
+        self._configs = ConfigHistory(snapshot)
         self._load_configs()
         # The snapshot the driver can stream to a lagging follower (set_snapshot); the log's own
         # compaction point may lie before it, never after.
@@ -100,37 +99,32 @@ class RaftCore:
         self._heartbeat_elapsed = 0
         self._randomized_timeout = self._new_election_timeout()
         self.lead_transferee: NodeId | None = None
-        self._uncommitted: deque[tuple[int, int]] = deque()  # (index, bytes) of this term
-        self._uncommitted_bytes = 0
+        self._uncommitted = Backlog()
         self._needs_broadcast = False
         self._needs_empty_broadcast = False
-        # ReadIndex (thesis §6.4): requests wait for a heartbeat round acknowledged by a majority.
-        self._read_seq = 0
-        self._read_acks: dict[NodeId, int] = {}
-        self._pending_reads: deque[tuple[int, int, int]] = deque()  # (ctx, index, read_seq)
-        self._reads_before_commit: list[int] = []
-        self._read_round_needed = False
+        self._reads = ReadIndex()
         # Outputs accumulated for the next Ready.
         self._early: list[Message] = []
         self._late: list[Message] = []
-        self._read_states: list[ReadState] = []
-        self._failed_reads: list[int] = []
         self._last_soft = SoftState(self.role, self.leader, self.term)
         self._config_changed = True  # the driver learns the configuration with the first Ready
         self._outstanding: Ready | None = None
         self.dropped: dict[str, int] = {}
+        self._planted_early_before_term_sync = PLANT_EARLY_BEFORE_TERM_SYNC in self.options.plants
+        self._planted_ack_before_sync = PLANT_ACK_BEFORE_SYNC in self.options.plants
+        # The term, vote and commit index seen by the last _check_invariants(), starting from the
+        # durable ones: how the check sees that one went back or a vote changed in its term.
+        self._checked_term, self._checked_vote = hard_state.term, hard_state.vote
+        self._checked_commit = self.log.committed
 
     # --- public queries -----------------------------------------------------------------------
     @property
     def config(self) -> ClusterConfig:
-        return self._configs[-1][1]
+        return self._configs.current
 
     def config_at(self, index: int) -> ClusterConfig:
         """The configuration in force at ``index`` (which must not be compacted away)."""
-        for config_index, config in reversed(self._configs):
-            if config_index <= index:
-                return config
-        raise IndexError(f"configuration at {index} is compacted away")
+        return self._configs.at(index)
 
     def snapshot_meta(self, index: int) -> SnapshotMeta:
         """The metadata of a snapshot of the state machine at applied ``index``."""
@@ -170,12 +164,14 @@ class RaftCore:
             self._tick_leader()
         else:
             self._tick_election()
+        self._check_invariants()
 
     def campaign(self) -> None:
         """Start an election now (a bootstrapping single node, or an operator's request)."""
         self._assert_no_outstanding_ready()
         if self.role is not Role.LEADER and self._promotable():
             self._start_election(transfer=False)
+        self._check_invariants()
 
     def propose(self, data: bytes) -> int:
         """Append a command; returns its index (its term is ``self.term``)."""
@@ -194,9 +190,9 @@ class RaftCore:
         self._check_can_propose(0)
         if not self.committed_in_term():
             raise ProposalDropped("the leader has not yet committed an entry of its term")
-        if self._configs[-1][0] > self.log.committed:
+        if self._configs.current_index > self.log.committed:
             raise ProposalDropped("another configuration change is not yet committed")
-        new = _changed_config(self.config, change)
+        new = changed_config(self.config, change)
         if new == self.config:
             return None
         entry = Entry(self.log.last_index() + 1, self.term, EntryKind.CONFIG, encode_config(new))
@@ -211,7 +207,7 @@ class RaftCore:
         if self.role is not Role.LEADER:
             raise NotLeader(self.leader)
         if not self.committed_in_term():
-            self._reads_before_commit.append(ctx)  # thesis §6.4 step 1: wait for the no-op
+            self._reads.wait_for_commit(ctx)
             return
         self._queue_read(ctx)
 
@@ -246,9 +242,7 @@ class RaftCore:
 
     def log_compacted(self) -> None:
         """The driver dropped a log prefix: forget configurations no longer needed."""
-        floor = self.log.first_index() - 1
-        while len(self._configs) > 1 and self._configs[1][0] <= floor:
-            self._configs.pop(0)
+        self._configs.compacted(self.log.first_index() - 1)
 
     def report_unreachable(self, peer: NodeId) -> None:
         """The transport could not deliver to ``peer``: stop streaming optimistically to it."""
@@ -269,12 +263,14 @@ class RaftCore:
     def step(self, m: Message) -> None:
         """Handle one message from a peer. Malformed or misdirected ones are dropped and counted."""
         self._assert_no_outstanding_ready()
-        problem = _validate(m, self.id)
+        problem = validate.problem(m, self.id)
         if problem:
             self._drop(problem)
-            return
-        if not self._step_term(m):
-            return
+        elif self._step_term(m):
+            self._step_role(m)
+        self._check_invariants()
+
+    def _step_role(self, m: Message) -> None:
         if isinstance(m, RequestVote):
             self._handle_vote_request(m)
         elif self.role is Role.LEADER:
@@ -286,19 +282,17 @@ class RaftCore:
 
     # --- output --------------------------------------------------------------------------------
     def has_ready(self) -> bool:
-        soft = SoftState(self.role, self.leader, self.term)
         return bool(
             self._needs_broadcast
             or self._needs_empty_broadcast
-            or self._read_round_needed
+            or self._reads.round_needed
             or self._early
             or self._late
-            or self._read_states
-            or self._failed_reads
+            or self._reads.has_output()
             or self.log.unstable
             or self.log.pending_snapshot is not None
             or self.log.committed > self.log.applied
-            or soft != self._last_soft
+            or self._soft_state_changed()
             or self._config_changed
             or self._hard_state_dirty(entries=False)
         )
@@ -308,10 +302,9 @@ class RaftCore:
         if self.role is Role.LEADER:
             if self._needs_broadcast or self._needs_empty_broadcast:
                 self._broadcast_append(send_if_empty=self._needs_empty_broadcast)
-            if self._read_round_needed:
-                self._read_seq += 1
+            if self._reads.take_round():
                 self._broadcast_heartbeat()
-        self._needs_broadcast = self._needs_empty_broadcast = self._read_round_needed = False
+        self._needs_broadcast = self._needs_empty_broadcast = self._reads.round_needed = False
         entries = tuple(self.log.unstable)
         committed = tuple(self.log.next_committed(self.options.max_apply_bytes))
         assert not committed or (
@@ -319,22 +312,28 @@ class RaftCore:
             and committed[-1].index - committed[0].index == len(committed) - 1
         ), "committed entries are handed out in order, without gaps"
         hard = HardState(self.term, self.vote, self.log.committed)
-        soft = SoftState(self.role, self.leader, self.term)
+        soft = SoftState(self.role, self.leader, self.term) if self._soft_state_changed() else None
+        early, late = self._early, self._late
+        if early and self._term_or_vote_dirty() and not self._planted_early_before_term_sync:
+            # Persist before you speak: a round that changes term or vote may carry messages of
+            # that term (a single voter wins inside campaign()); none leaves before the sync.
+            early, late = [], early + late
+        read_states, failed_reads = self._reads.take_output()
         rd = Ready(
             hard_state=hard if self._hard_state_dirty(bool(entries)) else None,
             entries=entries,
             snapshot=self.log.pending_snapshot,
-            early_messages=tuple(self._early),
-            messages=tuple(self._late),
+            early_messages=tuple(early),
+            messages=tuple(late),
             committed=committed,
-            read_states=tuple(self._read_states),
-            failed_reads=tuple(self._failed_reads),
-            soft_state=soft if soft != self._last_soft else None,
+            read_states=read_states,
+            failed_reads=failed_reads,
+            soft_state=soft,
             config=self.config if self._config_changed else None,
         )
         self._early, self._late = [], []
-        self._read_states, self._failed_reads = [], []
-        self._last_soft = soft
+        if soft is not None:
+            self._last_soft = soft
         self._config_changed = False
         self._outstanding = rd
         return rd
@@ -354,10 +353,12 @@ class RaftCore:
         if rd.committed:
             self.log.applied_to(rd.committed[-1].index)
         if self.role is Role.LEADER and rd.entries:
-            # RAFT_NOTES 2 / etcd issue 14370: the leader counts itself only once durable.
+            # docs/raft.md (safety, point 2) and etcd issue 14370: the leader counts itself only
+            # once its entries are durable.
             self._progress[self.id].maybe_update(self._durable_index())
             if self._maybe_commit():
                 self._needs_empty_broadcast = True
+        self._check_invariants()
 
     # --- terms and elections -----------------------------------------------------------------
     def _step_term(self, m: Message) -> bool:
@@ -483,8 +484,7 @@ class RaftCore:
         self._votes = {}
         self._progress = {}
         self._uncommitted.clear()
-        self._uncommitted_bytes = 0
-        self._fail_reads()
+        self._reads.fail_all()
 
     def _become_follower(self, term: int, leader: NodeId | None) -> None:
         self._reset(term)
@@ -514,7 +514,7 @@ class RaftCore:
         if self.id not in self._progress:  # leading while being removed: still track ourselves
             self._progress[self.id] = self._new_progress(last + 1)
         self._progress[self.id].match = self._durable_index()
-        self._read_acks = {}
+        self._reads.new_leader()
         # §8 / thesis §6.4: commit an entry of our term at once, for commitment and ReadIndex.
         self._append_as_leader([Entry(last + 1, self.term, EntryKind.NOOP)])
 
@@ -533,7 +533,7 @@ class RaftCore:
         if self.election_elapsed >= self.options.election_timeout_ticks:
             self.election_elapsed = 0
             if self.options.check_quorum and not self._quorum_recently_active():
-                self._become_follower(self.term, None)  # RAFT_NOTES 9: cannot commit, step down
+                self._become_follower(self.term, None)  # it cannot commit anything: step down
                 return
             self.lead_transferee = None  # a transfer that did not finish in time is abandoned
         if self._heartbeat_elapsed >= self.options.heartbeat_interval_ticks:
@@ -611,9 +611,8 @@ class RaftCore:
             # Even with nothing new to send: messages may have been lost while ``next`` moved on
             # optimistically, and the follower's answer to an empty AppendEntries tells us (etcd).
             self._send_append(m.sender, send_if_empty=True)
-        if m.sender in self.config.voters and m.read_seq > self._read_acks.get(m.sender, 0):
-            self._read_acks[m.sender] = m.read_seq
-            self._release_reads()
+        if m.sender in self.config.voters and self._reads.ack(m.sender, m.read_seq):
+            self._reads.release(self.id, self.config.voters)
 
     def _maybe_commit(self) -> bool:
         """§5.3 and §5.4.2: commit the largest index a majority holds durably, but count replicas
@@ -630,14 +629,11 @@ class RaftCore:
         return True
 
     def _after_commit(self) -> None:
-        while self._uncommitted and self._uncommitted[0][0] <= self.log.committed:
-            self._uncommitted_bytes -= self._uncommitted.popleft()[1]
-        if self._reads_before_commit and self.committed_in_term():
-            waiting, self._reads_before_commit = self._reads_before_commit, []
-            for ctx in waiting:
+        self._uncommitted.committed_to(self.log.committed)
+        if self.committed_in_term():
+            for ctx in self._reads.take_waiting_for_commit():
                 self._queue_read(ctx)
-        committed_config_index = max(i for i, _ in self._configs if i <= self.log.committed)
-        if committed_config_index == self._configs[-1][0] and self.id not in self.config.ids:
+        if self._configs.current_index <= self.log.committed and self.id not in self.config.ids:
             # Our removal is committed: hand over by stepping down (hashicorp does the same).
             self._become_follower(self.term, None)
 
@@ -693,7 +689,7 @@ class RaftCore:
         for peer, pr in self._progress.items():
             if peer != self.id:
                 commit = min(pr.match, self.log.committed)
-                self._send(Heartbeat(self.term, self.id, peer, commit, self._read_seq, address))
+                self._send(Heartbeat(self.term, self.id, peer, commit, self._reads.seq, address))
 
     def _check_can_propose(self, size_bytes: int) -> None:
         if size_bytes > self.options.max_entry_bytes:
@@ -704,15 +700,13 @@ class RaftCore:
             raise NotLeader(self.leader)
         if self.lead_transferee is not None:
             raise ProposalDropped("leadership transfer in progress")
-        if self._uncommitted_bytes + size_bytes > self.options.max_uncommitted_bytes:
+        if self._uncommitted.size_bytes + size_bytes > self.options.max_uncommitted_bytes:
             raise ProposalDropped("too many uncommitted entries; the followers are behind")
 
     def _append_as_leader(self, entries: list[Entry]) -> None:
         self.log.append(entries)
         for entry in entries:
-            size = entry_size(entry)
-            self._uncommitted.append((entry.index, size))
-            self._uncommitted_bytes += size
+            self._uncommitted.add(entry.index, entry_size(entry))
         self._configs_appended(entries)
         self._needs_broadcast = True
         if PLANT_ACK_BEFORE_SYNC in self.options.plants:
@@ -778,7 +772,7 @@ class RaftCore:
             self.log.commit_to(meta.index)  # we already hold its entries; just catch up commit
         else:
             self.log.restore(meta)
-            self._configs = [(meta.index, meta.config)]
+            self._configs.restored(meta)
             self._config_changed = True
         self._send(InstallSnapshotReply(self.term, self.id, m.sender, meta.index, True))
 
@@ -786,23 +780,14 @@ class RaftCore:
     def _load_configs(self) -> None:
         index, last = self.log.first_index(), self.log.last_index()
         while index <= last:
-            batch = self.log.entries(index, last + 1, _CONFIG_SCAN_BYTES)
-            for entry in batch:
-                if entry.kind == EntryKind.CONFIG:
-                    self._configs.append((entry.index, decode_config(entry.data)))
+            batch = self.log.entries(index, last + 1, _CONFIG_SCAN_BYTES_MAX)
+            self._configs.appended(batch)
             index = batch[-1].index + 1
 
     def _configs_appended(self, entries: list[Entry] | tuple[Entry, ...]) -> None:
         """A configuration takes effect when appended; a truncation reverts to the latest one
         still in the log."""
-        first = entries[0].index
-        before = self.config
-        while len(self._configs) > 1 and self._configs[-1][0] >= first:
-            self._configs.pop()
-        for entry in entries:
-            if entry.kind == EntryKind.CONFIG:
-                self._configs.append((entry.index, decode_config(entry.data)))
-        if self.config != before:
+        if self._configs.appended(entries):
             self._config_changed = True
             if self.role is Role.LEADER:
                 self._leader_config_changed()
@@ -815,7 +800,7 @@ class RaftCore:
         for peer in list(self._progress):
             if peer not in self.config.ids and peer != self.id:
                 del self._progress[peer]
-                self._read_acks.pop(peer, None)
+                self._reads.forget(peer)
         if self.lead_transferee is not None and self.lead_transferee not in self.config.voters:
             self.lead_transferee = None
         if self._maybe_commit():  # the majority may be smaller now
@@ -824,24 +809,9 @@ class RaftCore:
     # --- ReadIndex ----------------------------------------------------------------------------
     def _queue_read(self, ctx: int) -> None:
         if self.config.voters <= {self.id}:
-            self._read_states.append(ReadState(ctx, self.log.committed))
-            return
-        self._pending_reads.append((ctx, self.log.committed, self._read_seq + 1))
-        self._read_round_needed = True
-
-    def _release_reads(self) -> None:
-        acked = dict(self._read_acks)
-        acked[self.id] = self._read_seq
-        confirmed = quorum.majority_index(self.config.voters, acked)
-        while self._pending_reads and self._pending_reads[0][2] <= confirmed:
-            ctx, index, _ = self._pending_reads.popleft()
-            self._read_states.append(ReadState(ctx, index))
-
-    def _fail_reads(self) -> None:
-        self._failed_reads.extend(ctx for ctx, _, _ in self._pending_reads)
-        self._failed_reads.extend(self._reads_before_commit)
-        self._pending_reads.clear()
-        self._reads_before_commit = []
+            self._reads.serve_now(ctx, self.log.committed)
+        else:
+            self._reads.queue(ctx, self.log.committed)
 
     # --- plumbing -------------------------------------------------------------------------------
     def _send(self, m: Message, early: bool | None = None) -> None:
@@ -852,52 +822,62 @@ class RaftCore:
     def _durable_index(self) -> int:
         return self.log.unstable_offset - 1 if self.log.pending_snapshot is None else 0
 
-    def _hard_state_dirty(self, entries: bool) -> bool:
+    def _soft_state_changed(self) -> bool:
+        last = self._last_soft  # compared field by field: has_ready() runs often, allocates nothing
+        return last.role is not self.role or last.leader != self.leader or last.term != self.term
+
+    def _term_or_vote_dirty(self) -> bool:
         p = self._persisted
-        if p.term != self.term or p.vote != self.vote:
+        return p.term != self.term or p.vote != self.vote
+
+    def _hard_state_dirty(self, entries: bool) -> bool:
+        if self._term_or_vote_dirty():
             return True
-        return entries and p.commit != self.log.committed
+        return entries and self._persisted.commit != self.log.committed
+
+    def _check_invariants(self) -> None:
+        """Facts that hold after every input (docs/raft.md, "Invariants"). They stay on in
+        production, so they are a handful of comparisons and allocate nothing: a failure is a bug
+        in the core, and the node stops rather than persist or send anything built on it."""
+        log = self.log
+        committed, term, vote = log.committed, self.term, self.vote
+        assert log.applied <= committed <= log.last_index(), (
+            "applied <= committed <= last index",
+            log.applied,
+            committed,
+            log.last_index(),
+        )
+        if term != self._checked_term or vote != self._checked_vote:
+            self._check_term_and_vote()
+        if committed != self._checked_commit:
+            assert committed > self._checked_commit, ("the commit index went back", committed)
+            self._checked_commit = committed
+        if self.role is Role.LEADER:
+            me = self._progress.get(self.id)
+            assert me is not None, "a leader tracks itself in its progress"
+            assert self.leader == self.id and vote == self.id, "a leader voted for itself"
+            assert me.match <= self._durable_index() or self._planted_ack_before_sync, (
+                "a leader counts only its durable entries",
+                me.match,
+                self._durable_index(),
+            )
+        else:
+            assert not self._progress and self.lead_transferee is None, "only a leader tracks peers"
+            assert self.role is not Role.CANDIDATE or vote == self.id, (
+                "a candidate votes for itself"
+            )
+        assert self._uncommitted.size_bytes >= 0, self._uncommitted.size_bytes
+
+    def _check_term_and_vote(self) -> None:
+        """Terms never go back; once cast, a vote does not change within its term."""
+        term, vote = self.term, self.vote
+        assert term >= self._checked_term, ("the term went back", self._checked_term, term)
+        if term == self._checked_term and self._checked_vote is not None:
+            assert vote == self._checked_vote, ("a second vote in one term", self._checked_vote)
+        self._checked_term, self._checked_vote = term, vote
 
     def _drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
     def _assert_no_outstanding_ready(self) -> None:
         assert self._outstanding is None, "advance() the outstanding Ready first"
-
-
-def _changed_config(config: ClusterConfig, change: ConfigChange) -> ClusterConfig:
-    current = config.get(change.node_id)
-    if change.kind is ConfigChangeKind.REMOVE:
-        if current is None:
-            return config
-        new = config.without(change.node_id)
-        if not new.voters:
-            raise ConfigChangeRejected("cannot remove the last voter")
-        return new
-    if not change.address:
-        raise ConfigChangeRejected("a new server needs an address")
-    suffrage = Suffrage.VOTER if change.kind is ConfigChangeKind.ADD_VOTER else Suffrage.NONVOTER
-    if current is not None and current.suffrage == Suffrage.VOTER and suffrage != Suffrage.VOTER:
-        raise ConfigChangeRejected(f"{change.node_id} is a voter; remove it to demote it")
-    return config.with_server(Server(change.node_id, change.address, suffrage, change.metadata))
-
-
-def _validate(m: Message, me: NodeId) -> str | None:
-    """Structural checks the codec also makes, repeated here for in-memory transports."""
-    if m.to != me:
-        return "misdirected"
-    if m.sender == me:
-        return "from_self"
-    if m.term < 0:
-        return "negative_term"
-    if isinstance(m, AppendEntries):
-        if m.prev_index < 0 or m.prev_term < 0 or m.commit < 0:
-            return "negative_index"
-        expected = m.prev_index + 1
-        previous_term = m.prev_term
-        for entry in m.entries:
-            if entry.index != expected or not previous_term <= entry.term <= m.term:
-                return "malformed_entries"
-            expected += 1
-            previous_term = entry.term
-    return None

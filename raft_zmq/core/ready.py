@@ -3,7 +3,10 @@
 The driver's loop, in this order (etcd's Ready contract, with the leader's parallel disk write):
 1. ``rd = core.ready()``
 2. send ``rd.early_messages`` (a leader's AppendEntries and heartbeats: they do not depend on
-   anything this Ready persists, so the leader writes its own log while they are on the wire);
+   anything this Ready persists, so the leader writes its own log while they are on the wire).
+   A round whose ``hard_state`` changes term or vote has no early messages: everything it says
+   speaks for that term or vote, so all of it waits for the sync (issue 10, finding 2: a single
+   voter wins inside ``campaign()`` and would otherwise replicate for a term it may forget);
 3. persist ``rd.snapshot`` (restoring the state machine from it), ``rd.hard_state`` and
    ``rd.entries`` in one synced transaction;
 4. send ``rd.messages`` (votes, acknowledgements: only now are they true);
@@ -20,6 +23,13 @@ import enum
 
 import attrs
 
+# The planted-bug names live in plants.py; they are re-exported here for callers that import them
+# from the Ready contract's module, as they did before plants.py existed.
+from raft_zmq.core.plants import CORE_PLANTS as CORE_PLANTS
+from raft_zmq.core.plants import PLANT_ACK_BEFORE_SYNC as PLANT_ACK_BEFORE_SYNC
+from raft_zmq.core.plants import PLANT_COMMIT_PREVIOUS_TERM as PLANT_COMMIT_PREVIOUS_TERM
+from raft_zmq.core.plants import PLANT_EARLY_BEFORE_TERM_SYNC as PLANT_EARLY_BEFORE_TERM_SYNC
+from raft_zmq.core.plants import PLANT_VOTE_WITHOUT_LOG_CHECK as PLANT_VOTE_WITHOUT_LOG_CHECK
 from raft_zmq.core.types import ClusterConfig, Entry, HardState, Message, NodeId, SnapshotMeta
 
 
@@ -90,15 +100,6 @@ class ConfigChange:
     node_id: NodeId
     address: str = ""
     metadata: str = ""  # the application's data for this server (Server.metadata)
-
-
-# Planted bugs: switched on only by the simulator, to prove that its checkers can fail.
-PLANT_COMMIT_PREVIOUS_TERM = "commit_previous_term"  # count replicas for an earlier term's entry
-PLANT_ACK_BEFORE_SYNC = "ack_before_sync"  # acknowledge entries before they are durable
-PLANT_VOTE_WITHOUT_LOG_CHECK = "vote_without_log_check"  # grant votes without §5.4.1's check
-CORE_PLANTS = frozenset(
-    {PLANT_COMMIT_PREVIOUS_TERM, PLANT_ACK_BEFORE_SYNC, PLANT_VOTE_WITHOUT_LOG_CHECK}
-)
 
 
 @attrs.frozen

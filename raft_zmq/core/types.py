@@ -9,6 +9,7 @@ Node IDs are strings (``"node-0"``); an index or term of 0 means "none" (the log
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 import attrs
 
@@ -56,14 +57,16 @@ class Server:
     metadata: str = ""
 
 
+def _sorted_by_id(servers: Iterable[Server]) -> tuple[Server, ...]:
+    return tuple(sorted(servers, key=lambda s: s.id))
+
+
 @attrs.frozen(slots=True)
 class ClusterConfig:
     """A complete membership: who is in the cluster, where, and who votes. Servers are kept sorted
     by ID so that equal configurations are equal values."""
 
-    servers: tuple[Server, ...] = attrs.field(
-        default=(), converter=lambda s: tuple(sorted(s, key=lambda x: x.id))
-    )
+    servers: tuple[Server, ...] = attrs.field(default=(), converter=_sorted_by_id)
 
     @property
     def voters(self) -> frozenset[NodeId]:

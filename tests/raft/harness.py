@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 
 from raft_zmq.core.configcodec import encode_config
 from raft_zmq.core.log import MemoryLog
+from raft_zmq.core.plants import PLANT_EARLY_BEFORE_TERM_SYNC
 from raft_zmq.core.raft import RaftCore
 from raft_zmq.core.ready import CoreOptions, ReadState, Ready, Role
 from raft_zmq.core.types import (
@@ -22,6 +23,7 @@ from raft_zmq.core.types import (
     Message,
     Server,
     SnapshotMeta,
+    Suffrage,
 )
 
 
@@ -83,6 +85,7 @@ class Node:
             return False
         rd = self.core.ready()
         self.readies.append(rd)
+        self._check_early_messages(rd)
         send(rd.early_messages)
         if rd.snapshot is not None:
             self.disk.install_snapshot(rd.snapshot)
@@ -100,6 +103,15 @@ class Node:
         self.failed_reads.extend(rd.failed_reads)
         self.core.advance(rd)
         return True
+
+    def _check_early_messages(self, rd: Ready) -> None:
+        """The Ready contract: nothing leaves before the sync of a round that changes term or
+        vote (issue 10, finding 2), unless that very bug is planted."""
+        durable = self.disk.hard_state
+        new = rd.hard_state
+        changes = new is not None and (new.term, new.vote) != (durable.term, durable.vote)
+        planted = PLANT_EARLY_BEFORE_TERM_SYNC in self.options.plants
+        assert not (changes and rd.early_messages) or planted, (self.id, rd)
 
     def _snapshot_index(self) -> int:
         return self.snapshot_applied.index if self.snapshot_applied else 0
@@ -130,10 +142,17 @@ class Cluster:
         seed: int = 0,
         options: CoreOptions | None = None,
         ids: list[str] | None = None,
+        nonvoters: Iterable[str] = (),
     ) -> None:
         self.options = options or CoreOptions(election_timeout_ticks=10, heartbeat_interval_ticks=1)
         ids = ids or [f"n{i}" for i in range(1, size + 1)]
-        config = ClusterConfig(tuple(Server(i, f"{i}:9000") for i in ids))
+        learners = set(nonvoters)
+        config = ClusterConfig(
+            tuple(
+                Server(i, f"{i}:9000", Suffrage.NONVOTER if i in learners else Suffrage.VOTER)
+                for i in ids
+            )
+        )
         self.rng = random.Random(seed)
         self.snapshots: dict[tuple[int, int], list[Entry]] = {}
         self.nodes = {

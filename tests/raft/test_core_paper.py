@@ -7,13 +7,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from raft_zmq.core.ready import (
-    PLANT_COMMIT_PREVIOUS_TERM,
-    PLANT_VOTE_WITHOUT_LOG_CHECK,
-    CoreOptions,
-    NotLeader,
-    Role,
-)
+from raft_zmq.core.plants import PLANT_COMMIT_PREVIOUS_TERM, PLANT_VOTE_WITHOUT_LOG_CHECK
+from raft_zmq.core.ready import CoreOptions, NotLeader, Role
 from raft_zmq.core.types import (
     AppendEntries,
     AppendEntriesReply,
