@@ -4,11 +4,13 @@ doq [--config FILE] [--http.port 8001] [--raft.address 127.0.0.1:9001] ...   a n
 doq devcluster [--nodes 3] [--data-dir data]                                  a local cluster
 doq bench state [...]                                                         state machine
 doq bench http --url URL [...]                                                HTTP load
+doq prestop                                     Kubernetes preStop: leave if scaled away
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -26,14 +28,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return devcluster.main(args[1:])
     if args[:1] == ["bench"]:
         return _bench(args[1:])
+    if args[:1] == ["prestop"]:
+        from doq.kubernetes import prestop
+
+        return prestop.main(args[1:])
+    kubernetes = None
     try:
         settings = config.load(args)
+        if settings.cluster__service_name:
+            from doq.kubernetes.setup import prepare
+
+            kubernetes = prepare(settings, os.environ)
+            settings = kubernetes.settings
     except config.ConfigError as exc:
         print(f"doq: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.cluster__node_id, settings.logging__level, settings.logging__mode)
     try:
-        trio.run(_run_node, settings)
+        trio.run(_run_node, settings, kubernetes)
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
     except OSError as exc:  # a port in use, a data directory we may not write
@@ -42,10 +54,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-async def _run_node(settings: config.Settings) -> None:
+async def _run_node(settings: config.Settings, kubernetes: object | None) -> None:
     from doq.server import DoqNode
 
-    node = DoqNode(settings)
+    if kubernetes is None:
+        node = DoqNode(settings)
+    else:
+        node = DoqNode(
+            settings,
+            discovery=kubernetes.discovery,  # type: ignore[attr-defined]
+            leader_endpoint=kubernetes.leader_endpoint,  # type: ignore[attr-defined]
+        )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signals, node)
         await node.run()
