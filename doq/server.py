@@ -4,9 +4,7 @@ Start-up: open the queue state (LMDB) and the Raft node; a brand-new node withou
 ``--cluster.join_addr`` bootstraps a cluster of itself; then serve HTTP; then the membership
 keeper makes sure the cluster's configuration lists this node as a voter at its current Raft and
 HTTP addresses (joining through ``--cluster.join_addr`` or through the leader, with backoff, until
-it is so; a restarted member finds itself already listed and does nothing). A member that this
-process has seen listed and that then disappears from the configuration was removed on purpose
-(``/API/v1/cluster/leave``, the Kubernetes preStop hook): it does not ask to join again.
+it is so; a restarted member finds itself already listed and does nothing).
 
 On Kubernetes (doq/kubernetes, docs/kubernetes.md) the discovery decides whether this node
 bootstraps and finds the leader to join through; the leader endpoint publishes the leader as the
@@ -193,16 +191,10 @@ class DoqNode:
         """Until the configuration lists this node as a voter at its current addresses: join
         through --cluster.join_addr (or the leader), or, as the leader, write it directly."""
         backoff_s = JOIN_BACKOFF_MIN_S
-        was_listed = False
         async with httpx.AsyncClient(timeout=JOIN_REQUEST_TIMEOUT_S) as client:
             while True:
                 if self._listed_as_wanted():
-                    was_listed = True
                     backoff_s = JOIN_BACKOFF_MIN_S
-                    await trio.sleep(MEMBERSHIP_CHECK_S)
-                    continue
-                if was_listed and self._removed():
-                    logger.warning("removed from the cluster: not rejoining until restarted")
                     await trio.sleep(MEMBERSHIP_CHECK_S)
                     continue
                 try:
@@ -223,10 +215,6 @@ class DoqNode:
             and me.address == self.settings.raft__address
             and http_address(me) == self.settings.advertised_http
         )
-
-    def _removed(self) -> bool:
-        assert self.raft is not None
-        return self.raft.server(self.settings.cluster__node_id) is None
 
     async def _ask_to_join(self, client: httpx.AsyncClient) -> None:
         assert self.raft is not None and self.service is not None

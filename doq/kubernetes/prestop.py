@@ -5,8 +5,8 @@ restarting (a rolling upgrade, a drained node, an eviction) stays a member and r
 The difference is visible in one place: the StatefulSet's ``spec.replicas`` (read with the pod's
 service account: the Role grants ``get`` on that one StatefulSet). The leave request goes to this
 node's own HTTP port and is relayed to the leader like any write; the command waits until it
-commits, within the pod's termination grace period. Then kubelet sends SIGTERM, and a node that
-is no longer listed does not ask to join again (doq/server.py).
+commits, within the pod's termination grace period. Then kubelet sends SIGTERM. (The removed node
+is not sent the entry that removes it, so it does not learn of it and does not ask to join again.)
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ class FakeKubernetesApi:
         self.statefulsets: dict[tuple[str, str], dict[str, Any]] = {}
         self.history: list[tuple[float, str | None]] = []  # (monotonic time, pod named)
         self.fail_next = 0  # answer this many requests with 500
+        self.refuse_naming: set[str] = set()  # writes that name these pods answer 500
         self.failed = 0
         self.requests = 0
         self._version = 0
@@ -108,7 +109,8 @@ class FakeKubernetesApi:
             key = (ns, body["metadata"]["name"])
             if key in self.slices:
                 return 409, _status(409, "AlreadyExists", "slice exists")
-            return 201, self._store(key, body)
+            status, answer = self._store(key, body)
+            return (201 if status == 200 else status), answer
         if method == "PUT" and name and isinstance(body, dict):
             if current is None:
                 return 404, _status(404, "NotFound", "no slice")
@@ -117,16 +119,19 @@ class FakeKubernetesApi:
                 return 409, _status(409, "Conflict", "the object has been modified")
             if body.get("addressType") != current.get("addressType"):
                 return 422, _status(422, "Invalid", "addressType is immutable")
-            return 200, self._store((ns, name), body)
+            return self._store((ns, name), body)
         return 405, _status(405, "MethodNotAllowed", method)
 
-    def _store(self, key: tuple[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    def _store(self, key: tuple[str, str], body: dict[str, Any]) -> tuple[int, Any]:
+        if _pod_named(body) in self.refuse_naming:
+            self.failed += 1
+            return 500, _status(500, "InternalError", "the stand-in refuses this pod")
         self._version += 1
         body = json.loads(json.dumps(body))
         body["metadata"]["resourceVersion"] = str(self._version)
         self.slices[key] = body
         self.history.append((time.monotonic(), _pod_named(body)))
-        return body
+        return 200, body
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
