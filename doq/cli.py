@@ -1,10 +1,10 @@
-"""The ``doq`` command: start a node (the default), a local development cluster, or a benchmark.
+"""The ``doq`` command: a node (the default), a local cluster, a benchmark, or a preStop check.
 
 doq [--config FILE] [--http.port 8001] [--raft.address 127.0.0.1:9001] ...   a node
 doq devcluster [--nodes 3] [--data-dir data]                                  a local cluster
 doq bench state [...]                                                         state machine
 doq bench http --url URL [...]                                                HTTP load
-doq prestop                                     Kubernetes preStop: leave if scaled away
+doq prestop                                                                   Kubernetes preStop
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import trio
 
 from doq import config, logs
+
+if TYPE_CHECKING:
+    from doq.kubernetes.setup import KubernetesParts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,16 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-async def _run_node(settings: config.Settings, kubernetes: object | None) -> None:
+async def _run_node(settings: config.Settings, kubernetes: KubernetesParts | None) -> None:
     from doq.server import DoqNode
 
     if kubernetes is None:
         node = DoqNode(settings)
     else:
         node = DoqNode(
-            settings,
-            discovery=kubernetes.discovery,  # type: ignore[attr-defined]
-            leader_endpoint=kubernetes.leader_endpoint,  # type: ignore[attr-defined]
+            settings, discovery=kubernetes.discovery, leader_endpoint=kubernetes.leader_endpoint
         )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signals, node)
