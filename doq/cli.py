@@ -1,4 +1,4 @@
-"""The ``doq`` command: start a node (the default), a local development cluster, or a benchmark.
+"""The ``doq`` command: a node (the default), a local cluster, a benchmark, or a preStop check.
 
 doq [--config FILE] [--http.port 8001] [--raft.address 127.0.0.1:9001] ...   a node
 doq repair --storage.data_dir D --cluster.node_id N --cluster.join_addr H     rejoin after
@@ -6,14 +6,17 @@ doq repair --storage.data_dir D --cluster.node_id N --cluster.join_addr H     re
 doq devcluster [--nodes 3] [--data-dir data]                                  a local cluster
 doq bench state [...]                                                         state machine
 doq bench http --url URL [...]                                                HTTP load
+doq prestop                                                                   Kubernetes preStop
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -21,6 +24,9 @@ from doq import config, logs, repair
 from raft_zmq.storage import StorageCorruptError
 
 EXIT_STORAGE_CORRUPT = 65  # sysexits.h EX_DATAERR: the data is bad, restarting will not help
+
+if TYPE_CHECKING:
+    from doq.kubernetes.setup import KubernetesParts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,8 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(args[1:])
     if args[:1] == ["repair"]:
         return repair.main(args[1:])
+    if args[:1] == ["prestop"]:
+        from doq.kubernetes import prestop
+
+        return prestop.main(args[1:])
+    kubernetes = None
     try:
         settings = config.load(args)
+        if settings.cluster__service_name:
+            from doq.kubernetes.setup import prepare
+
+            kubernetes = prepare(settings, os.environ)
+            settings = kubernetes.settings
     except config.ConfigError as exc:
         print(f"doq: {exc}", file=sys.stderr)
         return 2
@@ -44,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.setup(settings.cluster__node_id, settings.logging__level, settings.logging__mode)
     try:
-        trio.run(_run_node, settings)
+        trio.run(_run_node, settings, kubernetes)
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
     except OSError as exc:  # a port in use, a data directory we may not write
@@ -77,10 +93,15 @@ def _find(exc: BaseException, kind: type[StorageCorruptError]) -> StorageCorrupt
     return None
 
 
-async def _run_node(settings: config.Settings) -> None:
+async def _run_node(settings: config.Settings, kubernetes: KubernetesParts | None) -> None:
     from doq.server import DoqNode
 
-    node = DoqNode(settings)
+    if kubernetes is None:
+        node = DoqNode(settings)
+    else:
+        node = DoqNode(
+            settings, discovery=kubernetes.discovery, leader_endpoint=kubernetes.leader_endpoint
+        )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signals, node)
         await node.run()

@@ -56,6 +56,13 @@ class Settings:
     )
     cluster__node_id: str = "node-0"
     cluster__join_addr: str = ""  # the HTTP host:port of any member; empty: bootstrap if new
+    # Kubernetes (doq/kubernetes, docs/kubernetes.md): with a headless service name, the node id
+    # comes from the pod name and the peers from the service's DNS; pod 0 bootstraps.
+    cluster__service_name: str = ""
+    cluster__namespace: str = ""  # default: the pod's own (its service account's namespace)
+    cluster__domain: str = "cluster.local"
+    cluster__leader_service: str = ""  # the client Service whose EndpointSlice names the leader
+    cluster__dns_file: str = ""  # tests only: a JSON list of peers' HTTP host:port, as DNS
     http__host: str = "0.0.0.0"  # where the HTTP server listens
     http__port: int = attrs.field(default=8000, validator=_port)
     http__advertise: str = ""  # the HTTP host:port other nodes use; default: raft host + port

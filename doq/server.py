@@ -6,6 +6,10 @@ keeper makes sure the cluster's configuration lists this node as a voter at its 
 HTTP addresses (joining through ``--cluster.join_addr`` or through the leader, with backoff, until
 it is so; a restarted member finds itself already listed and does nothing).
 
+On Kubernetes (doq/kubernetes, docs/kubernetes.md) the discovery decides whether this node
+bootstraps and finds the leader to join through; the leader endpoint publishes the leader as the
+client Service's endpoint.
+
 Shutdown (SIGTERM, SIGINT, or ``DoqNode.stop()``): stop accepting connections and answer the
 requests in flight (Hypercorn's graceful shutdown), hand leadership over if this node leads, then
 stop Raft (sockets closed, log durable) and close the state. Nothing committed is lost: every
@@ -17,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import trio
@@ -36,6 +40,10 @@ from raft_zmq.core.ready import NotLeader
 from raft_zmq.core.types import ClusterConfig, Server, Suffrage
 from raft_zmq.node import NodeConfig, NodeStopped, RaftNode
 
+if TYPE_CHECKING:
+    from doq.kubernetes.discovery import Discovery
+    from doq.kubernetes.endpoint import LeaderEndpoint
+
 logger = logging.getLogger("doq.server")
 
 GRACEFUL_SHUTDOWN_S = 5.0  # in-flight requests get this long to finish
@@ -44,11 +52,20 @@ MEMBERSHIP_CHECK_S = 1.0  # how often the keeper checks the configuration when a
 JOIN_BACKOFF_MIN_S = 0.2
 JOIN_BACKOFF_MAX_S = 5.0
 JOIN_REQUEST_TIMEOUT_S = 60.0  # catching up a large state takes a while
+ENDPOINT_WITHDRAW_S = 2.0  # a leader endpoint's last withdrawal at shutdown
 
 
 class DoqNode:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        discovery: Discovery | None = None,
+        leader_endpoint: LeaderEndpoint | None = None,
+    ) -> None:
         self.settings = settings
+        self.discovery = discovery
+        self.leader_endpoint = leader_endpoint
         self.raft: RaftNode | None = None
         self.service: QueueService | None = None
         self.http_port: int | None = None  # the port actually bound (settings may say 0)
@@ -70,7 +87,10 @@ class DoqNode:
         os.makedirs(s.node_dir, exist_ok=True)
         state = QueueStateMachine(os.path.join(s.node_dir, "state"))
         try:
-            raft = RaftNode(self._raft_config(), state, bootstrap=self._bootstrap_config())
+            bootstrap = self._bootstrap_config()
+            if self.discovery is not None and not await self.discovery.should_bootstrap():
+                bootstrap = None
+            raft = RaftNode(self._raft_config(), state, bootstrap=bootstrap)
             self.raft = raft
             async with trio.open_nursery() as nursery:
                 await nursery.start(raft.run)
@@ -87,6 +107,8 @@ class DoqNode:
                 self.http_port = int(bound[0].rsplit(":", 1)[1])
                 nursery.start_soon(self._keep_membership)
                 nursery.start_soon(probe_peer_clocks, self.service)
+                if self.leader_endpoint is not None:
+                    nursery.start_soon(self.leader_endpoint.run, lambda: raft.is_leader)
                 logger.info(
                     "serving HTTP on %s, Raft on %s (data in %s)",
                     bound[0],
@@ -104,6 +126,9 @@ class DoqNode:
                 self._http_scope.cancel()
                 await http_done.wait()
                 await self._hand_over_leadership()
+                if self.leader_endpoint is not None:
+                    with trio.move_on_after(ENDPOINT_WITHDRAW_S):
+                        await self.leader_endpoint.withdraw()
                 nursery.cancel_scope.cancel()
         finally:
             state.close()
@@ -205,6 +230,8 @@ class DoqNode:
             await self.service.join(s.cluster__node_id, s.raft__address, s.advertised_http)
             return
         target = s.cluster__join_addr
+        if not target and self.discovery is not None:
+            target = await self.discovery.leader_address() or ""
         leader = self.service.leader()
         if leader is not None and leader.http_address and leader.id != s.cluster__node_id:
             target = leader.http_address  # a member that moved: tell the leader directly
