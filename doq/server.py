@@ -266,6 +266,10 @@ class DoqNode:
                 return
             while raft.is_leader:
                 await trio.sleep(0.01)
+            # A leader that stepped down for the transfer learns who won only from the winner's
+            # first heartbeat: wait for it, or the log says "without handing over" after a
+            # handover that worked (the e2e test saw this under load).
+            await raft.wait_leader()
         if raft.leader_id == target:
             logger.info("handed leadership to %s", target)
         else:
