@@ -8,9 +8,13 @@ from typing import Any
 
 from raft_zmq.core.raft import RaftCore
 from raft_zmq.core.ready import ConfigChange, ConfigChangeKind, CoreOptions, Role
-from raft_zmq.core.types import ClusterConfig, Server, SnapshotMeta
+from raft_zmq.core.types import ClusterConfig, Heartbeat, Server, SnapshotMeta
 from raft_zmq.driver import Driver, DriverOptions, Outcomes
-from raft_zmq.driver.limits import MISSED_TICKS_MAX, PROPOSALS_PER_ROUND_MAX
+from raft_zmq.driver.limits import (
+    INBOUND_WHILE_BLOCKED_MESSAGES_MAX,
+    MISSED_TICKS_MAX,
+    PROPOSALS_PER_ROUND_MAX,
+)
 from tests.raft.harness import bootstrap_log
 
 OPTIONS = CoreOptions(election_timeout_ticks=10, heartbeat_interval_ticks=1)
@@ -163,3 +167,17 @@ def test_reads_fail_when_the_configuration_shrinks_to_another_voter():
     driver._release_reads_of_a_lone_voter(config)
     out = driver.take_outcomes()
     assert [token for token, _ in out.failed] == ["r"]
+
+
+def test_inbound_messages_are_bounded_while_blocked_on_storage_and_counted():
+    shell = one_voter()
+    driver = shell.driver
+    beat = Heartbeat(1, "b", "a", 0, 0, "")
+    driver.storage_blocked = True
+    driver.receive([beat] * (INBOUND_WHILE_BLOCKED_MESSAGES_MAX + 7))
+    assert len(driver._inbound) == INBOUND_WHILE_BLOCKED_MESSAGES_MAX
+    assert driver.stats["inbound_dropped_while_blocked"] == 7
+    assert not any(out.take_snapshot for out in shell.outcomes)
+    driver.storage_blocked = False
+    driver.receive([beat] * 3)
+    assert len(driver._inbound) == INBOUND_WHILE_BLOCKED_MESSAGES_MAX + 3
