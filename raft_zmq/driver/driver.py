@@ -156,12 +156,15 @@ class Driver(Generic[T]):
         self._ticks = min(self._ticks + count, MISSED_TICKS_MAX)
 
     def propose(self, data: bytes, token: T) -> None:
-        """Queue a proposal; NotLeader or ProposalTooLarge at once if it cannot be taken."""
+        """Queue a proposal; NotLeader, ProposalTooLarge, or ProposalDropped while blocked on a
+        full store (nothing would be written meanwhile, and memory stays bounded), at once."""
         core = self.core
         if core.role is not Role.LEADER:
             raise NotLeader(core.leader)
         if len(data) > core.options.max_entry_bytes:
             raise ProposalTooLarge(f"{len(data)} B exceeds {core.options.max_entry_bytes} B")
+        if self.storage_blocked:
+            raise ProposalDropped("the store is full; retry once it has room")
         self._new_proposals.append((data, token))
 
     def propose_config(self, change: ConfigChange, token: T) -> None:

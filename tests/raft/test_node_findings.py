@@ -11,6 +11,7 @@ from typing import Any
 import trio
 
 from raft_zmq.core.configcodec import encode_config
+from raft_zmq.core.ready import ProposalDropped
 from raft_zmq.core.types import ClusterConfig, Entry, EntryKind, Server, SnapshotMeta
 from raft_zmq.node import NodeStopped
 from raft_zmq.snapshots import SnapshotStore
@@ -57,7 +58,10 @@ async def test_a_snapshot_install_racing_a_slow_local_snapshot_does_not_kill_the
     # returned; an install meanwhile had compacted its index away, snapshot_meta asserted, and
     # the exception ended the node's nursery (the whole process).
     members, config = three_members(
-        str(tmp_path), snapshot_interval_entries=100, snapshot_trailing_entries=20
+        str(tmp_path),
+        snapshot_interval_entries=100,
+        snapshot_trailing_entries=20,
+        election_timeout_ticks=50,  # no election on a loaded machine: the leader stays put
     )
     with trio.fail_after(DEADLINE_S * 2):
         async with trio.open_nursery() as nursery:
@@ -78,13 +82,19 @@ async def test_a_snapshot_install_racing_a_slow_local_snapshot_does_not_kill_the
             others = [m.id for m in members if m is not slow]
             slow.node.transport.faults.partition(others, inbound=True, outbound=True)
             await propose_all(leader.node, [set_command(f"b{i}", "v") for i in range(400)])
-            assert leader.node.core.log.first_index() > 200  # compacted past the follower
+            await poll(lambda: leader.node.core.log.first_index() > 200)  # past the follower
             slow.node.transport.faults.heal()
-            await poll(lambda: slow.node.stats["snapshots_installed"] >= 1)
-            slow.sm.release.set()  # the old snapshot's thread returns now, superseded
+            try:
+                await poll(lambda: slow.node.stats["snapshots_installed"] >= 1)
+            finally:
+                slow.sm.release.set()  # the old snapshot's thread returns now, superseded
             await poll(lambda: slow.node.stats["snapshots_superseded"] == 1)
             await leader.node.propose(set_command("after", "race"))
-            await poll(lambda: slow.sm.get("after") == "race")
+            # The follower's state machine is read only once it has caught up: a second install
+            # may still be restoring it until then.
+            target = leader.node.applied_index
+            await poll(lambda: slow.node.applied_index >= target)
+            assert slow.sm.get("after") == "race"
             assert slow.sm.items() == leader.sm.items()
             nursery.cancel_scope.cancel()
 
@@ -144,6 +154,45 @@ async def test_a_full_store_blocks_the_node_then_it_resumes_by_itself(tmp_path, 
             await poll(lambda: results == [None])
             assert node.stats["storage_full_retries"] == 3 and sm.get("k") == "v"
             assert await node.propose(set_command("k", "w")) == "v"
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_full_log_blocks_the_node_refuses_new_proposals_then_resumes(tmp_path, monkeypatch):
+    # Finding 3: StorageFull from the Raft log's save is retried the same way; proposals made
+    # meanwhile are refused (ProposalDropped: nothing appended, safe to retry).
+    monkeypatch.setattr("raft_zmq.node.STORAGE_FULL_RETRY_INTERVAL_MS", 20)
+    member = Member(str(tmp_path), "a", f"127.0.0.1:{free_port()}")
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            await member.start(nursery, ClusterConfig((Server("a", member.address),)))
+            await wait_for_leader([member])
+            node = member.node
+            await node.read_barrier()  # the leader's no-op is in
+            save, failures = node.storage.save, [2]
+            release = trio.Event()
+
+            def full_save(hard_state: Any, entries: Any) -> None:
+                if entries and (failures[0] > 0 or not release.is_set()):
+                    failures[0] -= 1
+                    raise StorageFull("no room (test)")
+                save(hard_state, entries)
+
+            monkeypatch.setattr(node.storage, "save", full_save)
+            results: list[Any] = []
+
+            async def write() -> None:
+                results.append(await node.propose(set_command("k", "v")))
+
+            nursery.start_soon(write)
+            await poll(lambda: node.storage_blocked)
+            try:
+                await node.propose(set_command("k", "refused"))
+                raise AssertionError("a node blocked on storage must refuse proposals")
+            except ProposalDropped:
+                pass
+            release.set()
+            await poll(lambda: results == [None])
+            assert not node.storage_blocked and member.sm.get("k") == "v"
             nursery.cancel_scope.cancel()
 
 
