@@ -101,8 +101,6 @@ class NodeConfig:
     transport: TransportConfig = attrs.field(factory=TransportConfig)
     faults: FaultSpec | None = None  # faults in force from the start (tests, fault suites)
     faults_file: str | None = None  # a JSON fault spec re-read while running (faults.py)
-    # The snapshot stream's window (chunks unacknowledged at once); see driver/chunk_sender.py.
-    snapshot_chunks_in_flight: int | None = None
 
 
 class _Waiter:
@@ -204,16 +202,10 @@ class RaftNode:
             self.storage.close()
 
     def _driver_options(self) -> DriverOptions:
-        options = DriverOptions(
+        return DriverOptions(
             snapshot_interval_entries=self.config.snapshot_interval_entries,
             snapshot_trailing_entries=self.config.snapshot_trailing_entries,
         )
-        if self.config.snapshot_chunks_in_flight is not None:
-            stream = attrs.evolve(
-                options.stream, chunks_in_flight_max=self.config.snapshot_chunks_in_flight
-            )
-            options = attrs.evolve(options, stream=stream)
-        return options
 
     @property
     def node_id(self) -> NodeId:

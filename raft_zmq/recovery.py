@@ -39,7 +39,7 @@ def recover_state_machine(
             f"state machine applied {applied} but the log starts after {log_snapshot.index}"
             f" (term {log_snapshot.term}) and the snapshot it names is missing"
         )
-    logger.warning("restoring the state machine from snapshot %s", snapshot.meta)
+    logger.info("restoring the state machine from snapshot %s", snapshot.meta)
     state_machine.restore(snapshot.path)
 
 
