@@ -39,7 +39,6 @@ from raft_zmq.core.ready import (
     SoftState,
 )
 from raft_zmq.core.types import (
-    ClusterConfig,
     Heartbeat,
     InstallSnapshot,
     Message,
@@ -250,8 +249,6 @@ class Driver(Generic[T]):
             if token is not None:
                 self._out.failed.append((token, NotLeader(core.leader)))
         core.advance(rd)
-        if rd.config is not None:
-            self._release_reads_of_a_lone_voter(rd.config)
         self.stats["rounds"] += 1
         self._resolve_reads()
         self._out.take_snapshot = self._should_snapshot()
@@ -422,22 +419,6 @@ class Driver(Generic[T]):
             self._out.failed.append((p.token, LeadershipLost(f"{self.core.id} lost leadership")))
         for peer in list(self.senders):
             self._cancel_stream(peer)
-
-    def _release_reads_of_a_lone_voter(self, config: ClusterConfig) -> None:
-        """Reads wait for heartbeat answers from a majority; when the configuration shrinks to
-        one voter no answer will come. This node, still its only voter and leader with an entry
-        of its term committed, confirms them at once; otherwise they fail."""
-        if len(config.voters) != 1 or not self._reads:
-            return
-        core = self.core
-        reads, self._reads = self._reads, {}
-        alone = config.voters == {core.id} and core.role is Role.LEADER
-        if alone and core.committed_in_term():
-            self._reads_ready.extend((core.log.committed, token) for token in reads.values())
-        elif alone:
-            self._reads = reads  # still waiting for the no-op: the core serves them after it
-        else:
-            self._out.failed.extend((token, NotLeader(core.leader)) for token in reads.values())
 
     def _resolve_reads(self) -> None:
         waiting = []

@@ -159,16 +159,6 @@ def test_reads_pending_when_the_configuration_shrinks_to_this_leader_alone_are_s
     assert leader.reads()["r1"] >= 1
 
 
-def test_reads_fail_when_the_configuration_shrinks_to_another_voter():
-    shell = one_voter()
-    driver = shell.driver
-    driver._reads[99] = "r"  # a read the core holds, as after read_index()
-    config = ClusterConfig((Server("b", "h:2"),))
-    driver._release_reads_of_a_lone_voter(config)
-    out = driver.take_outcomes()
-    assert [token for token, _ in out.failed] == ["r"]
-
-
 def test_inbound_messages_are_bounded_while_blocked_on_storage_and_counted():
     shell = one_voter()
     driver = shell.driver
