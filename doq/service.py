@@ -368,8 +368,10 @@ class QueueService:
         return self.raft.applied_index >= core.log.committed
 
     def storage_short(self) -> bool:
-        """The node's disk is below its reserve: it refuses writes (read now, not cached)."""
-        return self.disk.check()
+        """The node refuses writes for want of room: its disk is below the reserve (read now, not
+        cached), or a store already failed a write for want of room and the Raft driver is
+        retrying it (``RaftNode.storage_blocked``, docs/raft.md "When the disk is full")."""
+        return self.disk.check() or self.raft.storage_blocked
 
     def _require_leader(self) -> None:
         if not self.raft.is_leader:
@@ -479,6 +481,12 @@ class QueueService:
             raise InsufficientStorageError(
                 f"writes refused: {self.disk.free_bytes} bytes free on this node's disk, below "
                 f"its reserve of {self.disk.reserve_bytes} (reads still work)"
+            )
+        if self.raft.storage_blocked:
+            self.disk.refused_writes += 1
+            raise InsufficientStorageError(
+                "writes refused: a write of this node's log or state failed for want of room and"
+                " is being retried (reads still work)"
             )
         try:
             result = await self.raft.propose(encode_command(command))
