@@ -1,15 +1,16 @@
 """The replicated commands: what the leader proposes and every replica applies, and their codec.
 
 Each command is a frozen attrs value, complete in itself: the leader stamps ``ts_ms`` (its clock,
-Unix milliseconds), assigns message IDs and resolves every setting from its own configuration
-before proposing, so a replica applies a command from the command and its state alone (DESIGN.md
+Unix milliseconds), assigns message IDs and resolves every setting from its own configuration before
+proposing, so a replica applies a command from the command and its state alone (docs/design.md,
 rule 4). The validators here are the structural rules (ranges, lengths); whether a command makes
 sense against the state (the queue exists, the message is in flight) is the state machine's call.
 
 Wire form: one byte of format version, one byte naming the command, then the command as msgpack
 (msgspec, which reads and writes attrs classes directly: about a microsecond a command, several
-times faster than cattrs; DESIGN.md). ``decode_command`` raises ``CommandDecodeError`` and nothing
-else for bytes it cannot turn into a valid command, so a poisoned log entry becomes a rejection.
+times faster than cattrs; docs/design.md). ``decode_command`` raises ``CommandDecodeError`` and
+nothing else for bytes it cannot turn into a valid command, so a poisoned log entry becomes a
+rejection.
 """
 
 from __future__ import annotations

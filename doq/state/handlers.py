@@ -1,8 +1,8 @@
 """One function per command: check it against the state, then change the state through
 ``lifecycle`` and return the result value.
 
-A handler decides everything from the command and the state (DESIGN.md rule 4). ``now_ms`` is the
-command's time, raised to the largest command time applied before (a new leader whose clock lags
+A handler decides everything from the command and the state (docs/design.md, rule 4). ``now_ms`` is
+the command's time, raised to the largest command time applied before (a new leader whose clock lags
 must not move the state's clock back); ``expiry_ms`` is the time that decides redelivery, equal to
 ``now_ms`` except under the simulator's planted bug. A handler checks everything that can reject
 before it changes anything, so a rejection leaves no trace.
