@@ -29,6 +29,7 @@ from doq.api.routes_cluster import register_cluster_routes
 from doq.api.routes_messages import register_in_flight_routes, register_message_routes
 from doq.api.routes_ops import register_ops_routes
 from doq.api.routes_queues import register_queue_routes
+from doq.api.serving import RequestMetrics
 from doq.api.settings import ApiSettings
 from doq.metrics import Metrics
 from doq.rates import SAMPLE_INTERVAL_S, RateTracker
@@ -54,7 +55,7 @@ class DoqApp(QuartTrio):
         started_s = time.perf_counter()
         response = await super().handle_request(request)
         rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
-        self.doq.metrics.record_request(
+        self.doq.requests.record(
             request.method, rule, response.status_code, time.perf_counter() - started_s
         )
         return response
@@ -78,12 +79,14 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     # request); every route here returns a Response already, so the plain method is restored.
     app.make_response = QuartTrio.make_response.__get__(app)  # type: ignore[method-assign]
     forwarder = Forwarder(settings.node_id, settings.forward_hops_max)
+    metrics = Metrics.create(service)
     api = ApiContext(
         service=service,
         settings=settings,
         rates=RateTracker(settings.stats_window_s, time.monotonic),
         dispatcher=Dispatcher(service, settings, forwarder),
-        metrics=Metrics.create(service),
+        metrics=metrics,
+        requests=RequestMetrics(metrics),
     )
     app.doq = api
     install_error_handlers(app)

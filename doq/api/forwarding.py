@@ -27,11 +27,11 @@ from urllib.parse import quote
 
 import attrs
 
-from doq.api.links import FORWARDED_HOST_HEADER
-from doq.api.problems import ApiProblem, unavailable
+from doq.api.errors import ApiProblem, unavailable
 from doq.api.relay import ConnectFailed, ExchangeFailed, RelayClient
 
 HOPS_HEADER = "X-Doq-Forwarded-Hops"
+FORWARDED_HOST_HEADER = "X-Forwarded-Host"  # the host the client addressed (doq/api/links.py)
 FORWARDED_BY_HEADER = "X-Doq-Forwarded-By"
 HOPS_DIGITS_MAX = 3  # a hop count longer than this is not ours: counted as 0
 _RELAYED_HEADERS = ((b"content-type", "Content-Type"), (b"retry-after", "Retry-After"))

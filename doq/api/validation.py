@@ -18,17 +18,15 @@ import msgspec
 from quart import request
 from quart_schema import DataSource, document_querystring, document_request
 
-from doq.api.problems import ApiProblem, validation_problem
+from doq.api.errors import ApiProblem, validation_problem
 from doq.api.schemas import ErrorDetail
+from doq.api.serving import parse_bool_query
 from doq.commands import QUEUE_NAME_CHARS_MAX
 
 T = TypeVar("T", bound=msgspec.Struct)
 Handler = Callable[..., Awaitable[Any]]
 
 BODY_REQUIRED = "request body is required"
-# strconv.ParseBool's spellings, which the Go server accepted for ?ack=
-TRUE_WORDS = frozenset({"1", "t", "T", "true", "TRUE", "True"})
-FALSE_WORDS = frozenset({"0", "f", "F", "false", "FALSE", "False"})
 _ERROR_AT = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<field>.*)`$", re.DOTALL)
@@ -107,16 +105,6 @@ def ack_query(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
         return document_querystring(model)(with_ack)
 
     return decorator
-
-
-def parse_bool_query(name: str, raw: str | None) -> bool:
-    if raw is None or raw == "":
-        return False
-    if raw in TRUE_WORDS:
-        return True
-    if raw in FALSE_WORDS:
-        return False
-    raise validation_problem("expected a boolean", f"query.{name}", raw)
 
 
 def check_queue_name(name: str) -> str:
