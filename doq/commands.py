@@ -28,6 +28,7 @@ GROUP_NAME_CHARS_MAX = 1024
 DEFAULT_GROUP = "default"
 ENQUEUE_MESSAGES_MAX = 10_000  # messages in one Enqueue command
 DEQUEUE_COUNT_MAX = 1_000  # messages one Dequeue command may deliver
+IN_FLIGHT_ITEMS_MAX = 10_000  # messages one AckMany, NackMany or TouchMany command addresses
 ACK_TIMEOUT_S_MAX = (1 << 31) - 1  # keeps every deadline far inside u64 milliseconds
 MAX_UNACKED_MAX = (1 << 32) - 1
 METADATA_ENTRIES_MAX = 1_000
@@ -90,6 +91,11 @@ def _metadata(
 def _count(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 1 <= value <= DEQUEUE_COUNT_MAX:
         raise ValueError(f"{attribute.name} must be in 1..{DEQUEUE_COUNT_MAX}")
+
+
+def _items(_instance: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    if not 1 <= len(value) <= IN_FLIGHT_ITEMS_MAX:
+        raise ValueError(f"{attribute.name} must hold 1..{IN_FLIGHT_ITEMS_MAX} items")
 
 
 def _messages(_instance: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
@@ -201,6 +207,46 @@ class DeleteMessage:
 
 
 @attrs.frozen
+class InFlightItem:
+    """One message of an AckMany or TouchMany."""
+
+    id: int = attrs.field(validator=_u64)
+
+
+@attrs.frozen
+class NackItem:
+    """One message of a NackMany, with its own priority and metadata (as ``Nack``)."""
+
+    id: int = attrs.field(validator=_u64)
+    priority: int = attrs.field(default=0, validator=_u64)
+    metadata: dict[str, str] | None = attrs.field(default=None, validator=_metadata)
+
+
+@attrs.frozen
+class AckMany:
+    """``Ack`` of each item, in order, in one command: the same state and results as the single
+    commands at the same time (doq/state/batch_ops.py)."""
+
+    ts_ms: int = attrs.field(validator=_u64)
+    queue: str = attrs.field(validator=_queue_name)
+    items: tuple[InFlightItem, ...] = attrs.field(validator=_items)
+
+
+@attrs.frozen
+class NackMany:
+    ts_ms: int = attrs.field(validator=_u64)
+    queue: str = attrs.field(validator=_queue_name)
+    items: tuple[NackItem, ...] = attrs.field(validator=_items)
+
+
+@attrs.frozen
+class TouchMany:
+    ts_ms: int = attrs.field(validator=_u64)
+    queue: str = attrs.field(validator=_queue_name)
+    items: tuple[InFlightItem, ...] = attrs.field(validator=_items)
+
+
+@attrs.frozen
 class RestoreState:
     """Replace the whole queue state with a snapshot (the bytes of a ``snapshot()`` file, as
     ``/db/backup`` hands out), on every replica at the same log index."""
@@ -221,6 +267,9 @@ Command = (
     | UpdatePriority
     | DeleteMessage
     | RestoreState
+    | AckMany
+    | NackMany
+    | TouchMany
 )
 
 # The tag byte of each command. A tag is never reused for another meaning.
@@ -236,6 +285,10 @@ _TAGS: dict[type, int] = {
     UpdatePriority: 9,
     DeleteMessage: 10,
     RestoreState: 11,
+    # 20 and up: the batch commands of issue 8 (12-19 left to commands other work adds).
+    AckMany: 20,
+    NackMany: 21,
+    TouchMany: 22,
 }
 _DECODERS: dict[int, msgspec.msgpack.Decoder[Any]] = {
     tag: msgspec.msgpack.Decoder(cls) for cls, tag in _TAGS.items()

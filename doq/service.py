@@ -28,18 +28,23 @@ import trio
 
 from doq.commands import (
     Ack,
+    AckMany,
     Command,
     CreateQueue,
     DeleteMessage,
     DeleteQueue,
     Dequeue,
     Enqueue,
+    InFlightItem,
     Nack,
+    NackItem,
+    NackMany,
     NewMessage,
     QueueType,
     RestoreState,
     Strategy,
     Touch,
+    TouchMany,
     UpdatePriority,
     UpdateQueue,
     encode_command,
@@ -208,6 +213,16 @@ class QueueService:
 
     async def touch(self, queue: str, message_id: int) -> Result:
         return await self._write(Touch(await self._stamp(), queue, message_id))
+
+    async def ack_many(self, queue: str, items: Sequence[InFlightItem]) -> Result:
+        """Ack each item in one command; one result per item (``ManyResults``)."""
+        return await self._write(AckMany(await self._stamp(), queue, tuple(items)))
+
+    async def nack_many(self, queue: str, items: Sequence[NackItem]) -> Result:
+        return await self._write(NackMany(await self._stamp(), queue, tuple(items)))
+
+    async def touch_many(self, queue: str, items: Sequence[InFlightItem]) -> Result:
+        return await self._write(TouchMany(await self._stamp(), queue, tuple(items)))
 
     async def update_priority(self, queue: str, message_id: int, priority: int) -> Result:
         ts = await self._stamp()

@@ -25,6 +25,7 @@ from doq.api.fastpath import FastPath
 from doq.api.forwarding import Forwarder
 from doq.api.openapi import DoqOpenAPIProvider
 from doq.api.problems import install_error_handlers
+from doq.api.routes_batch import register_batch_routes
 from doq.api.routes_cluster import register_cluster_routes
 from doq.api.routes_messages import register_in_flight_routes, register_message_routes
 from doq.api.routes_ops import register_ops_routes
@@ -93,6 +94,7 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     register_queue_routes(app, api)
     register_message_routes(app, api)
     register_in_flight_routes(app, api)
+    register_batch_routes(app, api)
     register_cluster_routes(app, api)
     register_ops_routes(app, api)
     if settings.fast_path:

@@ -96,6 +96,11 @@ def unavailable(detail: str, retry_after_s: int = RETRY_AFTER_S_DEFAULT) -> ApiP
     return ApiProblem(503, detail, retry_after_s=retry_after_s)
 
 
+def status_of_rejection(code: RejectCode) -> int:
+    """API.md's status for a refusal by the state machine (a batch item's own status too)."""
+    return _REJECT_STATUS[code]
+
+
 def problem_for_service_error(exc: Exception) -> ApiProblem:
     """The problem for an exception the queue service raised."""
     if isinstance(exc, RejectedError):

@@ -42,13 +42,14 @@ MESSAGE_PATH = f"/API/v1/queues/<name>/messages/<int(max={U64_MAX}):message_id>"
 IDS_PATH = "/API/v1/ids"
 
 
-def message_input(body: EnqueueRequest) -> MessageInput:
-    """The service's input for a validated enqueue body (an ``id`` above u64 is refused)."""
+def message_input(body: EnqueueRequest, location: str = "body") -> MessageInput:
+    """The service's input for a validated enqueue body (an ``id`` above u64 is refused);
+    ``location`` names the body in a validation error (``body.messages[3]`` in a batch)."""
     message_id = None
     if body.id is not None:
         message_id = int(body.id)
         if message_id > U64_MAX:
-            raise validation_problem(f"expected an integer <= {U64_MAX}", "body.id", body.id)
+            raise validation_problem(f"expected an integer <= {U64_MAX}", f"{location}.id", body.id)
     return MessageInput(
         priority=body.priority,
         content=body.content,

@@ -29,6 +29,7 @@ GENERATE_IDS_MAX = 1000  # API.md: POST /API/v1/ids takes number 1..1000
 NODE_ID_CHARS_MAX = 256
 ADDRESS_CHARS_MAX = 1024
 SINCE_MAX = (1 << 63) - 1  # msgspec's bounds are int64
+BATCH_ITEMS_MAX = 1_000  # items in one batch request (enqueue, ack, nack, touch)
 
 QueueName = Annotated[str, msgspec.Meta(min_length=1, max_length=QUEUE_NAME_CHARS_MAX)]
 Priority = Annotated[int, msgspec.Meta(ge=0, le=PRIORITY_MAX)]
@@ -89,6 +90,43 @@ class EnqueueRequest(_Request, kw_only=True):
     priority: Priority
     content: str
     metadata: Metadata | None = None
+
+
+class BatchEnqueueRequest(_Request, kw_only=True):
+    """Messages enqueued as one replicated command: all of them, or (one invalid) none."""
+
+    messages: Annotated[
+        list[EnqueueRequest], msgspec.Meta(min_length=1, max_length=BATCH_ITEMS_MAX)
+    ]
+
+
+class InFlightItemInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A message of a batch ack or touch given as an object (an ID alone may be given as a
+    string)."""
+
+    id: MessageIdText
+
+
+class BatchInFlightRequest(_Request, kw_only=True):
+    """Messages to ack (or touch) as one replicated command, one result per message."""
+
+    ids: Annotated[
+        list[MessageIdText | InFlightItemInput],
+        msgspec.Meta(min_length=1, max_length=BATCH_ITEMS_MAX),
+    ]
+
+
+class NackItemInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A message to return now: priority 0 keeps the old one; metadata, when given, replaces the
+    old."""
+
+    id: MessageIdText
+    priority: Priority = 0
+    metadata: Metadata | None = None
+
+
+class BatchNackRequest(_Request, kw_only=True):
+    messages: Annotated[list[NackItemInput], msgspec.Meta(min_length=1, max_length=BATCH_ITEMS_MAX)]
 
 
 class NackRequest(_Request, kw_only=True):
@@ -191,6 +229,49 @@ class MessageBody(_Response, kw_only=True):
     metadata: dict[str, str] | None = None
 
 
+class EnqueuedItemBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One item of a batch enqueue: ENQUEUED with the new message's ``id``, or DUPLICATE with the
+    message the queue already held under the item's client ``id`` (unchanged, in full)."""
+
+    status: Literal["ENQUEUED", "DUPLICATE"]
+    id: MessageIdText
+    group: str | None = None
+    priority: int | None = None
+    content: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class BatchEnqueuedBody(_Response, kw_only=True):
+    """One result per item of the request, in its order."""
+
+    results: list[EnqueuedItemBody]
+
+
+class ItemErrorBody(msgspec.Struct, kw_only=True):
+    """Why one item of a batch failed: the status and detail its single request would have
+    answered with."""
+
+    status: int
+    detail: str
+
+
+class InFlightResultBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One item of a batch ack, nack or touch: its status (FAILED with ``error`` when the single
+    request would have failed); a nacked item carries its priority and metadata."""
+
+    status: Literal["ACKNOWLEDGED", "UNACKNOWLEDGED", "TOUCHED", "FAILED"]
+    id: MessageIdText
+    priority: int | None = None
+    metadata: dict[str, str] | None = None
+    error: ItemErrorBody | None = None
+
+
+class BatchResultsBody(_Response, kw_only=True):
+    """One result per item of the request, in its order."""
+
+    results: list[InFlightResultBody]
+
+
 class MessageIdBody(_Response, kw_only=True):
     status: Literal["ACKNOWLEDGED", "TOUCHED"]
     id: MessageIdText
@@ -262,6 +343,8 @@ RESPONSE_MODELS: tuple[type[msgspec.Struct], ...] = (
     QueueInfoBody,
     QueueListBody,
     MessageBody,
+    BatchEnqueuedBody,
+    BatchResultsBody,
     MessageIdBody,
     NackedBody,
     PriorityUpdatedBody,

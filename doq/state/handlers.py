@@ -153,13 +153,13 @@ def enqueue(b: WriteBatch, cmd: Enqueue, clock: Clock) -> Result:
     if q is None:
         return _no_queue(cmd.queue)
     stored = []
-    duplicates = 0
+    duplicate_at = []
     floor_limit = clock.now_ms + ID_FLOOR_FUTURE_MS_MAX
-    for new in cmd.messages:
+    for position, new in enumerate(cmd.messages):
         existing = lifecycle.load(b, q, new.id)
         if existing is not None:
             stored.append(lifecycle.as_message(new.id, existing))
-            duplicates += 1
+            duplicate_at.append(position)
             continue
         group = new.group if q.is_fair else DEFAULT_GROUP
         leaf = fairtree.leaf_for_group(b, q, group) if q.is_fair else 0
@@ -170,7 +170,7 @@ def enqueue(b: WriteBatch, cmd: Enqueue, clock: Clock) -> Result:
         if new.id > b.meta.id_floor and id_unix_ms(new.id) <= floor_limit:
             b.meta.id_floor = new.id
         stored.append(lifecycle.as_message(new.id, record))
-    return Enqueued(tuple(stored), duplicates)
+    return Enqueued(tuple(stored), len(duplicate_at), tuple(duplicate_at))
 
 
 # --- messages out ------------------------------------------------------------------------------

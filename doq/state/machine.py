@@ -21,7 +21,7 @@ from typing import Any
 import lmdb
 
 from doq.commands import CommandDecodeError, RestoreState, decode_command
-from doq.state import handlers, reads
+from doq.state import batch_ops, handlers, reads
 from doq.state.batch import Dbs, WriteBatch, read_applied, read_meta
 from doq.state.layout import (
     DB_NAMES,
@@ -146,7 +146,7 @@ class QueueStateMachine:
         if isinstance(command, RestoreState):
             return self._restore_command(batch, command)
         expiry_ms = now_ms if self._redelivery_clock is None else self._redelivery_clock()
-        handler = handlers.HANDLERS[type(command)]
+        handler = handlers.HANDLERS.get(type(command)) or batch_ops.HANDLERS[type(command)]
         return handler(batch, command, handlers.Clock(now_ms, expiry_ms))
 
     def _restore_command(self, batch: WriteBatch, command: RestoreState) -> Result:

@@ -73,10 +73,12 @@ class QueueDeleted:
 @attrs.frozen
 class Enqueued:
     """The stored messages, in the command's order. A message whose ID the queue already held is
-    the stored one, unchanged; ``duplicates`` counts those."""
+    the stored one, unchanged; ``duplicates`` counts those and ``duplicate_at`` gives their
+    positions in the command (a batch answers each item as new or as the stored message)."""
 
     messages: tuple[Message, ...]
     duplicates: int
+    duplicate_at: tuple[int, ...] = ()
 
 
 @attrs.frozen
@@ -102,6 +104,14 @@ class Nacked:
 class Touched:
     id: int
     deadline_ms: int
+
+
+@attrs.frozen
+class ManyResults:
+    """One result per item of an AckMany, NackMany or TouchMany, in order: what the single
+    command would have returned (Acked, Nacked, Touched or its Rejected)."""
+
+    results: tuple[Acked | Nacked | Touched | Rejected, ...]
 
 
 @attrs.frozen
@@ -133,6 +143,7 @@ Result = (
     | Acked
     | Nacked
     | Touched
+    | ManyResults
     | PriorityUpdated
     | MessageDeleted
     | StateRestored

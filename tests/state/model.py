@@ -173,11 +173,11 @@ class Model:
 
     # --- messages ------------------------------------------------------------------------------
     def _enqueue(self, q: MQueue, cmd: Enqueue, now: int) -> Any:
-        out, duplicates = [], 0
-        for new in cmd.messages:
+        out, duplicate_at = [], []
+        for position, new in enumerate(cmd.messages):
             if new.id in q.messages:
                 out.append(q.messages[new.id].value())
-                duplicates += 1
+                duplicate_at.append(position)
                 continue
             group = new.group if q.type == QueueType.FAIR else DEFAULT_GROUP
             if q.type == QueueType.FAIR:
@@ -188,7 +188,7 @@ class Model:
             if new.id > self.id_floor and id_unix_ms(new.id) <= now + FLOOR_FUTURE_MS:
                 self.id_floor = new.id
             out.append(m.value())
-        return Enqueued(tuple(out), duplicates)
+        return Enqueued(tuple(out), len(duplicate_at), tuple(duplicate_at))
 
     def _expire(self, q: MQueue, now: int) -> None:
         due = [m for m in q.messages.values() if m.in_flight and m.deadline_ms <= now]
