@@ -167,9 +167,13 @@ class Dequeue:
 
 @attrs.frozen
 class Ack:
+    """``delivery``, when given (from a delivery receipt), must be the message's current
+    delivery, else the command is refused as stale; None keeps the Go server's behaviour."""
+
     ts_ms: int = attrs.field(validator=_u64)
     queue: str = attrs.field(validator=_queue_name)
     id: int = attrs.field(validator=_u64)
+    delivery: int | None = attrs.field(default=None, validator=_optional_u64)
 
 
 @attrs.frozen
@@ -182,6 +186,7 @@ class Nack:
     id: int = attrs.field(validator=_u64)
     priority: int = attrs.field(default=0, validator=_u64)
     metadata: dict[str, str] | None = attrs.field(default=None, validator=_metadata)
+    delivery: int | None = attrs.field(default=None, validator=_optional_u64)
 
 
 @attrs.frozen
@@ -189,6 +194,7 @@ class Touch:
     ts_ms: int = attrs.field(validator=_u64)
     queue: str = attrs.field(validator=_queue_name)
     id: int = attrs.field(validator=_u64)
+    delivery: int | None = attrs.field(default=None, validator=_optional_u64)
 
 
 @attrs.frozen
@@ -208,9 +214,10 @@ class DeleteMessage:
 
 @attrs.frozen
 class InFlightItem:
-    """One message of an AckMany or TouchMany."""
+    """One message of an AckMany or TouchMany; ``delivery`` as in ``Ack``."""
 
     id: int = attrs.field(validator=_u64)
+    delivery: int | None = attrs.field(default=None, validator=_optional_u64)
 
 
 @attrs.frozen
@@ -220,6 +227,7 @@ class NackItem:
     id: int = attrs.field(validator=_u64)
     priority: int = attrs.field(default=0, validator=_u64)
     metadata: dict[str, str] | None = attrs.field(default=None, validator=_metadata)
+    delivery: int | None = attrs.field(default=None, validator=_optional_u64)
 
 
 @attrs.frozen

@@ -202,17 +202,23 @@ class QueueService:
             raise RejectedError(found)
         return found
 
-    async def ack(self, queue: str, message_id: int) -> Result:
-        return await self._write(Ack(await self._stamp(), queue, message_id))
+    async def ack(self, queue: str, message_id: int, delivery: int | None = None) -> Result:
+        """``delivery``: the one a receipt names (refused when that delivery is over)."""
+        return await self._write(Ack(await self._stamp(), queue, message_id, delivery))
 
     async def nack(
-        self, queue: str, message_id: int, priority: int, metadata: dict[str, str] | None
+        self,
+        queue: str,
+        message_id: int,
+        priority: int,
+        metadata: dict[str, str] | None,
+        delivery: int | None = None,
     ) -> Result:
         ts = await self._stamp()
-        return await self._write(Nack(ts, queue, message_id, priority, metadata))
+        return await self._write(Nack(ts, queue, message_id, priority, metadata, delivery))
 
-    async def touch(self, queue: str, message_id: int) -> Result:
-        return await self._write(Touch(await self._stamp(), queue, message_id))
+    async def touch(self, queue: str, message_id: int, delivery: int | None = None) -> Result:
+        return await self._write(Touch(await self._stamp(), queue, message_id, delivery))
 
     async def ack_many(self, queue: str, items: Sequence[InFlightItem]) -> Result:
         """Ack each item in one command; one result per item (``ManyResults``)."""

@@ -36,6 +36,7 @@ _REJECT_STATUS = {
     RejectCode.CONFLICT: 409,
     RejectCode.QUEUE_EMPTY: 400,
     RejectCode.INVALID: 422,
+    RejectCode.STALE_RECEIPT: 409,
 }
 
 

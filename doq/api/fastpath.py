@@ -49,6 +49,7 @@ from doq.api.errors import (
 )
 from doq.api.forwarding import Relayed, RelayRequest
 from doq.api.links import schema_base_of_scope, schema_url_at
+from doq.api.receipts import RECEIPT_HEADER, receipt_of
 from doq.api.render import JSON_CONTENT_TYPE, MESSAGE_BODY, message_body
 from doq.api.routes_messages import MESSAGES_PATH, message_input
 from doq.api.schemas import EnqueueRequest
@@ -66,6 +67,7 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 HTTP_VERSION = "1.1"  # HTTP/1.0 requests get a default Host from Quart: left to it
 _JSON_CONTENT_TYPE = JSON_CONTENT_TYPE.encode()
 _ENCODER = msgspec.json.Encoder()
+_RECEIPT_KEY = RECEIPT_HEADER.lower().encode()
 
 log = logging.getLogger("doq.api")
 
@@ -187,9 +189,12 @@ def _message_answer(scope: Scope, route: Route, result: Result) -> Answer:
     else:
         assert isinstance(result, Dequeued), result
         status = "DEQUEUED"
+    message = result.messages[0]
     schema = schema_url_at(schema_base_of_scope(scope), MESSAGE_BODY)
-    body = _ENCODER.encode(message_body(status, result.messages[0], schema))
+    body = _ENCODER.encode(message_body(status, message, schema))
     headers = [(b"content-type", _JSON_CONTENT_TYPE), (b"content-length", str(len(body)).encode())]
+    if not route.is_enqueue:  # after the others, as Quart sends the route's headers
+        headers.append((_RECEIPT_KEY, receipt_of(message).encode()))
     return Answer(200, headers, body)
 
 

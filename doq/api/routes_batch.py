@@ -19,6 +19,7 @@ from quart_schema import tag
 from doq.api.context import ApiContext
 from doq.api.errors import status_of_rejection, validation_problem
 from doq.api.links import schema_url
+from doq.api.receipts import delivery_of
 from doq.api.render import answers, fails, json_response
 from doq.api.routes_messages import MESSAGES_PATH, message_input
 from doq.api.schemas import (
@@ -52,21 +53,22 @@ def in_flight_items(body: BatchInFlightRequest) -> list[InFlightItem]:
     items = []
     for position, entry in enumerate(body.ids):
         if isinstance(entry, InFlightItemInput):
-            items.append(InFlightItem(message_id_at(entry.id, f"body.ids[{position}].id")))
+            message_id = message_id_at(entry.id, f"body.ids[{position}].id")
+            delivery = delivery_of(entry.receipt, message_id, f"body.ids[{position}].receipt")
+            items.append(InFlightItem(message_id, delivery))
         else:
             items.append(InFlightItem(message_id_at(entry, f"body.ids[{position}]")))
     return items
 
 
 def nack_items(body: BatchNackRequest) -> list[NackItem]:
-    return [
-        NackItem(
-            message_id_at(entry.id, f"body.messages[{position}].id"),
-            entry.priority,
-            entry.metadata,
-        )
-        for position, entry in enumerate(body.messages)
-    ]
+    items = []
+    for position, entry in enumerate(body.messages):
+        location = f"body.messages[{position}]"
+        message_id = message_id_at(entry.id, f"{location}.id")
+        delivery = delivery_of(entry.receipt, message_id, f"{location}.receipt")
+        items.append(NackItem(message_id, entry.priority, entry.metadata, delivery))
+    return items
 
 
 def item_result(message_id: int, result: Acked | Nacked | Touched | Rejected) -> InFlightResultBody:

@@ -17,6 +17,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from doq.api.context import ApiContext
 from doq.api.links import schema_url
 from doq.api.problems import validation_problem
+from doq.api.receipts import RECEIPT_HEADER, delivery_of, receipt_of
 from doq.api.render import MESSAGE_BODY, answers, fails, json_response, message_body
 from doq.api.schemas import (
     DequeueQuery,
@@ -28,9 +29,10 @@ from doq.api.schemas import (
     NackedBody,
     NackRequest,
     PriorityUpdatedBody,
+    ReceiptQuery,
     UpdatePriorityRequest,
 )
-from doq.api.validation import accepts, ack_query, check_queue_name
+from doq.api.validation import accepts, ack_query, check_queue_name, receipt_query
 from doq.commands import DEFAULT_GROUP, U64_MAX
 from doq.service import MessageInput
 from doq.state.results import Acked, Dequeued, Enqueued, Nacked, PriorityUpdated, Touched
@@ -99,10 +101,14 @@ def register_message_routes(app: Quart, api: ApiContext) -> None:
         """Dequeue the next message
 
         With ack=true the message is removed on delivery; otherwise it is in flight until it
-        is acked, nacked, or its ack deadline passes. An empty queue answers 400."""
+        is acked, nacked, or its ack deadline passes. An empty queue answers 400. The
+        X-Doq-Receipt header names this delivery (for ack, nack and touch)."""
         result = await service.dequeue(check_queue_name(name), ack=ack)
         assert isinstance(result, Dequeued), result
-        return json_response(message_body("DEQUEUED", result.messages[0], schema_url(MESSAGE_BODY)))
+        message = result.messages[0]
+        response = json_response(message_body("DEQUEUED", message, schema_url(MESSAGE_BODY)))
+        response.headers[RECEIPT_HEADER] = receipt_of(message)
+        return response
 
     @tag(["Messages"])
     @answers(MessageBody)
@@ -138,6 +144,15 @@ def register_message_routes(app: Quart, api: ApiContext) -> None:
     app.add_url_rule(IDS_PATH, view_func=generate_ids, methods=["POST"])
 
 
+def _nack_delivery(message_id: int, in_body: str | None, in_query: str | None) -> int | None:
+    """A nack's receipt, from its body or its query (both: they must agree)."""
+    if in_body is not None and in_query is not None and in_body != in_query:
+        raise validation_problem("the body and the query give different receipts", "body.receipt")
+    if in_body is not None:
+        return delivery_of(in_body, message_id, "body.receipt")
+    return delivery_of(in_query, message_id, "query.receipt")
+
+
 def register_in_flight_routes(app: Quart, api: ApiContext) -> None:
     """ack, nack, touch and change priority: the life of a delivered message."""
     served = api.dispatcher.served
@@ -145,11 +160,15 @@ def register_in_flight_routes(app: Quart, api: ApiContext) -> None:
 
     @tag(["Messages"])
     @answers(MessageIdBody)
-    @fails(404, 422, 503)
+    @fails(404, 409, 422, 503)
     @served(is_write=True)
-    async def ack(name: str, message_id: int) -> Response:
-        """Acknowledge an in-flight message"""
-        result = await service.ack(check_queue_name(name), message_id)
+    @receipt_query(ReceiptQuery)
+    async def ack(name: str, message_id: int, receipt: str | None) -> Response:
+        """Acknowledge an in-flight message
+
+        With a receipt, refused (409) when that delivery is over."""
+        delivery = delivery_of(receipt, message_id, "query.receipt")
+        result = await service.ack(check_queue_name(name), message_id, delivery)
         assert isinstance(result, Acked), result
         return json_response(
             MessageIdBody(
@@ -159,15 +178,18 @@ def register_in_flight_routes(app: Quart, api: ApiContext) -> None:
 
     @tag(["Messages"])
     @answers(NackedBody)
-    @fails(400, 404, 422, 503)
+    @fails(400, 404, 409, 422, 503)
     @served(is_write=True)
+    @receipt_query(ReceiptQuery)
     @accepts(NackRequest)
-    async def nack(name: str, message_id: int, body: NackRequest) -> Response:
+    async def nack(name: str, message_id: int, body: NackRequest, receipt: str | None) -> Response:
         """Return an in-flight message now
 
-        priority 0 keeps the old one; metadata, when given, replaces the old."""
+        priority 0 keeps the old one; metadata, when given, replaces the old. With a receipt
+        (query or body), refused (409) when that delivery is over."""
+        delivery = _nack_delivery(message_id, body.receipt, receipt)
         result = await service.nack(
-            check_queue_name(name), message_id, body.priority, body.metadata
+            check_queue_name(name), message_id, body.priority, body.metadata, delivery
         )
         assert isinstance(result, Nacked), result
         return json_response(
@@ -182,11 +204,15 @@ def register_in_flight_routes(app: Quart, api: ApiContext) -> None:
 
     @tag(["Messages"])
     @answers(MessageIdBody)
-    @fails(404, 422, 503)
+    @fails(404, 409, 422, 503)
     @served(is_write=True)
-    async def touch(name: str, message_id: int) -> Response:
-        """Extend an in-flight message's ack deadline to now + ack_timeout"""
-        result = await service.touch(check_queue_name(name), message_id)
+    @receipt_query(ReceiptQuery)
+    async def touch(name: str, message_id: int, receipt: str | None) -> Response:
+        """Extend an in-flight message's ack deadline to now + ack_timeout
+
+        With a receipt, refused (409) when that delivery is over."""
+        delivery = delivery_of(receipt, message_id, "query.receipt")
+        result = await service.touch(check_queue_name(name), message_id, delivery)
         assert isinstance(result, Touched), result
         return json_response(
             MessageIdBody(schema=schema_url("MessageIdBody"), status="TOUCHED", id=str(result.id))

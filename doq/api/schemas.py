@@ -105,6 +105,7 @@ class InFlightItemInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     string)."""
 
     id: MessageIdText
+    receipt: Receipt | None = None
 
 
 class BatchInFlightRequest(_Request, kw_only=True):
@@ -123,15 +124,26 @@ class NackItemInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: MessageIdText
     priority: Priority = 0
     metadata: Metadata | None = None
+    receipt: Receipt | None = None
 
 
 class BatchNackRequest(_Request, kw_only=True):
     messages: Annotated[list[NackItemInput], msgspec.Meta(min_length=1, max_length=BATCH_ITEMS_MAX)]
 
 
+Receipt = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=64,
+        description="a delivery receipt from a dequeue: refused (409) when that delivery is over",
+    ),
+]
+
+
 class NackRequest(_Request, kw_only=True):
     priority: Priority
     metadata: Metadata | None = None
+    receipt: Receipt | None = None
 
 
 class UpdatePriorityRequest(_Request, kw_only=True):
@@ -167,6 +179,12 @@ class RestoreForm(msgspec.Struct, kw_only=True):
 
 class DequeueQuery(msgspec.Struct, kw_only=True):
     ack: bool = False
+
+
+class ReceiptQuery(msgspec.Struct, kw_only=True):
+    """``receipt``: the delivery receipt of the dequeue that took the message (optional)."""
+
+    receipt: Receipt | None = None
 
 
 # --- responses -----------------------------------------------------------------------------------

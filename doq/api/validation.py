@@ -107,6 +107,20 @@ def ack_query(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
     return decorator
 
 
+def receipt_query(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
+    """Declare ``?receipt=`` (documented by ``model``) and pass it as ``receipt=`` (None when
+    absent or empty)."""
+
+    def decorator(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def with_receipt(**kwargs: Any) -> Any:
+            return await handler(receipt=request.args.get("receipt") or None, **kwargs)
+
+        return document_querystring(model)(with_receipt)
+
+    return decorator
+
+
 def check_queue_name(name: str) -> str:
     if len(name) > QUEUE_NAME_CHARS_MAX:
         raise validation_problem(

@@ -25,7 +25,8 @@ def ack_many(b: WriteBatch, cmd: AckMany, clock: handlers.Clock) -> Result:
     if missing := _no_queue(b, cmd.queue):
         return missing
     results = tuple(
-        handlers.ack(b, Ack(cmd.ts_ms, cmd.queue, item.id), clock) for item in cmd.items
+        handlers.ack(b, Ack(cmd.ts_ms, cmd.queue, item.id, item.delivery), clock)
+        for item in cmd.items
     )
     return ManyResults(results)  # type: ignore[arg-type]
 
@@ -34,7 +35,11 @@ def nack_many(b: WriteBatch, cmd: NackMany, clock: handlers.Clock) -> Result:
     if missing := _no_queue(b, cmd.queue):
         return missing
     results = tuple(
-        handlers.nack(b, Nack(cmd.ts_ms, cmd.queue, item.id, item.priority, item.metadata), clock)
+        handlers.nack(
+            b,
+            Nack(cmd.ts_ms, cmd.queue, item.id, item.priority, item.metadata, item.delivery),
+            clock,
+        )
         for item in cmd.items
     )
     return ManyResults(results)  # type: ignore[arg-type]
@@ -44,7 +49,8 @@ def touch_many(b: WriteBatch, cmd: TouchMany, clock: handlers.Clock) -> Result:
     if missing := _no_queue(b, cmd.queue):
         return missing
     results = tuple(
-        handlers.touch(b, Touch(cmd.ts_ms, cmd.queue, item.id), clock) for item in cmd.items
+        handlers.touch(b, Touch(cmd.ts_ms, cmd.queue, item.id, item.delivery), clock)
+        for item in cmd.items
     )
     return ManyResults(results)  # type: ignore[arg-type]
 

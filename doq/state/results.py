@@ -3,8 +3,9 @@
 Every value here is frozen and a function of the log alone, so each replica computes the same
 result for the same entry (the node that answers the client is whichever applied it). A command the
 state refuses returns ``Rejected`` with a code that the API layer maps to a status (API.md):
-QUEUE_NOT_FOUND and MESSAGE_NOT_FOUND to 404, CONFLICT to 409, QUEUE_EMPTY to 400 "Queue is empty",
-INVALID to 422 (only a malformed entry gets it: the API validates requests before proposing).
+QUEUE_NOT_FOUND and MESSAGE_NOT_FOUND to 404, CONFLICT and STALE_RECEIPT to 409, QUEUE_EMPTY to
+400 "Queue is empty", INVALID to 422 (only a malformed entry gets it: the API validates requests
+before proposing).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class RejectCode(enum.StrEnum):
     MESSAGE_NOT_FOUND = "message_not_found"  # unknown ID, or not in flight for ack/nack/touch
     CONFLICT = "conflict"  # another queue type, or a strategy change
     QUEUE_EMPTY = "queue_empty"  # nothing deliverable now (none ready, not yet due, or capped)
+    STALE_RECEIPT = "stale_receipt"  # the receipt names a delivery that is over
     INVALID = "invalid"  # the entry does not decode to a valid command
 
 
@@ -41,11 +43,14 @@ class QueueSettings:
 
 @attrs.frozen
 class Message:
+    """``deliveries``: how many times it was dequeued (this delivery's number, in a Dequeued)."""
+
     id: int
     group: str
     priority: int
     content: str
     metadata: dict[str, str] | None
+    deliveries: int = 0
 
 
 @attrs.frozen

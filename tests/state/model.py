@@ -60,9 +60,12 @@ class MMessage:
     metadata: dict[str, str] | None
     in_flight: bool = False
     deadline_ms: int = 0
+    deliveries: int = 0
 
     def value(self) -> Message:
-        return Message(self.id, self.group, self.priority, self.content, self.metadata)
+        return Message(
+            self.id, self.group, self.priority, self.content, self.metadata, self.deliveries
+        )
 
 
 @attrs.define
@@ -126,6 +129,8 @@ class Model:
         if isinstance(cmd, DeleteMessage):
             self._remove(q, m)
             return MessageDeleted(cmd.id)
+        if cmd.delivery is not None and (not m.in_flight or m.deliveries != cmd.delivery):
+            return Rejected(RejectCode.STALE_RECEIPT, "")
         if not m.in_flight:
             return Rejected(RejectCode.MESSAGE_NOT_FOUND, "")
         if isinstance(cmd, Ack):
@@ -203,6 +208,7 @@ class Model:
             if m is None:
                 break
             q.counts["dequeued"] += 1
+            m.deliveries += 1
             out.append(m.value())
             if cmd.ack:
                 q.counts["acked"] += 1

@@ -30,7 +30,15 @@ from doq.commands import (
 from doq.state.results import Enqueued, ManyResults, RejectCode, Rejected
 
 from .helpers import Log, open_machine
-from .strategies import IN_CI, MESSAGE_IDS, START_MS, metadata, new_message, priorities
+from .strategies import (
+    IN_CI,
+    MESSAGE_IDS,
+    START_MS,
+    deliveries,
+    metadata,
+    new_message,
+    priorities,
+)
 
 EXAMPLES = 40 if IN_CI else 100
 QUEUE = "q"
@@ -50,10 +58,16 @@ history = st.lists(
 ids = st.sampled_from(MESSAGE_IDS)
 batch_ops = st.one_of(
     st.lists(new_message, min_size=1, max_size=8).map(lambda m: ("enqueue", tuple(m))),
-    st.lists(ids, min_size=1, max_size=8).map(lambda i: ("ack", tuple(i))),
-    st.lists(ids, min_size=1, max_size=8).map(lambda i: ("touch", tuple(i))),
+    st.lists(st.builds(InFlightItem, ids, deliveries), min_size=1, max_size=8).map(
+        lambda i: ("ack", tuple(i))
+    ),
+    st.lists(st.builds(InFlightItem, ids, deliveries), min_size=1, max_size=8).map(
+        lambda i: ("touch", tuple(i))
+    ),
     st.lists(
-        st.builds(NackItem, ids, st.just(0) | priorities, metadata), min_size=1, max_size=8
+        st.builds(NackItem, ids, st.just(0) | priorities, metadata, deliveries),
+        min_size=1,
+        max_size=8,
     ).map(lambda i: ("nack", tuple(i))),
 )
 
@@ -62,9 +76,9 @@ def as_batch(kind: str, items: tuple, ts: int):
     if kind == "enqueue":
         return Enqueue(ts, QUEUE, items)
     if kind == "ack":
-        return AckMany(ts, QUEUE, tuple(InFlightItem(i) for i in items))
+        return AckMany(ts, QUEUE, items)
     if kind == "touch":
-        return TouchMany(ts, QUEUE, tuple(InFlightItem(i) for i in items))
+        return TouchMany(ts, QUEUE, items)
     return NackMany(ts, QUEUE, items)
 
 
@@ -72,10 +86,10 @@ def as_singles(kind: str, items: tuple, ts: int) -> list:
     if kind == "enqueue":
         return [Enqueue(ts, QUEUE, (m,)) for m in items]
     if kind == "ack":
-        return [Ack(ts, QUEUE, i) for i in items]
+        return [Ack(ts, QUEUE, i.id, i.delivery) for i in items]
     if kind == "touch":
-        return [Touch(ts, QUEUE, i) for i in items]
-    return [Nack(ts, QUEUE, n.id, n.priority, n.metadata) for n in items]
+        return [Touch(ts, QUEUE, i.id, i.delivery) for i in items]
+    return [Nack(ts, QUEUE, n.id, n.priority, n.metadata, n.delivery) for n in items]
 
 
 def item_answers(kind: str, result) -> list:
