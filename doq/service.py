@@ -137,6 +137,9 @@ class QueueService:
         self._clock_ms = clock_ms
         self._ids = IdGenerator(node_number_for(raft.node_id), clock_ms)
         self._prepared_term = -1
+        # Called with each write this leader committed and its result (doq/longpoll.py wakes
+        # waiting dequeues from it).
+        self.on_commit: list[Callable[[Command, Result], None]] = []
 
     # --- queues --------------------------------------------------------------------------------
     async def create_queue(
@@ -194,6 +197,14 @@ class QueueService:
 
     async def dequeue(self, queue: str, *, ack: bool, count: int = 1) -> Result:
         return await self._write(Dequeue(await self._stamp(), queue, count, ack))
+
+    def next_due_ms(self, queue: str) -> int | None:
+        """When something of ``queue`` comes due by time alone (this replica's state)."""
+        return self.state.next_due_ms(queue)
+
+    def clock_ms(self) -> int:
+        """The clock this leader stamps commands with."""
+        return self._clock_ms()
 
     async def get_message(self, queue: str, message_id: int) -> Any:
         await self._read_barrier()
@@ -367,4 +378,6 @@ class QueueService:
             raise UnavailableError(str(exc)) from None
         if isinstance(result, Rejected):
             raise RejectedError(result)
+        for listener in self.on_commit:
+            listener(command, result)
         return result

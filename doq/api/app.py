@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import trio
 from quart import Request, Response
@@ -32,9 +33,13 @@ from doq.api.routes_ops import register_ops_routes
 from doq.api.routes_queues import register_queue_routes
 from doq.api.serving import RequestMetrics
 from doq.api.settings import ApiSettings
+from doq.commands import Command
+from doq.longpoll import ReadyWaits, watch_leadership
 from doq.metrics import Metrics
 from doq.rates import SAMPLE_INTERVAL_S, RateTracker
 from doq.service import QueueService
+from doq.state.results import Result
+from raft_zmq.node import NodeStopped
 
 UNMATCHED_ROUTE = "<unmatched>"  # the route label of requests no rule matched (404s)
 TAGS = (
@@ -88,7 +93,9 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
         dispatcher=Dispatcher(service, settings, forwarder),
         metrics=metrics,
         requests=RequestMetrics(metrics),
+        waits=ReadyWaits(),
     )
+    _wake_waiters_on_commit(service, api.waits)
     app.doq = api
     install_error_handlers(app)
     register_queue_routes(app, api)
@@ -102,20 +109,48 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
         app.asgi_app = FastPath(app.asgi_app, api)  # type: ignore[method-assign]
 
     # Quart-Trio waits up to BACKGROUND_TASK_SHUTDOWN_TIMEOUT for tasks in its nursery at
-    # shutdown: the sampler is cancelled explicitly so shutdown does not wait for it.
+    # shutdown: the sampler and the leadership watcher are cancelled explicitly so shutdown does
+    # not wait for them.
     sampler_scope = trio.CancelScope()
+    watcher_scope = trio.CancelScope()
 
     @app.before_serving
     async def start_background() -> None:
         forwarder.start()
         app.nursery.start_soon(_sample_rates, api, sampler_scope)
+        role_changed = getattr(service.raft, "wait_role_change", None)  # None: a test double
+        if role_changed is not None:
+            app.nursery.start_soon(_watch_leadership, role_changed, api.waits, watcher_scope)
 
     @app.after_serving
     async def stop_background() -> None:
         sampler_scope.cancel()
+        watcher_scope.cancel()
         await forwarder.aclose()
 
     return app
+
+
+def _wake_waiters_on_commit(service: QueueService, waits: ReadyWaits) -> None:
+    """Waiting dequeues (doq/longpoll.py) wake on the writes this leader commits."""
+    listeners = getattr(service, "on_commit", None)  # None: a test double without it
+    if listeners is None:
+        return
+
+    def on_commit(command: Command, result: Result) -> None:
+        waits.committed(command, result, service.state.queue_info)
+
+    listeners.append(on_commit)
+
+
+async def _watch_leadership(
+    role_changed: Callable[[], Awaitable[None]], waits: ReadyWaits, scope: trio.CancelScope
+) -> None:
+    with scope:
+        try:
+            await watch_leadership(role_changed, waits)
+        except NodeStopped:
+            waits.wake_all()
 
 
 async def _sample_rates(api: ApiContext, scope: trio.CancelScope) -> None:

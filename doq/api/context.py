@@ -9,6 +9,7 @@ import attrs
 from doq.api.dispatch import Dispatcher
 from doq.api.serving import RequestMetrics
 from doq.api.settings import ApiSettings
+from doq.longpoll import ReadyWaits
 from doq.metrics import Metrics
 from doq.rates import RateTracker
 from doq.service import QueueService
@@ -22,3 +23,4 @@ class ApiContext:
     dispatcher: Dispatcher
     metrics: Metrics
     requests: RequestMetrics
+    waits: ReadyWaits

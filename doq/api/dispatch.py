@@ -41,21 +41,28 @@ class Dispatcher:
     def __attrs_post_init__(self) -> None:
         self.decision = ServeDecision(self.service, self.settings, self.forwarder)
 
-    def served(self, *, is_write: bool) -> Callable[[Handler], Handler]:
+    def served(
+        self, *, is_write: bool, hold_s: Callable[[], float] | None = None
+    ) -> Callable[[Handler], Handler]:
         """Serve the route on the leader within the deadline. ``is_write``: the route changes
-        state (dequeue is a write, though it is a GET), so a lost relay must not be re-sent."""
+        state (dequeue is a write, though it is a GET), so a lost relay must not be re-sent.
+        ``hold_s``: how long the request asks to be held (a long poll's wait), added to its
+        deadline."""
 
         def decorator(handler: Handler) -> Handler:
             @functools.wraps(handler)
             async def serve(**kwargs: Any) -> Any:
-                return await self.serve(handler, kwargs, is_write=is_write)
+                extra_s = hold_s() if hold_s is not None else 0.0
+                return await self.serve(handler, kwargs, is_write=is_write, extra_s=extra_s)
 
             return serve
 
         return decorator
 
-    async def serve(self, handler: Handler, kwargs: dict[str, Any], *, is_write: bool) -> Any:
-        timeout_s = self.settings.request_timeout_s
+    async def serve(
+        self, handler: Handler, kwargs: dict[str, Any], *, is_write: bool, extra_s: float = 0.0
+    ) -> Any:
+        timeout_s = self.settings.request_timeout_s + extra_s
         scope = request.scope
         deadline = request_deadline(scope, timeout_s)
         with trio.move_on_at(deadline):

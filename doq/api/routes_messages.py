@@ -20,6 +20,8 @@ from doq.api.problems import validation_problem
 from doq.api.receipts import RECEIPT_HEADER, delivery_of, receipt_of
 from doq.api.render import MESSAGE_BODY, answers, fails, json_response, message_body
 from doq.api.schemas import (
+    DeliveredBody,
+    DequeuedBody,
     DequeueQuery,
     EnqueueRequest,
     GenerateIdsRequest,
@@ -32,10 +34,27 @@ from doq.api.schemas import (
     ReceiptQuery,
     UpdatePriorityRequest,
 )
-from doq.api.validation import accepts, ack_query, check_queue_name, receipt_query
+from doq.api.validation import (
+    accepts,
+    check_queue_name,
+    dequeue_query,
+    receipt_query,
+    requested_wait_s,
+)
 from doq.commands import DEFAULT_GROUP, U64_MAX
-from doq.service import MessageInput
-from doq.state.results import Acked, Dequeued, Enqueued, Nacked, PriorityUpdated, Touched
+from doq.longpoll import dequeue_waiting
+from doq.service import MessageInput, RejectedError
+from doq.state.results import (
+    Acked,
+    Dequeued,
+    Enqueued,
+    Message,
+    Nacked,
+    PriorityUpdated,
+    RejectCode,
+    Result,
+    Touched,
+)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -58,6 +77,17 @@ def message_input(body: EnqueueRequest, location: str = "body") -> MessageInput:
         id=message_id,
         group=body.group or DEFAULT_GROUP,
         metadata=body.metadata,
+    )
+
+
+def delivered_body(message: Message) -> DeliveredBody:
+    return DeliveredBody(
+        id=str(message.id),
+        group=message.group,
+        priority=message.priority,
+        content=message.content,
+        metadata=message.metadata or None,
+        receipt=receipt_of(message),
     )
 
 
@@ -94,21 +124,51 @@ def register_message_routes(app: Quart, api: ApiContext) -> None:
     @_refuses_head
     @tag(["Messages"])
     @answers(MessageBody)
+    @answers(DequeuedBody, 200)
     @fails(400, 404, 422, 503)
-    @served(is_write=True)
-    @ack_query(DequeueQuery)
-    async def dequeue(name: str, ack: bool) -> Response:
-        """Dequeue the next message
+    @served(is_write=True, hold_s=requested_wait_s)
+    @dequeue_query(DequeueQuery)
+    async def dequeue(name: str, ack: bool, count: int | None, wait_s: float) -> Response:
+        """Dequeue the next message (or, with count, up to count messages)
 
-        With ack=true the message is removed on delivery; otherwise it is in flight until it
-        is acked, nacked, or its ack deadline passes. An empty queue answers 400. The
-        X-Doq-Receipt header names this delivery (for ack, nack and touch)."""
-        result = await service.dequeue(check_queue_name(name), ack=ack)
+        With ack=true a message is removed on delivery; otherwise it is in flight until it
+        is acked, nacked, or its ack deadline passes. Without count an empty queue answers 400
+        and the X-Doq-Receipt header names the delivery (for ack, nack and touch); with count
+        the answer lists the messages, each with its receipt, or none. With wait (seconds, at
+        most 20) the request is held until a message is ready or the wait ends."""
+        queue = check_queue_name(name)
+        if count is not None:
+            return await _dequeue_many(queue, ack, count, wait_s)
+        result = await _take(queue, ack, 1, wait_s)
         assert isinstance(result, Dequeued), result
         message = result.messages[0]
         response = json_response(message_body("DEQUEUED", message, schema_url(MESSAGE_BODY)))
         response.headers[RECEIPT_HEADER] = receipt_of(message)
         return response
+
+    async def _take(queue: str, ack: bool, count: int, wait_s: float) -> Result:
+        if wait_s > 0:
+            return await dequeue_waiting(
+                service, api.waits, queue, ack=ack, count=count, wait_s=wait_s
+            )
+        return await service.dequeue(queue, ack=ack, count=count)
+
+    async def _dequeue_many(queue: str, ack: bool, count: int, wait_s: float) -> Response:
+        try:
+            result = await _take(queue, ack, count, wait_s)
+        except RejectedError as exc:
+            if exc.code is not RejectCode.QUEUE_EMPTY:
+                raise
+            delivered: tuple[Message, ...] = ()
+        else:
+            assert isinstance(result, Dequeued), result
+            delivered = result.messages
+        body = DequeuedBody(
+            schema=schema_url("DequeuedBody"),
+            status="DEQUEUED",
+            messages=[delivered_body(message) for message in delivered],
+        )
+        return json_response(body)
 
     @tag(["Messages"])
     @answers(MessageBody)

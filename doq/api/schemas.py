@@ -17,11 +17,13 @@ import msgspec
 
 from doq.commands import (
     ACK_TIMEOUT_S_MAX,
+    DEQUEUE_COUNT_MAX,
     GROUP_NAME_CHARS_MAX,
     MAX_UNACKED_MAX,
     METADATA_ENTRIES_MAX,
     QUEUE_NAME_CHARS_MAX,
 )
+from doq.longpoll import WAIT_S_MAX
 
 PRIORITY_MAX = (1 << 63) - 1  # the Go server's int64; a Unix time in seconds fits with room
 MESSAGE_ID_DIGITS_MAX = 20  # u64 in decimal
@@ -178,7 +180,13 @@ class RestoreForm(msgspec.Struct, kw_only=True):
 
 
 class DequeueQuery(msgspec.Struct, kw_only=True):
+    """``count`` present: up to that many messages, as a list (empty when none is ready);
+    absent: one message, as the Go server answered. ``wait``: seconds to wait for a first
+    message (long polling)."""
+
     ack: bool = False
+    count: Annotated[int, msgspec.Meta(ge=1, le=DEQUEUE_COUNT_MAX)] | None = None
+    wait: Annotated[float, msgspec.Meta(ge=0, le=WAIT_S_MAX)] = 0
 
 
 class ReceiptQuery(msgspec.Struct, kw_only=True):
@@ -290,6 +298,25 @@ class BatchResultsBody(_Response, kw_only=True):
     results: list[InFlightResultBody]
 
 
+class DeliveredBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A dequeued message with its delivery ``receipt`` (for ack, nack and touch)."""
+
+    id: MessageIdText
+    group: str
+    priority: int
+    content: str
+    metadata: dict[str, str] | None = None
+    receipt: str
+
+
+class DequeuedBody(_Response, kw_only=True):
+    """The messages of a dequeue with ``count``, in the order single dequeues would give them;
+    empty when none was ready (in time)."""
+
+    status: Literal["DEQUEUED"]
+    messages: list[DeliveredBody]
+
+
 class MessageIdBody(_Response, kw_only=True):
     status: Literal["ACKNOWLEDGED", "TOUCHED"]
     id: MessageIdText
@@ -363,6 +390,7 @@ RESPONSE_MODELS: tuple[type[msgspec.Struct], ...] = (
     MessageBody,
     BatchEnqueuedBody,
     BatchResultsBody,
+    DequeuedBody,
     MessageIdBody,
     NackedBody,
     PriorityUpdatedBody,

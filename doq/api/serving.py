@@ -32,7 +32,8 @@ import trio
 from doq.api.errors import ApiProblem, problem_for_service_error, unavailable, validation_problem
 from doq.api.forwarding import Forwarder, Relayed, RelayRequest, Retry
 from doq.api.settings import ApiSettings
-from doq.commands import QUEUE_NAME_CHARS_MAX
+from doq.commands import DEQUEUE_COUNT_MAX, QUEUE_NAME_CHARS_MAX
+from doq.longpoll import WAIT_S_MAX
 from doq.metrics import Metrics
 from doq.service import NotLeaderError, QueueService, ServiceError
 
@@ -84,6 +85,32 @@ def parse_bool_query(name: str, raw: str | None) -> bool:
     if raw in FALSE_WORDS:
         return False
     raise validation_problem("expected a boolean", f"query.{name}", raw)
+
+
+def parse_count_query(raw: str | None) -> int | None:
+    """``?count=``: None when absent or empty (the single-message answer), else 1..1000."""
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= DEQUEUE_COUNT_MAX:
+        raise validation_problem(
+            f"expected an integer in 1..{DEQUEUE_COUNT_MAX}", "query.count", raw[:64]
+        )
+    return int(raw)
+
+
+def parse_wait_query(raw: str | None) -> float:
+    """``?wait=`` in seconds: 0 when absent or empty, at most ``WAIT_S_MAX``."""
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        wait_s = float(raw)
+    except ValueError:
+        wait_s = -1.0
+    if not 0 <= wait_s <= WAIT_S_MAX:  # NaN fails this too
+        raise validation_problem(
+            f"expected a number of seconds in 0..{WAIT_S_MAX}", "query.wait", raw[:64]
+        )
+    return wait_s
 
 
 def messages_queue(path: str) -> str | None:

@@ -20,7 +20,7 @@ from quart_schema import DataSource, document_querystring, document_request
 
 from doq.api.errors import ApiProblem, validation_problem
 from doq.api.schemas import ErrorDetail
-from doq.api.serving import parse_bool_query
+from doq.api.serving import parse_bool_query, parse_count_query, parse_wait_query
 from doq.commands import QUEUE_NAME_CHARS_MAX
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -94,17 +94,32 @@ def accepts(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
     return decorator
 
 
-def ack_query(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
-    """Declare ``?ack=bool`` (documented by ``model``) and pass it as ``ack=``."""
+def dequeue_query(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
+    """Declare ``?ack=bool&count=N&wait=S`` (documented by ``model``) and pass them as ``ack=``,
+    ``count=`` (None when absent) and ``wait_s=`` (doq/api/serving.py reads them)."""
 
     def decorator(handler: Handler) -> Handler:
         @functools.wraps(handler)
-        async def with_ack(**kwargs: Any) -> Any:
-            return await handler(ack=parse_bool_query("ack", request.args.get("ack")), **kwargs)
+        async def with_query(**kwargs: Any) -> Any:
+            args = request.args
+            return await handler(
+                ack=parse_bool_query("ack", args.get("ack")),
+                count=parse_count_query(args.get("count")),
+                wait_s=parse_wait_query(args.get("wait")),
+                **kwargs,
+            )
 
-        return document_querystring(model)(with_ack)
+        return document_querystring(model)(with_query)
 
     return decorator
+
+
+def requested_wait_s() -> float:
+    """The request's ``?wait=`` (0 when absent or invalid: the route itself refuses that)."""
+    try:
+        return parse_wait_query(request.args.get("wait"))
+    except ApiProblem:
+        return 0.0
 
 
 def receipt_query(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:

@@ -21,7 +21,7 @@ from typing import Any
 import lmdb
 
 from doq.commands import CommandDecodeError, RestoreState, decode_command
-from doq.state import batch_ops, handlers, reads
+from doq.state import batch_ops, due, handlers, reads
 from doq.state.batch import Dbs, WriteBatch, read_applied, read_meta
 from doq.state.layout import (
     DB_NAMES,
@@ -177,6 +177,11 @@ class QueueStateMachine:
     def get_message(self, queue: str, message_id: int) -> StoredMessage | Rejected:
         with self._env.begin() as txn:
             return reads.get_message(txn, self._dbs, queue, message_id)
+
+    def next_due_ms(self, queue: str) -> int | None:
+        """When something of ``queue`` next comes due by time alone (doq/state/due.py)."""
+        with self._env.begin() as txn:
+            return due.next_due_ms(txn, self._dbs, queue)
 
     def id_floor(self) -> int:
         """The largest generated message ID stored: a new leader seeds its generator above it."""

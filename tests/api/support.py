@@ -62,6 +62,7 @@ class ServedNode:
     service: QueueService
     http_address: str
     stop_http: trio.Event
+    app: Any = None
 
     @property
     def url(self) -> str:
@@ -114,7 +115,7 @@ async def served_cluster(
                 app = create_app(served, api_settings(node_id, **settings))
                 stop = trio.Event()
                 await nursery.start(serve_app, app, http, stop)
-                nodes.append(ServedNode(node_id, service, http, stop))
+                nodes.append(ServedNode(node_id, service, http, stop, app))
             with trio.fail_after(STARTUP_TIMEOUT_S):
                 while not any(node.service.raft.is_leader for node in nodes):
                     await trio.sleep(0.01)
