@@ -255,6 +255,16 @@ class TouchMany:
 
 
 @attrs.frozen
+class ExpireDue:
+    """Return every in-flight message of ``queue`` whose deadline is at or before the command's
+    time to ready, as any command on the queue would (doq/expiry.py proposes it, stamped by the
+    leader, so that counts do not wait for the next consumer; replicas stay identical)."""
+
+    ts_ms: int = attrs.field(validator=_u64)
+    queue: str = attrs.field(validator=_queue_name)
+
+
+@attrs.frozen
 class RestoreState:
     """Replace the whole queue state with a snapshot (the bytes of a ``snapshot()`` file, as
     ``/db/backup`` hands out), on every replica at the same log index."""
@@ -278,6 +288,7 @@ Command = (
     | AckMany
     | NackMany
     | TouchMany
+    | ExpireDue
 )
 
 # The tag byte of each command. A tag is never reused for another meaning.
@@ -297,6 +308,7 @@ _TAGS: dict[type, int] = {
     AckMany: 20,
     NackMany: 21,
     TouchMany: 22,
+    ExpireDue: 23,
 }
 _DECODERS: dict[int, msgspec.msgpack.Decoder[Any]] = {
     tag: msgspec.msgpack.Decoder(cls) for cls, tag in _TAGS.items()

@@ -5,7 +5,8 @@ once). A dequeue with ``wait`` is held on the leader instead (a follower relays 
 serving.py) and tries again only when something can have made a message ready:
 
 - a write on its queue commits on this leader (an enqueue, a nack, a priority or settings change,
-  an ack or delete that frees a fair group's ``max_unacked`` slot, a restore): ``committed``;
+  an ack or delete that frees a fair group's ``max_unacked`` slot, expired messages returned by
+  the leader's ExpireDue (doq/expiry.py), a restore): ``committed``;
 - a time the state knows comes: a delayed message's due time, an in-flight message's ack deadline
   (``QueueStateMachine.next_due_ms``): the waiter sleeps exactly until then;
 - the leadership changes (``watch_leadership``): the waiter looks again, finds it no longer leads,
@@ -33,6 +34,7 @@ from doq.commands import (
     Command,
     DeleteMessage,
     Enqueue,
+    ExpireDue,
     Nack,
     NackMany,
     RestoreState,
@@ -44,7 +46,7 @@ from doq.state.results import Enqueued, QueueInfo, RejectCode, Result
 
 WAIT_S_MAX = 20  # the longest a dequeue may wait (SQS's long-poll limit)
 MS_PER_S = 1000
-_MAKES_READY = (Enqueue, Nack, NackMany, UpdatePriority, UpdateQueue)
+_MAKES_READY = (Enqueue, Nack, NackMany, UpdatePriority, UpdateQueue, ExpireDue)
 _FREES_A_SLOT = (Ack, AckMany, DeleteMessage)  # on a fair queue with max_unacked
 
 

@@ -4,7 +4,8 @@ Start-up: open the queue state (LMDB) and the Raft node; a brand-new node withou
 ``--cluster.join_addr`` bootstraps a cluster of itself; then serve HTTP; then the membership
 keeper makes sure the cluster's configuration lists this node as a voter at its current Raft and
 HTTP addresses (joining through ``--cluster.join_addr`` or through the leader, with backoff, until
-it is so; a restarted member finds itself already listed and does nothing).
+it is so; a restarted member finds itself already listed and does nothing). The expirer
+(doq/expiry.py) returns expired in-flight messages to ready while this node leads.
 
 Shutdown (SIGTERM, SIGINT, or ``DoqNode.stop()``): stop accepting connections and answer the
 requests in flight (Hypercorn's graceful shutdown), hand leadership over if this node leads, then
@@ -26,6 +27,7 @@ from hypercorn.trio import serve
 
 from doq.api import ApiSettings, create_app
 from doq.config import Settings
+from doq.expiry import Expirer
 from doq.membership import http_address
 from doq.service import QueueService, ServiceError
 from doq.state.machine import QueueStateMachine
@@ -82,6 +84,7 @@ class DoqNode:
                 bound: list[str] = await nursery.start(self._serve_http, app, http_done)
                 self.http_port = int(bound[0].rsplit(":", 1)[1])
                 nursery.start_soon(self._keep_membership)
+                nursery.start_soon(Expirer(self.service).run)
                 logger.info(
                     "serving HTTP on %s, Raft on %s (data in %s)",
                     bound[0],

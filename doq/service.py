@@ -35,6 +35,7 @@ from doq.commands import (
     DeleteQueue,
     Dequeue,
     Enqueue,
+    ExpireDue,
     InFlightItem,
     Nack,
     NackItem,
@@ -240,6 +241,10 @@ class QueueService:
 
     async def touch_many(self, queue: str, items: Sequence[InFlightItem]) -> Result:
         return await self._write(TouchMany(await self._stamp(), queue, tuple(items)))
+
+    async def expire_due(self, queue: str) -> Result:
+        """Return ``queue``'s messages whose ack deadline passed to ready (doq/expiry.py)."""
+        return await self._write(ExpireDue(await self._stamp(), queue))
 
     async def update_priority(self, queue: str, message_id: int, priority: int) -> Result:
         ts = await self._stamp()

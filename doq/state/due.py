@@ -33,6 +33,17 @@ def next_due_ms(txn: lmdb.Transaction, dbs: Dbs, name: str) -> int | None:
     return min(due) if due else None
 
 
+def earliest_deadlines_ms(txn: lmdb.Transaction, dbs: Dbs) -> dict[str, int]:
+    """Each queue that has messages in flight, and its earliest deadline (Unix ms)."""
+    found = {}
+    cursor = txn.cursor(dbs.queues)
+    for prefix, raw in cursor.iternext():
+        deadline = earliest_deadline_ms(txn, dbs, prefix)
+        if deadline is not None:
+            found[unpack_queue(raw).name] = deadline
+    return found
+
+
 def earliest_deadline_ms(txn: lmdb.Transaction, dbs: Dbs, prefix: bytes) -> int | None:
     """The earliest in-flight deadline of the queue whose key prefix is ``prefix``."""
     cursor = txn.cursor(dbs.inflight)

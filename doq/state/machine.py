@@ -183,6 +183,11 @@ class QueueStateMachine:
         with self._env.begin() as txn:
             return due.next_due_ms(txn, self._dbs, queue)
 
+    def earliest_deadlines_ms(self) -> dict[str, int]:
+        """Each queue with messages in flight, and its earliest deadline (doq/state/due.py)."""
+        with self._env.begin() as txn:
+            return due.earliest_deadlines_ms(txn, self._dbs)
+
     def id_floor(self) -> int:
         """The largest generated message ID stored: a new leader seeds its generator above it."""
         with self._env.begin() as txn:

@@ -120,6 +120,14 @@ class ManyResults:
 
 
 @attrs.frozen
+class ExpiredReturned:
+    """How many in-flight messages an ExpireDue returned to ready."""
+
+    queue: str
+    returned: int
+
+
+@attrs.frozen
 class PriorityUpdated:
     id: int
     priority: int
@@ -149,6 +157,7 @@ Result = (
     | Nacked
     | Touched
     | ManyResults
+    | ExpiredReturned
     | PriorityUpdated
     | MessageDeleted
     | StateRestored

@@ -104,3 +104,29 @@ async def test_a_restarted_member_does_not_join_again(tmp_path):
             assert os.path.isdir(os.path.join(root, "b", "state"))
             restarted.stop()
         node_a.stop()
+
+
+async def test_counts_and_metrics_show_an_expired_message_ready_with_no_consumer(tmp_path):
+    """The node's expirer (doq/expiry.py): no consumer comes after the deadline, yet the queue's
+    counts and /metrics show the message ready again within about a second."""
+    settings = _settings(str(tmp_path), "solo")
+    node = DoqNode(settings)
+    base = f"http://127.0.0.1:{settings.http__port}"
+    async with httpx.AsyncClient(timeout=10) as client, trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await _ready(client, settings)
+        queue = {"name": "q", "type": "delayed", "settings": {"ack_timeout": 1}}
+        await client.post(f"{base}/API/v1/queues", json=queue)
+        await client.post(f"{base}/API/v1/queues/q/messages", json={"priority": 0, "content": "x"})
+        assert (await client.get(f"{base}/API/v1/queues/q/messages")).status_code == 200
+        taken_at = trio.current_time()
+        with trio.fail_after(5):
+            while (await client.get(f"{base}/API/v1/queues/q")).json()["ready"] != 1:
+                await trio.sleep(0.02)
+        assert trio.current_time() - taken_at < 2.5
+        info = (await client.get(f"{base}/API/v1/queues/q")).json()
+        assert (info["ready"], info["unacked"]) == (1, 0)
+        metrics = (await client.get(f"{base}/metrics")).text
+        assert 'doq_queues_unacked_messages{queue_name="q"} 0.0' in metrics
+        assert 'doq_queues_ready_messages{queue_name="q"} 1.0' in metrics
+        node.stop()
