@@ -16,6 +16,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from doq.api.context import ApiContext
 from doq.api.links import schema_url
+from doq.api.openapi import OneOfBodies
 from doq.api.problems import validation_problem
 from doq.api.receipts import RECEIPT_HEADER, delivery_of, receipt_of
 from doq.api.render import MESSAGE_BODY, answers, fails, json_response, message_body
@@ -123,8 +124,7 @@ def register_message_routes(app: Quart, api: ApiContext) -> None:
 
     @_refuses_head
     @tag(["Messages"])
-    @answers(MessageBody)
-    @answers(DequeuedBody, 200)
+    @answers(OneOfBodies((MessageBody, DequeuedBody)))  # type: ignore[arg-type]
     @fails(400, 404, 422, 503)
     @served(is_write=True, hold_s=requested_wait_s)
     @dequeue_query(DequeueQuery)

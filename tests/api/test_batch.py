@@ -100,6 +100,8 @@ async def test_batch_ack_nack_touch_answer_one_result_per_id(tmp_path):
         acked = await api.client.post(f"{QUEUES}/q/messages/ack", json={"ids": [a, "999", a]})
         body = await acked.get_json()
         assert body["$schema"] == "http://localhost/schemas/BatchResultsBody.json"
+        for name in ("BatchResultsBody", "BatchEnqueuedBody", "BatchEnqueueRequest"):
+            assert (await api.client.get(f"/schemas/{name}.json")).status_code == 200, name
         first, unknown, again = body["results"]
         assert first == {"status": "ACKNOWLEDGED", "id": a}
         assert unknown["status"] == "FAILED" and unknown["error"]["status"] == 404

@@ -35,6 +35,12 @@ async def test_count_answers_a_list_in_single_dequeue_order_and_empty_is_200(tmp
         assert response.status_code == 200 and "X-Doq-Receipt" not in response.headers
         body = await response.get_json()
         assert body["$schema"] == "http://localhost/schemas/DequeuedBody.json"
+        schema = await client.get("/schemas/DequeuedBody.json")  # documented, and served
+        assert schema.status_code == 200
+        items = (await schema.get_json())["properties"]["messages"]["items"]
+        assert items == {"$ref": "/schemas/DeliveredBody.json"}
+        delivered = await (await client.get("/schemas/DeliveredBody.json")).get_json()
+        assert "receipt" in delivered["required"]
         assert body["status"] == "DEQUEUED"
         assert [m["content"] for m in body["messages"]] == ["1", "1", "2"]
         assert all(m["receipt"] == f"{m['id']}.1" for m in body["messages"])
