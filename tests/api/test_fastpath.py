@@ -19,6 +19,7 @@ import trio
 
 from doq.api import create_app
 from doq.api.fastpath import FastPath, Route, route_of
+from doq.rates import RateTracker
 from doq.service import NotLeaderError
 
 from ..support import free_port, single_node_service
@@ -117,6 +118,10 @@ async def node(
         app = create_app(
             wrapper(service), api_settings("node-0", fast_path=fast_path, **limits, **settings)
         )
+        # The *_rps rates depend on when each node's sampler ran (wall clock): pinned at zero on
+        # both, or the queue-info answers of two nodes differ by chance (this test compares
+        # fronts, not samplers; tests/api/test_rates.py covers the rates).
+        app.doq.rates = RateTracker(1, lambda: 0.0)
         served = Served(f"127.0.0.1:{free_port()}", app)
         if fast_path:
             count_routes(app, served)
