@@ -33,6 +33,7 @@ from doq.commands import (
     AckMany,
     Command,
     DeleteMessage,
+    DeleteQueue,
     Enqueue,
     ExpireDue,
     Nack,
@@ -84,8 +85,10 @@ class ReadyWaits:
                 ticket.woken.set()
                 return
 
-    def wake_all(self) -> None:
-        for tickets in self._waiting.values():
+    def wake_all(self, queue: str | None = None) -> None:
+        """Every waiter (of ``queue`` only, when given)."""
+        groups = self._waiting.values() if queue is None else [self._waiting.get(queue, [])]
+        for tickets in groups:
             for ticket in tickets:
                 ticket.woken.set()
 
@@ -100,7 +103,9 @@ class ReadyWaits:
         queue = getattr(command, "queue", None) or getattr(command, "name", None)
         if queue is None or queue not in self._waiting:
             return
-        if isinstance(command, Enqueue):
+        if isinstance(command, DeleteQueue):
+            self.wake_all(queue)  # each then answers 404 at once, not at the end of its wait
+        elif isinstance(command, Enqueue):
             if isinstance(result, Enqueued) and result.duplicates == len(result.messages):
                 return  # every message was already there: nothing new
             self.wake_one(queue)

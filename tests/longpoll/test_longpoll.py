@@ -7,13 +7,14 @@ import pytest
 import trio
 import trio.testing
 
-from doq.commands import Ack, Enqueue, Nack, NewMessage, QueueType
+from doq.commands import Ack, DeleteQueue, Enqueue, Nack, NewMessage, QueueType
 from doq.longpoll import ReadyWaits, dequeue_waiting, watch_leadership
 from doq.service import NotLeaderError, RejectedError, UnavailableError
 from doq.state.results import (
     Dequeued,
     Enqueued,
     Message,
+    QueueDeleted,
     QueueInfo,
     QueueSettings,
     RejectCode,
@@ -209,3 +210,12 @@ def test_which_commits_wake_a_waiter():
     assert not other.woken.is_set()  # nothing new
     waits.committed(Nack(T0_MS, "q", 1), Rejected(RejectCode.QUEUE_EMPTY, ""), lambda _: None)
     assert other.woken.is_set()
+
+
+def test_deleting_the_queue_wakes_all_its_waiters_and_no_others():
+    waits = ReadyWaits()
+    mine = [waits.register("q"), waits.register("q")]
+    other = waits.register("other")
+    deleted = QueueDeleted("q", 0)
+    waits.committed(DeleteQueue(T0_MS, "q"), deleted, lambda _: None)
+    assert all(t.woken.is_set() for t in mine) and not other.woken.is_set()

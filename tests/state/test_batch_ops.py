@@ -1,4 +1,5 @@
-"""A batch of N operations leaves the same state and answers as the same N single operations.
+"""A batch of N operations leaves the same state and answers as the same N single operations
+(enqueue, dequeue with count, ack, nack, touch).
 
 Two fresh states get the same random history; then one applies a batch command (Enqueue of many,
 AckMany, NackMany, TouchMany) and the other the single commands one by one, all at the same time.
@@ -27,7 +28,7 @@ from doq.commands import (
     Touch,
     TouchMany,
 )
-from doq.state.results import Enqueued, ManyResults, RejectCode, Rejected
+from doq.state.results import Dequeued, Enqueued, ManyResults, RejectCode, Rejected
 
 from .helpers import Log, open_machine
 from .strategies import (
@@ -58,6 +59,7 @@ history = st.lists(
 ids = st.sampled_from(MESSAGE_IDS)
 batch_ops = st.one_of(
     st.lists(new_message, min_size=1, max_size=8).map(lambda m: ("enqueue", tuple(m))),
+    st.tuples(st.integers(1, 8), st.booleans()).map(lambda c: ("dequeue", c)),
     st.lists(st.builds(InFlightItem, ids, deliveries), min_size=1, max_size=8).map(
         lambda i: ("ack", tuple(i))
     ),
@@ -75,6 +77,9 @@ batch_ops = st.one_of(
 def as_batch(kind: str, items: tuple, ts: int):
     if kind == "enqueue":
         return Enqueue(ts, QUEUE, items)
+    if kind == "dequeue":
+        count, ack = items
+        return Dequeue(ts, QUEUE, count, ack)
     if kind == "ack":
         return AckMany(ts, QUEUE, items)
     if kind == "touch":
@@ -85,6 +90,9 @@ def as_batch(kind: str, items: tuple, ts: int):
 def as_singles(kind: str, items: tuple, ts: int) -> list:
     if kind == "enqueue":
         return [Enqueue(ts, QUEUE, (m,)) for m in items]
+    if kind == "dequeue":
+        count, ack = items
+        return [Dequeue(ts, QUEUE, 1, ack) for _ in range(count)]
     if kind == "ack":
         return [Ack(ts, QUEUE, i.id, i.delivery) for i in items]
     if kind == "touch":
@@ -92,8 +100,13 @@ def as_singles(kind: str, items: tuple, ts: int) -> list:
     return [Nack(ts, QUEUE, n.id, n.priority, n.metadata, n.delivery) for n in items]
 
 
-def item_answers(kind: str, result) -> list:
-    """The batch's answer per item, in the single commands' terms."""
+def item_answers(kind: str, result, count: int = 0) -> list:
+    """The batch's answer per item, in the single commands' terms: a Dequeue of ``count`` is
+    the messages one by one, then an empty queue for each it could not deliver."""
+    if kind == "dequeue":
+        delivered = list(result.messages) if isinstance(result, Dequeued) else []
+        empty = Rejected(RejectCode.QUEUE_EMPTY, "")
+        return [Dequeued((m,)) for m in delivered] + [empty] * (count - len(delivered))
     if kind == "enqueue":
         assert isinstance(result, Enqueued)
         duplicate_at = set(result.duplicate_at)
@@ -133,7 +146,8 @@ def test_a_batch_is_the_same_as_its_single_operations(
             now += advance_ms
             (batch_result,) = batched.apply(logs[0].entries(as_batch(kind, items, now)))
             single_results = single.apply(logs[1].entries(*as_singles(kind, items, now)))
-            assert [comparable(r) for r in item_answers(kind, batch_result)] == [
+            count = items[0] if kind == "dequeue" else 0
+            assert [comparable(r) for r in item_answers(kind, batch_result, count)] == [
                 comparable(r) for r in single_results
             ], kind
             assert _state(batched) == _state(single)
