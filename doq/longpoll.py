@@ -10,7 +10,8 @@ serving.py) and tries again only when something can have made a message ready:
 - a time the state knows comes: a delayed message's due time, an in-flight message's ack deadline
   (``QueueStateMachine.next_due_ms``): the waiter sleeps exactly until then;
 - the leadership changes (``watch_leadership``): the waiter looks again, finds it no longer leads,
-  and the request ends with a 503 that says nothing was taken, so the client retries.
+  and the request ends with a 503 that says nothing was taken, so the client retries; the same
+  when the node stops (``ReadyWaits.close``), so that waits do not hold up a graceful shutdown.
 Never a poll loop. Each event wakes one waiter of the queue (the longest waiting); a waiter that
 got messages wakes the next, since more may be ready, and a waiter that leaves without using its
 wake-up passes it on. So an enqueue costs one dequeue attempt, however many consumers wait.
@@ -62,6 +63,12 @@ class ReadyWaits:
 
     def __init__(self) -> None:
         self._waiting: dict[str, list[Ticket]] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """The node is stopping: every wait ends now, and no new one begins."""
+        self.closed = True
+        self.wake_all()
 
     def register(self, queue: str) -> Ticket:
         ticket = Ticket(queue)
@@ -142,6 +149,8 @@ async def dequeue_waiting(
             if not isinstance(attempt, RejectedError):
                 waits.wake_one(queue)  # more may be ready: the next waiter looks
                 return attempt
+            if waits.closed:
+                raise UnavailableError("the node is stopping; nothing was dequeued")
             if trio.current_time() >= ends_at:
                 if ticket.woken.is_set():
                     waits.wake_one(queue)  # a wake-up this waiter will not use

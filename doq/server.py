@@ -79,7 +79,8 @@ class DoqNode:
                     http_address=s.advertised_http,
                     default_ack_timeout_s=s.queue__default_acknowledgement_timeout,
                 )
-                app = self._app = _InFlight(create_app(self.service, self._api_settings()))
+                api_app = create_app(self.service, self._api_settings())
+                app = self._app = _InFlight(api_app)
                 http_done = trio.Event()
                 bound: list[str] = await nursery.start(self._serve_http, app, http_done)
                 self.http_port = int(bound[0].rsplit(":", 1)[1])
@@ -93,6 +94,7 @@ class DoqNode:
                 )
                 task_status.started()
                 await self._shutdown.wait()
+                api_app.doq.waits.close()  # waiting dequeues end now (503, nothing taken)
                 # Hypercorn now refuses new connections; the requests in flight finish (Raft
                 # keeps running meanwhile, so their writes complete). Idle keep-alive
                 # connections would hold Hypercorn for its whole graceful timeout, so once
