@@ -5,6 +5,8 @@ and the leader holds it."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 import trio
@@ -166,3 +168,33 @@ async def test_a_leader_change_ends_a_held_wait_and_takes_nothing(tmp_path):
             assert [m["content"] for m in got.json()["messages"]] == ["once"]
             info = await http.get(f"{follower.url}{QUEUES}/q")
             assert info.json()["dequeue_rps"] >= 0 and info.json()["unacked"] == 1
+
+
+async def test_a_wait_is_woken_when_a_delayed_message_comes_due(tmp_path):
+    async with api_app(str(tmp_path)) as api:
+        client = api.client
+        await setup_queue(client)
+        due_s = int(time.time()) + 2  # the next whole second but one: 1 to 2 s from now
+        await client.post(M, json={"priority": due_s, "content": "later"})
+        started = trio.current_time()
+        answer = await client.get(f"{M}?wait=10&count=1")
+        elapsed_s = trio.current_time() - started
+        assert [m["content"] for m in (await answer.get_json())["messages"]] == ["later"]
+        assert elapsed_s < 4  # at its due time, not at the end of the wait
+        assert time.time() >= due_s
+
+
+async def test_a_wait_is_woken_when_an_ack_deadline_passes(tmp_path):
+    async with api_app(str(tmp_path)) as api:
+        client = api.client
+        body = {"name": "q", "type": "delayed", "settings": {"ack_timeout": 1}}
+        await client.post(QUEUES, json=body)
+        await client.post(M, json={"priority": 0, "content": "job"})
+        first = await (await client.get(f"{M}?count=1")).get_json()
+        started = trio.current_time()
+        again = await (await client.get(f"{M}?wait=10&count=1")).get_json()
+        elapsed_s = trio.current_time() - started
+        (message,) = again["messages"]
+        assert message["id"] == first["messages"][0]["id"]
+        assert message["receipt"].endswith(".2")  # its second delivery
+        assert 0.5 < elapsed_s < 3
