@@ -369,6 +369,12 @@ class RaftNode:
                 return self.core.leader
             await self._leader_event.wait()
 
+    async def wait_role_change(self) -> None:
+        """Until this node's role, term or known leader next changes (what a request held on
+        the leader waits on besides its own event, so that it never outlives the leadership)."""
+        self._check_running()
+        await self._leader_event.wait()
+
     async def wait_applied(self, index: int) -> None:
         """Wait until the state machine has applied ``index``."""
         while True:
