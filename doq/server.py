@@ -136,6 +136,10 @@ class DoqNode:
                         await self.leader_endpoint.withdraw()
                 nursery.cancel_scope.cancel()
         finally:
+            if self.raft is not None and self.raft.core is not None and self._listed_as_wanted():
+                # The membership keeper checks this only now and then; a node stopped right after
+                # it became a voter again must not find itself refused at its next start.
+                repair.clear_rejoin_marker(s.node_dir)
             state.close()
             logger.info("stopped")
 
