@@ -71,6 +71,7 @@ from doq.ids import (
     compose_id,
 )
 from doq.membership import encode_metadata, http_address, suffrage_name
+from doq.reachability import answers_at
 from doq.state.machine import QueueStateMachine
 from doq.state.results import NodeNumberAssigned, QueueInfo, RejectCode, Rejected, Result
 from raft_zmq.core.ready import ConfigChangeRejected, NotLeader, ProposalDropped, ProposalTooLarge
@@ -320,10 +321,21 @@ class QueueService:
     def leader(self) -> ServerInfo | None:
         return next((s for s in self.servers() if s.is_leader), None)
 
-    async def join(self, node_id: str, raft_address: str, node_http: str | None) -> None:
-        """Add a server (as a non-voter first, promoted once caught up). Idempotent."""
+    async def join(
+        self,
+        node_id: str,
+        raft_address: str,
+        node_http: str | None,
+        *,
+        replace_unreachable: bool = False,
+    ) -> None:
+        """Add a server (as a non-voter first, promoted once caught up). Idempotent. An existing
+        member keeps its Raft address unless ``replace_unreachable`` says to move it and nothing
+        answers at its current one (doq/reachability.py); else the join is refused (409)."""
         self._require_leader()
         existing = self.raft.server(node_id)
+        if existing is not None and existing.address != raft_address:
+            await self._check_move(node_id, existing.address, raft_address, replace_unreachable)
         if node_http is None and existing is not None:
             node_http = http_address(existing)
         metadata = encode_metadata(node_http) if node_http else ""
@@ -335,6 +347,23 @@ class QueueService:
             raise RejectedError(Rejected(RejectCode.CONFLICT, str(exc))) from None
         except (LeadershipLost, NodeStopped) as exc:
             raise UnavailableError(str(exc)) from None
+
+    async def _check_move(
+        self, node_id: str, current: str, wanted: str, replace_unreachable: bool
+    ) -> None:
+        refusal = f"{node_id} is a member at {current}; a join with another address ({wanted})"
+        if not replace_unreachable:
+            raise RejectedError(
+                Rejected(
+                    RejectCode.CONFLICT,
+                    f"{refusal} is refused: remove it first, or, if it is gone for good from "
+                    "that address, join again with replace_unreachable: true",
+                )
+            )
+        if await answers_at(current):  # the leader's own address answers: it listens there
+            raise RejectedError(
+                Rejected(RejectCode.CONFLICT, f"{refusal} is refused: it answers at {current}")
+            )
 
     async def leave(self, node_id: str) -> None:
         self._require_leader()
