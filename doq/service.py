@@ -144,6 +144,14 @@ class MessageInput:
 
 
 @attrs.frozen
+class Backup:
+    """A backup's bytes and its version: the Raft log index whose state it holds."""
+
+    index: int
+    data: bytes
+
+
+@attrs.frozen
 class ServerInfo:
     id: str
     raft_address: str
@@ -286,13 +294,17 @@ class QueueService:
     # --- backup and restore --------------------------------------------------------------------
     async def backup(self) -> bytes:
         """A consistent snapshot of the queue state as of a linearizable point."""
+        return (await self.backup_at()).data
+
+    async def backup_at(self) -> Backup:
+        """``backup`` with the log index it holds everything up to (its version)."""
         await self._read_barrier()
         fd, path = tempfile.mkstemp(prefix="doq-backup-")
         os.close(fd)
         try:
-            await trio.to_thread.run_sync(self.state.snapshot, path)
+            index, _ = await trio.to_thread.run_sync(self.state.snapshot, path)
             with open(path, "rb") as f:
-                return f.read()
+                return Backup(index, f.read())
         finally:
             os.unlink(path)
 
