@@ -26,6 +26,7 @@ from doq.api.forwarding import Forwarder
 from doq.api.openapi import DoqOpenAPIProvider
 from doq.api.problems import install_error_handlers
 from doq.api.routes_cluster import register_cluster_routes
+from doq.api.routes_docs import register_docs_routes
 from doq.api.routes_messages import register_in_flight_routes, register_message_routes
 from doq.api.routes_ops import register_ops_routes
 from doq.api.routes_queues import register_queue_routes
@@ -66,7 +67,7 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     QuartSchema(
         app,
         openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
+        swagger_ui_path=None,  # /docs is doq/api/routes_docs.py's, with no CDN
         redoc_ui_path=None,
         scalar_ui_path=None,
         info=Info(title=settings.title, version=settings.version),
@@ -92,6 +93,7 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     register_in_flight_routes(app, api)
     register_cluster_routes(app, api)
     register_ops_routes(app, api)
+    register_docs_routes(app, settings.title)
     if settings.fast_path:
         # Quart's own middleware hook: Hypercorn and the test client both call asgi_app.
         app.asgi_app = FastPath(app.asgi_app, api)  # type: ignore[method-assign]
