@@ -144,6 +144,19 @@ class MessageInput:
 
 
 @attrs.frozen
+class NodeStatus:
+    """One node's own Raft figures (``role``: follower, candidate, leader, ...)."""
+
+    id: str
+    role: str
+    term: int
+    leader: str | None
+    commit_index: int
+    applied_index: int
+    last_index: int
+
+
+@attrs.frozen
 class Backup:
     """A backup's bytes and its version: the Raft log index whose state it holds."""
 
@@ -258,6 +271,14 @@ class QueueService:
     async def get_message(self, queue: str, message_id: int) -> Any:
         await self._read_barrier()
         found = self.state.get_message(queue, message_id)
+        if isinstance(found, Rejected):
+            raise RejectedError(found)
+        return found
+
+    async def peek(self, queue: str, limit: int) -> list[Any]:
+        """Up to ``limit`` ready messages, taking none (the admin UI's view of a queue)."""
+        await self._read_barrier()
+        found = self.state.peek(queue, limit)
         if isinstance(found, Rejected):
             raise RejectedError(found)
         return found
@@ -389,6 +410,39 @@ class QueueService:
             raise RejectedError(Rejected(RejectCode.CONFLICT, str(exc))) from None
         except (LeadershipLost, NodeStopped) as exc:
             raise UnavailableError(str(exc)) from None
+
+    async def transfer_leadership(self, node_id: str) -> None:
+        """Ask this node, the leader, to hand over to voter ``node_id``; returns once asked (the
+        handover itself takes a round or two)."""
+        self._require_leader()
+        target = self.raft.server(node_id)
+        if target is None or suffrage_name(target) != "Voter":
+            raise RejectedError(
+                Rejected(RejectCode.CONFLICT, f"{node_id} is not a voter of this cluster")
+            )
+        if node_id == self.raft.node_id:
+            return  # already leads
+        try:
+            await self.raft.transfer_leadership(node_id)
+        except NotLeader as exc:
+            raise self._not_leader(exc.leader) from None
+        except NodeStopped as exc:
+            raise UnavailableError(str(exc)) from None
+
+    def node_status(self) -> NodeStatus:
+        """This node's own view of Raft: answered locally (the admin UI asks every member)."""
+        core = self.raft.core
+        if core is None:
+            raise UnavailableError("the node is not running")
+        return NodeStatus(
+            id=self.raft.node_id,
+            role=core.role.value,
+            term=core.term,
+            leader=core.leader,
+            commit_index=core.log.committed,
+            applied_index=self.raft.applied_index,
+            last_index=core.log.last_index(),
+        )
 
     async def publish_own_address(self) -> None:
         """Make sure the configuration holds this node's current HTTP address (the first node

@@ -25,6 +25,7 @@ from doq.api.fastpath import FastPath
 from doq.api.forwarding import Forwarder
 from doq.api.openapi import DoqOpenAPIProvider
 from doq.api.problems import install_error_handlers
+from doq.api.routes_admin import register_admin_routes
 from doq.api.routes_cluster import register_cluster_routes
 from doq.api.routes_docs import register_docs_routes
 from doq.api.routes_messages import register_in_flight_routes, register_message_routes
@@ -94,6 +95,7 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     register_cluster_routes(app, api)
     register_ops_routes(app, api)
     register_docs_routes(app, settings.title)
+    register_admin_routes(app, api)
     if settings.fast_path:
         # Quart's own middleware hook: Hypercorn and the test client both call asgi_app.
         app.asgi_app = FastPath(app.asgi_app, api)  # type: ignore[method-assign]

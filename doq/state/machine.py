@@ -202,6 +202,10 @@ class QueueStateMachine:
         with self._gate, self._env.begin() as txn:
             return reads.get_message(txn, self._dbs, queue, message_id)
 
+    def peek(self, queue: str, limit: int) -> list[StoredMessage] | Rejected:
+        with self._gate, self._env.begin() as txn:
+            return reads.peek(txn, self._dbs, queue, limit)
+
     def id_floor(self) -> int:
         """The largest generated message ID stored: a new leader seeds its generator above it."""
         with self._gate, self._env.begin() as txn:
