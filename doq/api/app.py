@@ -31,6 +31,7 @@ from doq.api.routes_docs import register_docs_routes
 from doq.api.routes_messages import register_in_flight_routes, register_message_routes
 from doq.api.routes_ops import register_ops_routes
 from doq.api.routes_queues import register_queue_routes
+from doq.api.routes_ui import register_ui_routes
 from doq.api.settings import ApiSettings
 from doq.metrics import Metrics
 from doq.rates import SAMPLE_INTERVAL_S, RateTracker
@@ -96,6 +97,7 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     register_ops_routes(app, api)
     register_docs_routes(app, settings.title)
     register_admin_routes(app, api)
+    register_ui_routes(app)
     if settings.fast_path:
         # Quart's own middleware hook: Hypercorn and the test client both call asgi_app.
         app.asgi_app = FastPath(app.asgi_app, api)  # type: ignore[method-assign]
