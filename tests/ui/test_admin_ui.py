@@ -14,6 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -114,3 +115,28 @@ async def test_the_admin_ui_in_a_browser_through_a_follower(tmp_path):
         follower, other = followers_of(nodes)
         await trio.to_thread.run_sync(_scenario, follower.url, shots, other.node_id)
         assert other.service.raft.is_leader or other.service.raft.leader_id == other.node_id
+
+
+def _docs_scenario(url: str) -> int:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+            page.on("request", lambda r: None if r.url.startswith(url) else problems.append(r.url))
+            page.goto(url + "/docs")
+            page.wait_for_selector(".opblock", timeout=WAIT_MS)
+            assert problems == [], problems
+            return page.locator(".opblock").count()
+        finally:
+            browser.close()
+
+
+async def test_the_docs_page_renders_every_operation_from_the_node_alone(tmp_path):
+    async with served_cluster(str(tmp_path), size=1) as (node,):
+        shown = await trio.to_thread.run_sync(_docs_scenario, node.url)
+        async with httpx.AsyncClient(base_url=node.url) as client:
+            document = (await client.get("/openapi-3.0.json")).json()
+        assert shown == sum(len(operations) for operations in document["paths"].values())
