@@ -8,7 +8,9 @@ divided by the time the window spans: the Go server's ``*_rps`` (an average over
 
 A queue that appears between two samples counts from zero totals at the earlier sample: it was
 created in between (or deleted and created again), so all it did is recent. Only the queues of
-the very first sample (a node starting) have no such baseline: their totals are history.
+the very first sample (a node starting) have no such baseline: their totals are history. (Queues
+that a restore or an installed snapshot brings in between two samples count as new, so their
+totals show as one burst for a window: rare, and visible rather than lost.)
 
 Pure given the clock handed in; the sampling task lives in the API's nursery.
 """
