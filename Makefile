@@ -6,7 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint clean-data
+.PHONY: run test lint clean-data browser
+CHROMIUM ?= /usr/bin/chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +19,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m doq devcluster --nodes 3 --data-dir data
 
+## browser: Debian's chromium for the admin UI's browser tests (tests/ui), with apt-get when root;
+## without it those tests are skipped (saying why). Never a browser build from the internet.
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium (apt-get) for tests/ui"; \
+	  (DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+	   DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null) \
+	  || echo "could not install chromium: tests/ui will be skipped"; \
+	else echo "no chromium at $(CHROMIUM) and not root: tests/ui will be skipped"; fi
+
 ## test: lint, the import contract, strict types (pyproject's [tool.mypy] files), the test suite
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from doq import config, logs, repair
+from doq import config, goflags, logs, repair
 from raft_zmq.storage import StorageCorruptError
 
 EXIT_STORAGE_CORRUPT = 65  # sysexits.h EX_DATAERR: the data is bad, restarting will not help
@@ -58,7 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if refusal is not None:
         print(f"doq: {refusal}", file=sys.stderr)
         return 2
-    logs.setup(settings.cluster__node_id, settings.logging__level, settings.logging__mode)
+    logs.setup(settings.cluster__node_id, settings.log_level, settings.logging__mode)
+    warning = goflags.no_effect_warning(settings)
+    if warning is not None:
+        logging.getLogger("doq").warning("%s", warning)
     try:
         trio.run(_run_node, settings, kubernetes)
     except KeyboardInterrupt:  # a second Ctrl-C while stopping

@@ -22,8 +22,23 @@ import yaml
 
 from doq.commands import NODE_ID_CHARS_MAX
 from doq.diskguard import STORAGE_RESERVE_BYTES_DEFAULT
+from doq.goflags import NO_EFFECT
 
 ENV_PREFIX = "DOQ_"
+LOG_MODES = ("console", "json", "stackdriver")
+# Python's levels, and the Go server's (zerolog's) names for them: trace is below debug there,
+# and Python has nothing below debug; fatal and panic end the Go process, critical here.
+LOG_LEVELS = {
+    "trace": "DEBUG",
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warn": "WARNING",
+    "warning": "WARNING",
+    "error": "ERROR",
+    "fatal": "CRITICAL",
+    "panic": "CRITICAL",
+    "critical": "CRITICAL",
+}
 
 
 class ConfigError(ValueError):
@@ -78,14 +93,41 @@ class Settings:
     queue__default_acknowledgement_timeout: int = attrs.field(default=1800, validator=_positive)
     queue__stats__window_side: int = attrs.field(default=10, validator=_positive)
     prometheus__enabled: bool = True
-    logging__level: str = "info"
-    logging__mode: str = "console"
+    logging__level: str = "info"  # also the Go server's (zerolog's) names: trace, warn, fatal, ...
+    logging__mode: str = "console"  # console, json, or stackdriver (Google Cloud's JSON lines)
+    # The Go server's settings that have no effect here (doq/goflags.py says why for each): they
+    # are accepted, so that its command lines and config files start a node, and one warning at
+    # start-up names those that were given. None: not given.
+    grpc__address: str | None = None
+    raft__apply_timeout: int | None = None
+    profiling__enabled: bool | None = None
+    profiling__port: int | None = None
+    queue__acknowledgement_check_interval: int | None = None
+    queue__acknowledgement_timeout: int | None = None
+    storage__gc_interval: int | None = None
+    storage__gc_discard_ratio: float | None = None
+    storage__compression: str | None = None
+    storage__zstd_compression_level: int | None = None
+    storage__block_cache_size: int | None = None
+    storage__index_cache_size: int | None = None
+    storage__base_table_size: int | None = None
+    storage__base_level_size: int | None = None
+    storage__num_compactors: int | None = None
+    storage__num_level_zero_tables: int | None = None
+    storage__num_level_zero_tables_stall: int | None = None
+    storage__num_memtables: int | None = None
+    storage__value_log_file_size: int | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.logging__mode not in ("console", "json"):
-            raise ConfigError(f"logging.mode is console or json, got {self.logging__mode!r}")
-        if self.logging__level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ConfigError(f"unknown logging.level {self.logging__level!r}")
+        if self.logging__mode not in LOG_MODES:
+            raise ConfigError(
+                f"logging.mode is one of {', '.join(LOG_MODES)}, got {self.logging__mode!r}"
+            )
+        if self.logging__level.lower() not in LOG_LEVELS:
+            raise ConfigError(
+                f"unknown logging.level {self.logging__level!r} "
+                f"(one of {', '.join(sorted(LOG_LEVELS))})"
+            )
         if not 1 <= len(self.cluster__node_id) <= NODE_ID_CHARS_MAX:
             raise ConfigError(f"cluster.node_id must be 1 to {NODE_ID_CHARS_MAX} characters")
         _split_host_port("raft.address", self.raft__address)
@@ -93,6 +135,11 @@ class Settings:
             _split_host_port("cluster.join_addr", self.cluster__join_addr)
         if self.http__advertise:
             _split_host_port("http.advertise", self.http__advertise)
+
+    @property
+    def log_level(self) -> str:
+        """logging.level as Python's level name (the Go server's names mapped)."""
+        return LOG_LEVELS[self.logging__level.lower()]
 
     @property
     def node_dir(self) -> str:
@@ -125,7 +172,7 @@ def env_name(key: str) -> str:
 
 def _convert(key: str, raw: Any) -> Any:
     """A value from a flag, the environment or a file, as the setting's type."""
-    kind = KEYS[key].type
+    kind = str(KEYS[key].type).removesuffix(" | None")  # an optional setting: given, a value
     try:
         if kind == "bool":
             if isinstance(raw, bool):
@@ -200,8 +247,12 @@ def parser() -> argparse.ArgumentParser:
             f"--{key}",
             dest=field.name,
             default=None,
-            metavar=str(field.type).upper(),
-            help=f"(default {field.default!r}; env {env_name(key)})",
+            metavar=str(field.type).removesuffix(" | None").upper(),
+            help=(
+                f"(the Go server's; no effect here: {NO_EFFECT[key]})"
+                if key in NO_EFFECT
+                else f"(default {field.default!r}; env {env_name(key)})"
+            ),
         )
     return p
 

@@ -1,5 +1,6 @@
-"""Structured logs: one line per event, for people (console) or machines (json), each carrying the
-node's ID so that the interleaved output of a local cluster stays readable."""
+"""Structured logs: one line per event, for people (console) or machines (json, or stackdriver:
+Google Cloud Logging's structured JSON, as the Go server's ``--logging.mode stackdriver`` wrote),
+each carrying the node's ID so that the interleaved output of a local cluster stays readable."""
 
 from __future__ import annotations
 
@@ -38,6 +39,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(body)
 
 
+class StackdriverFormatter(logging.Formatter):
+    """Google Cloud Logging's special fields (``severity``, ``time`` in RFC 3339, ``message``),
+    so that Cloud Logging reads each line's level and time; a traceback goes inside ``message``,
+    where Error Reporting looks for it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        body = {
+            "severity": record.levelname,
+            "time": f"{stamp}.{int(record.created % 1 * 1_000_000):06d}Z",
+            "message": message,
+            "node": getattr(record, "node_id", ""),
+            "logger": record.name,
+        }
+        for key, value in vars(record).items():
+            if key not in _RESERVED:
+                body[key] = value if isinstance(value, str | int | float | bool) else repr(value)
+        return json.dumps(body)
+
+
 class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
@@ -51,8 +75,10 @@ class ConsoleFormatter(logging.Formatter):
 
 
 def setup(node_id: str, level: str, mode: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if mode == "json" else ConsoleFormatter())
+    formatters = {"json": JsonFormatter, "stackdriver": StackdriverFormatter}
+    # The Go server wrote stackdriver lines to stdout, the rest to stderr; log agents expect that.
+    handler = logging.StreamHandler(sys.stdout if mode == "stackdriver" else sys.stderr)
+    handler.setFormatter(formatters.get(mode, ConsoleFormatter)())
     handler.addFilter(_NodeFilter(node_id))
     root = logging.getLogger()
     root.handlers[:] = [handler]

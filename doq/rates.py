@@ -6,6 +6,12 @@ second with its own monotonic clock and reports, for each counter, its increase 
 divided by the time the window spans: the Go server's ``*_rps`` (an average over
 ``--queue.stats.window_side`` seconds), without per-node event counting.
 
+A queue that appears between two samples counts from zero totals at the earlier sample: it was
+created in between (or deleted and created again), so all it did is recent. Only the queues of
+the very first sample (a node starting) have no such baseline: their totals are history. (Queues
+that a restore or an installed snapshot brings in between two samples count as new, so their
+totals show as one burst for a window: rare, and visible rather than lost.)
+
 Pure given the clock handed in; the sampling task lives in the API's nursery.
 """
 
@@ -52,6 +58,7 @@ class Rates:
 
 
 ZERO_RATES = Rates()
+ZERO_TOTALS = Totals(0, 0, 0, 0)
 
 
 class RateTracker:
@@ -63,6 +70,7 @@ class RateTracker:
         self.window_s = window_s
         self._clock_s = clock_s
         self._samples: dict[str, collections.deque[tuple[float, Totals]]] = {}
+        self._last_observed_s: float | None = None  # None until the first sample
 
     def observe(self, infos: Iterable[QueueInfo]) -> None:
         now_s = self._clock_s()
@@ -74,6 +82,7 @@ class RateTracker:
             self._record(info.name, now_s, Totals.of(info))
         for gone in self._samples.keys() - seen:
             del self._samples[gone]
+        self._last_observed_s = now_s
 
     def rates(self, info: QueueInfo) -> Rates:
         """Increase of each total since the oldest sample inside the window, per second."""
@@ -96,8 +105,12 @@ class RateTracker:
     def _record(self, name: str, now_s: float, totals: Totals) -> None:
         samples = self._samples.get(name)
         if samples is None or (samples and not totals.never_below(samples[-1][1])):
-            # New queue, or deleted and created again: its totals started over.
+            # New queue, or deleted and created again: its totals started over, from zero, since
+            # the last sample, when it was not there (or was the queue before). Starting the
+            # window at this sample instead would miss whatever it did in its first second.
             samples = self._samples[name] = collections.deque()
+            if self._last_observed_s is not None:
+                samples.append((self._last_observed_s, ZERO_TOTALS))
         samples.append((now_s, totals))
         # Keep one sample at or before the window's start so the window is spanned in full.
         while len(samples) > 1 and samples[1][0] <= now_s - self.window_s:

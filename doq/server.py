@@ -235,8 +235,12 @@ class DoqNode:
     async def _ask_to_join(self, client: httpx.AsyncClient) -> None:
         assert self.raft is not None and self.service is not None
         s = self.settings
+        # A member restarted at another Raft address asks to be moved there: this node is the
+        # member, so nothing it cares for answers at the old address (the leader checks).
         if self.raft.is_leader:
-            await self.service.join(s.cluster__node_id, s.raft__address, s.advertised_http)
+            await self.service.join(
+                s.cluster__node_id, s.raft__address, s.advertised_http, replace_unreachable=True
+            )
             return
         target = s.cluster__join_addr
         if not target and self.discovery is not None:
@@ -246,7 +250,12 @@ class DoqNode:
             target = leader.http_address  # a member that moved: tell the leader directly
         if not target:
             raise ServiceError("no leader known yet and no --cluster.join_addr")
-        body = {"id": s.cluster__node_id, "addr": s.raft__address, "http_addr": s.advertised_http}
+        body = {
+            "id": s.cluster__node_id,
+            "addr": s.raft__address,
+            "http_addr": s.advertised_http,
+            "replace_unreachable": True,
+        }
         response = await client.post(f"http://{target}/API/v1/cluster/join", json=body)
         if response.status_code != 200:
             raise ServiceError(f"{target} answered {response.status_code}: {response.text[:200]}")

@@ -77,6 +77,7 @@ from doq.ids import (
     compose_id,
 )
 from doq.membership import encode_metadata, http_address, suffrage_name
+from doq.reachability import answers_at
 from doq.state.machine import QueueStateMachine
 from doq.state.results import NodeNumberAssigned, QueueInfo, RejectCode, Rejected, Result
 from raft_zmq.core.ready import ConfigChangeRejected, NotLeader, ProposalDropped, ProposalTooLarge
@@ -146,6 +147,27 @@ class MessageInput:
     id: int | None = None
     group: str = "default"
     metadata: dict[str, str] | None = None
+
+
+@attrs.frozen
+class NodeStatus:
+    """One node's own Raft figures (``role``: follower, candidate, leader, ...)."""
+
+    id: str
+    role: str
+    term: int
+    leader: str | None
+    commit_index: int
+    applied_index: int
+    last_index: int
+
+
+@attrs.frozen
+class Backup:
+    """A backup's bytes and its version: the Raft log index whose state it holds."""
+
+    index: int
+    data: bytes
 
 
 @attrs.frozen
@@ -274,6 +296,14 @@ class QueueService:
             raise RejectedError(found)
         return found
 
+    async def peek(self, queue: str, limit: int) -> list[Any]:
+        """Up to ``limit`` ready messages, taking none (the admin UI's view of a queue)."""
+        await self._read_barrier()
+        found = self.state.peek(queue, limit)
+        if isinstance(found, Rejected):
+            raise RejectedError(found)
+        return found
+
     async def ack(self, queue: str, message_id: int, delivery: int | None = None) -> Result:
         """``delivery``: the one a receipt names (refused when that delivery is over)."""
         return await self._write(Ack(await self._stamp(), queue, message_id, delivery))
@@ -326,13 +356,17 @@ class QueueService:
     # --- backup and restore --------------------------------------------------------------------
     async def backup(self) -> bytes:
         """A consistent snapshot of the queue state as of a linearizable point."""
+        return (await self.backup_at()).data
+
+    async def backup_at(self) -> Backup:
+        """``backup`` with the log index it holds everything up to (its version)."""
         await self._read_barrier()
         fd, path = tempfile.mkstemp(prefix="doq-backup-")
         os.close(fd)
         try:
-            await trio.to_thread.run_sync(self.state.snapshot, path)
+            index, _ = await trio.to_thread.run_sync(self.state.snapshot, path)
             with open(path, "rb") as f:
-                return f.read()
+                return Backup(index, f.read())
         finally:
             os.unlink(path)
 
@@ -361,10 +395,21 @@ class QueueService:
     def leader(self) -> ServerInfo | None:
         return next((s for s in self.servers() if s.is_leader), None)
 
-    async def join(self, node_id: str, raft_address: str, node_http: str | None) -> None:
-        """Add a server (as a non-voter first, promoted once caught up). Idempotent."""
+    async def join(
+        self,
+        node_id: str,
+        raft_address: str,
+        node_http: str | None,
+        *,
+        replace_unreachable: bool = False,
+    ) -> None:
+        """Add a server (as a non-voter first, promoted once caught up). Idempotent. An existing
+        member keeps its Raft address unless ``replace_unreachable`` says to move it and nothing
+        answers at its current one (doq/reachability.py); else the join is refused (409)."""
         self._require_leader()
         existing = self.raft.server(node_id)
+        if existing is not None and existing.address != raft_address:
+            await self._check_move(node_id, existing.address, raft_address, replace_unreachable)
         if node_http is None and existing is not None:
             node_http = http_address(existing)
         metadata = encode_metadata(node_http) if node_http else ""
@@ -376,6 +421,23 @@ class QueueService:
             raise RejectedError(Rejected(RejectCode.CONFLICT, str(exc))) from None
         except (LeadershipLost, NodeStopped) as exc:
             raise UnavailableError(str(exc)) from None
+
+    async def _check_move(
+        self, node_id: str, current: str, wanted: str, replace_unreachable: bool
+    ) -> None:
+        refusal = f"{node_id} is a member at {current}; a join with another address ({wanted})"
+        if not replace_unreachable:
+            raise RejectedError(
+                Rejected(
+                    RejectCode.CONFLICT,
+                    f"{refusal} is refused: remove it first, or, if it is gone for good from "
+                    "that address, join again with replace_unreachable: true",
+                )
+            )
+        if await answers_at(current):  # the leader's own address answers: it listens there
+            raise RejectedError(
+                Rejected(RejectCode.CONFLICT, f"{refusal} is refused: it answers at {current}")
+            )
 
     async def leave(self, node_id: str) -> None:
         self._require_leader()
@@ -389,6 +451,39 @@ class QueueService:
             raise RejectedError(Rejected(RejectCode.CONFLICT, str(exc))) from None
         except (LeadershipLost, NodeStopped) as exc:
             raise UnavailableError(str(exc)) from None
+
+    async def transfer_leadership(self, node_id: str) -> None:
+        """Ask this node, the leader, to hand over to voter ``node_id``; returns once asked (the
+        handover itself takes a round or two)."""
+        self._require_leader()
+        target = self.raft.server(node_id)
+        if target is None or suffrage_name(target) != "Voter":
+            raise RejectedError(
+                Rejected(RejectCode.CONFLICT, f"{node_id} is not a voter of this cluster")
+            )
+        if node_id == self.raft.node_id:
+            return  # already leads
+        try:
+            await self.raft.transfer_leadership(node_id)
+        except NotLeader as exc:
+            raise self._not_leader(exc.leader) from None
+        except NodeStopped as exc:
+            raise UnavailableError(str(exc)) from None
+
+    def node_status(self) -> NodeStatus:
+        """This node's own view of Raft: answered locally (the admin UI asks every member)."""
+        core = self.raft.core
+        if core is None:
+            raise UnavailableError("the node is not running")
+        return NodeStatus(
+            id=self.raft.node_id,
+            role=core.role.value,
+            term=core.term,
+            leader=core.leader,
+            commit_index=core.log.committed,
+            applied_index=self.raft.applied_index,
+            last_index=core.log.last_index(),
+        )
 
     async def publish_own_address(self) -> None:
         """Make sure the configuration holds this node's current HTTP address (the first node

@@ -26,11 +26,14 @@ from doq.api.fastpath import FastPath
 from doq.api.forwarding import Forwarder
 from doq.api.openapi import DoqOpenAPIProvider
 from doq.api.problems import install_error_handlers
+from doq.api.routes_admin import register_admin_routes
 from doq.api.routes_batch import register_batch_routes
 from doq.api.routes_cluster import register_cluster_routes
+from doq.api.routes_docs import register_docs_routes
 from doq.api.routes_messages import register_in_flight_routes, register_message_routes
 from doq.api.routes_ops import register_ops_routes
 from doq.api.routes_queues import register_queue_routes
+from doq.api.routes_ui import register_ui_routes
 from doq.api.serving import RequestMetrics
 from doq.api.settings import ApiSettings
 from doq.commands import Command
@@ -73,7 +76,7 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     QuartSchema(
         app,
         openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
+        swagger_ui_path=None,  # /docs is doq/api/routes_docs.py's, with no CDN
         redoc_ui_path=None,
         scalar_ui_path=None,
         info=Info(title=settings.title, version=settings.version),
@@ -104,6 +107,9 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     register_batch_routes(app, api)
     register_cluster_routes(app, api)
     register_ops_routes(app, api)
+    register_docs_routes(app, settings.title)
+    register_admin_routes(app, api)
+    register_ui_routes(app)
     if settings.fast_path:
         # Quart's own middleware hook: Hypercorn and the test client both call asgi_app.
         app.asgi_app = FastPath(app.asgi_app, api)  # type: ignore[method-assign]

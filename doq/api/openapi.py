@@ -23,6 +23,31 @@ from doq.api.schemas import ErrorModel
 from doq.commands import QUEUE_NAME_CHARS_MAX
 
 REF_TEMPLATE = "#/components/schemas/{name}"
+# The Go server's document (Huma) names the path parameters and operations so; SDKs generated from
+# either document get the same names. The routes keep their own parameter names (``<name>``).
+PATH_PARAMETER_NAMES = {"name": "queue_name", "message_id": "id"}
+_Q = "/API/v1/queues/{queue_name}"
+GO_OPERATION_IDS = {
+    ("post", "/API/v1/cluster/join"): "cluster-join",
+    ("post", "/API/v1/cluster/leave"): "cluster-leave",
+    ("get", "/API/v1/cluster/servers"): "cluster-servers",
+    ("post", "/db/backup"): "db-backup",
+    ("post", "/db/restore"): "db-restore",
+    ("post", "/API/v1/ids"): "generate-id",
+    ("post", "/API/v1/queues"): "create-queue",
+    ("get", "/API/v1/queues"): "queues",
+    ("put", _Q): "update-queue",
+    ("delete", _Q): "delete-queue",
+    ("get", _Q): "queue-info",
+    ("post", f"{_Q}/messages"): "enqueue",
+    ("get", f"{_Q}/messages"): "dequeue",
+    ("get", f"{_Q}/messages/{{id}}"): "get",
+    ("delete", f"{_Q}/messages/{{id}}"): "delete",
+    ("post", f"{_Q}/messages/{{id}}/ack"): "ack",
+    ("post", f"{_Q}/messages/{{id}}/nack"): "nack",
+    ("post", f"{_Q}/messages/{{id}}/touch"): "touch",
+    ("put", f"{_Q}/messages/{{id}}/priority"): "update-priority",
+}
 # A rule's "<converter(args):name>" parts; quart-schema's own pattern lets "[^:]*" run across an
 # earlier "<name>/", which garbles paths with a typed parameter after an untyped one.
 _RULE_PARAMETER = re.compile(r"<(?:[^:<>]*:)?([^<>]+)>")
@@ -70,7 +95,16 @@ class DoqOpenAPIProvider(OpenAPIProvider):
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
         ((_, operations),) = paths.items()
-        return {_RULE_PARAMETER.sub(r"{\1}", rule.rule): operations}, components
+        path = _RULE_PARAMETER.sub(_document_parameter, rule.rule)
+        for method, operation in operations.items():
+            operation["operationId"] = GO_OPERATION_IDS.get(
+                (method, path), operation["operationId"]
+            )
+        return {path: operations}, components
+
+    def operation_id(self, method: str, path: str, func: Any) -> str:
+        """doq's own operations: the handler's name in the Go server's style (``cluster-time``)."""
+        return str(getattr(func, "__name__", method)).replace("_", "-")
 
     def build_request_body(
         self, model: type[Any], source: DataSource
@@ -102,6 +136,7 @@ class DoqOpenAPIProvider(OpenAPIProvider):
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
         parameter = super().build_path_parameter(name, converter)
+        parameter["name"] = PATH_PARAMETER_NAMES.get(name, name)
         schema = parameter["schema"]
         if isinstance(converter, IntegerConverter):
             schema["minimum"] = 0
@@ -110,6 +145,10 @@ class DoqOpenAPIProvider(OpenAPIProvider):
         elif name == "name":
             schema.update(minLength=1, maxLength=QUEUE_NAME_CHARS_MAX)
         return parameter
+
+
+def _document_parameter(match: re.Match[str]) -> str:
+    return "{" + PATH_PARAMETER_NAMES.get(match[1], match[1]) + "}"
 
 
 def standalone_schema(document: dict[str, Any], name: str) -> dict[str, Any] | None:

@@ -40,8 +40,12 @@ def register_cluster_routes(app: Quart, api: ApiContext) -> None:
         """Add a node to the cluster
 
         addr is the joiner's Raft address; http_addr (doq's addition) its HTTP address. A node
-        that is already a member is left as it is (its HTTP address is updated when given)."""
-        await service.join(body.id, body.addr, body.http_addr)
+        that is already a member is left as it is (its HTTP address is updated when given). A
+        member's Raft address changes only with replace_unreachable: true (doq's addition) and
+        nothing answering at its current address; otherwise 409."""
+        await service.join(
+            body.id, body.addr, body.http_addr, replace_unreachable=body.replace_unreachable
+        )
         return json_response(
             JoinedBody(schema=schema_url("JoinedBody"), id=body.id, addr=body.addr)
         )

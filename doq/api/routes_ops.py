@@ -19,6 +19,11 @@ from doq.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from doq.state.results import StateRestored
 
 SCHEMA_NAME_CHARS_MAX = 128
+# doq's backup is a snapshot of LMDB, never a diff: an incremental one cannot be made.
+FULL_BACKUPS_ONLY = (
+    "expected 0: doq makes complete backups only (a snapshot of the whole state), so there is "
+    "no backup of what changed since a version"
+)
 
 
 def register_ops_routes(app: Quart, api: ApiContext) -> None:
@@ -32,10 +37,18 @@ def register_ops_routes(app: Quart, api: ApiContext) -> None:
     async def backup(body: BackupRequest) -> Response:
         """Download a consistent snapshot of the queue state (application/octet-stream)
 
-        since is accepted for compatibility; the snapshot is always complete."""
-        data = await service.backup()
-        headers = {"Content-Disposition": 'attachment; filename="doq-backup.db"'}
-        return Response(data, status=200, headers=headers, content_type="application/octet-stream")
+        Only complete backups exist: since must be 0, else 422. X-Last-Version (a header, sent
+        before the body) is the backup's version, the Raft log index whose state it holds."""
+        if body.since != 0:
+            raise validation_problem(FULL_BACKUPS_ONLY, "body.since", body.since)
+        taken = await service.backup_at()
+        headers = {
+            "Content-Disposition": 'attachment; filename="doq-backup.db"',
+            "X-Last-Version": str(taken.index),
+        }
+        return Response(
+            taken.data, status=200, headers=headers, content_type="application/octet-stream"
+        )
 
     @tag(["Operations"])
     @answers(StatusBody)
@@ -51,8 +64,13 @@ def register_ops_routes(app: Quart, api: ApiContext) -> None:
     @tag(["Operations"])
     @answers(StatusBody)
     async def livez() -> Response:
-        """200 while the process serves"""
+        """200 while the process serves (also at /healthz, the Go server's path)"""
         return json_response(StatusBody(schema=schema_url("StatusBody"), status="OK"))
+
+    @hide  # the same operation as /livez: one operation id in the document
+    async def healthz() -> Response:
+        """The Go server's Kubernetes liveness path, answered as /livez"""
+        return await livez()
 
     @tag(["Operations"])
     @answers(StatusBody)
@@ -94,6 +112,7 @@ def register_ops_routes(app: Quart, api: ApiContext) -> None:
     app.add_url_rule("/db/backup", view_func=backup, methods=["POST"])
     app.add_url_rule("/db/restore", view_func=restore, methods=["POST"])
     app.add_url_rule("/livez", view_func=livez, methods=["GET"])
+    app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
     if api.settings.prometheus_enabled:
         app.add_url_rule("/metrics", view_func=metrics, methods=["GET"])

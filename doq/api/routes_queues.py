@@ -7,6 +7,7 @@ from quart_schema import tag
 
 from doq.api.context import ApiContext
 from doq.api.links import schema_url
+from doq.api.queue_rules import check_new_queue_name, check_settings_for_type
 from doq.api.render import answers, fails, json_response, queue_info_body, settings_body
 from doq.api.schemas import (
     CreateQueueRequest,
@@ -42,11 +43,15 @@ def register_queue_routes(app: Quart, api: ApiContext) -> None:
     async def create_queue(body: CreateQueueRequest) -> Response:
         """Create a queue
 
-        Creating a queue that exists with the same type changes nothing and answers 200."""
+        Creating a queue that exists with the same type changes nothing and answers 200. A name
+        must round-trip through a URL path (no '/', not '.' or '..'), else 422; a delayed queue
+        takes no strategy nor max_unacked (409)."""
         settings = body.settings
+        queue_type = QueueType(body.type)
+        check_settings_for_type(queue_type, settings)
         result = await service.create_queue(
-            body.name,
-            QueueType(body.type),
+            check_new_queue_name(body.name),
+            queue_type,
             strategy=_strategy(settings),
             max_unacked=settings.max_unacked or 0,
             ack_timeout_s=settings.ack_timeout,
@@ -70,10 +75,13 @@ def register_queue_routes(app: Quart, api: ApiContext) -> None:
     async def update_queue(name: str, body: UpdateQueueRequest) -> Response:
         """Update a queue's settings
 
-        Settings left out keep their value; a strategy cannot change."""
+        Settings left out keep their value; a strategy cannot change; a delayed queue takes no
+        strategy nor max_unacked (409)."""
         settings = body.settings
+        # A type changes only by deleting the queue: its type now is its type as this applies.
+        check_settings_for_type((await service.queue_info(check_queue_name(name))).type, settings)
         result = await service.update_queue(
-            check_queue_name(name),
+            name,
             strategy=_strategy(settings),
             max_unacked=settings.max_unacked,
             ack_timeout_s=settings.ack_timeout,

@@ -163,6 +163,9 @@ class JoinRequest(_Request, kw_only=True):
     id: NodeId
     addr: Address
     http_addr: Address | None = None
+    # doq's addition: move an existing member to ``addr`` (409 unless nothing answers at its
+    # current Raft address); without it, a join with another address is refused (409).
+    replace_unreachable: bool = False
 
 
 class LeaveRequest(_Request, kw_only=True):

@@ -212,6 +212,10 @@ class QueueStateMachine:
         with self._env.begin() as txn:
             return due.earliest_deadlines_ms(txn, self._dbs)
 
+    def peek(self, queue: str, limit: int) -> list[StoredMessage] | Rejected:
+        with self._gate, self._env.begin() as txn:
+            return reads.peek(txn, self._dbs, queue, limit)
+
     def id_floor(self) -> int:
         """The largest generated message ID stored: a new leader seeds its generator above it."""
         with self._gate, self._env.begin() as txn:

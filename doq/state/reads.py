@@ -12,6 +12,7 @@ from typing import Any
 
 import lmdb
 
+from doq.commands import QueueType
 from doq.state.batch import Dbs, read_applied, read_meta
 from doq.state.layout import (
     ACTIVE_KEY,
@@ -85,6 +86,33 @@ def get_message(
     r = unpack_message(raw)
     message = Message(message_id, r.group, r.priority, r.content, r.metadata, r.deliveries)
     return StoredMessage(message, r.in_flight, r.deadline_ms if r.in_flight else None)
+
+
+def peek(txn: lmdb.Transaction, dbs: Dbs, queue: str, limit: int) -> list[StoredMessage] | Rejected:
+    """Up to ``limit`` ready messages in their index's order, without taking any: by priority on
+    a delayed queue (those whose time has not come included), group after group by priority on a
+    fair queue (which group a dequeue serves next is the strategy's choice, not shown here)."""
+    prefix = txn.get(name_digest(queue), db=dbs.queue_names)
+    if prefix is None:
+        return Rejected(RejectCode.QUEUE_NOT_FOUND, f"queue not found: {queue}")
+    record = unpack_queue(txn.get(prefix, db=dbs.queues))
+    delayed = record.type is QueueType.DELAYED
+    index, key_format = (dbs.delayed, DELAYED_KEY) if delayed else (dbs.fair, FAIR_KEY)
+    found: list[StoredMessage] = []
+    cursor = txn.cursor(index)
+    if limit <= 0 or not cursor.set_range(prefix):
+        return found
+    for key in cursor.iternext(keys=True, values=False):
+        if not key.startswith(prefix) or len(found) >= limit:
+            break
+        message_id = key_format.unpack(key)[-1]
+        r = unpack_message(txn.get(MESSAGE_KEY.pack(record.queue_id, message_id), db=dbs.messages))
+        found.append(
+            StoredMessage(
+                Message(message_id, r.group, r.priority, r.content, r.metadata), False, None
+            )
+        )
+    return found
 
 
 # --- the logical dump ----------------------------------------------------------------------------

@@ -81,9 +81,9 @@ async def test_a_disk_short_of_its_reserve_refuses_writes_with_507_and_keeps_rea
 async def test_the_openapi_document_names_507_for_writes_only(tmp_path):
     async with api_app(str(tmp_path)) as api:
         paths = (await (await api.client.get("/openapi.json")).get_json())["paths"]
-        assert "507" in paths["/API/v1/queues/{name}/messages"]["post"]["responses"]
-        assert "507" in paths["/API/v1/queues/{name}/messages"]["get"]["responses"]  # dequeue
-        assert "507" not in paths["/API/v1/queues/{name}"]["get"]["responses"]
+        assert "507" in paths["/API/v1/queues/{queue_name}/messages"]["post"]["responses"]
+        assert "507" in paths["/API/v1/queues/{queue_name}/messages"]["get"]["responses"]  # dequeue
+        assert "507" not in paths["/API/v1/queues/{queue_name}"]["get"]["responses"]
 
 
 async def test_a_node_whose_store_ran_out_of_room_refuses_writes_until_its_retry_succeeds(tmp_path):

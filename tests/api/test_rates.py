@@ -61,7 +61,8 @@ def test_a_recreated_queue_starts_over_instead_of_reporting_negative_rates():
     tracker.observe([info(enqueued=3)])  # deleted and created again: totals restarted
     clock.now_s += 1
     rates = tracker.rates(info(enqueued=5))
-    assert rates.enqueue_rps == pytest.approx(2)
+    # counted from zero at the sample before the new queue appeared: 5 in 2 s
+    assert rates.enqueue_rps == pytest.approx(2.5)
 
 
 def test_deleted_queues_are_forgotten_and_short_spans_report_zero():
@@ -77,3 +78,26 @@ def test_deleted_queues_are_forgotten_and_short_spans_report_zero():
 def test_the_window_must_be_positive():
     with pytest.raises(ValueError):
         RateTracker(0, Clock())
+
+
+def test_a_burst_right_after_a_queue_is_created_counts():
+    """Issue 11, §5: 4 enqueues in a new queue's first second used to read 0.0 for a window."""
+    clock = Clock()
+    tracker = RateTracker(10, clock)
+    tracker.observe([])  # the sampler ran before the queue existed
+    clock.now_s += 1
+    tracker.observe([info(enqueued=4)])  # created and 4 enqueues before this sample
+    clock.now_s += 0.5
+    assert tracker.rates(info(enqueued=4)).enqueue_rps == pytest.approx(4 / 1.5)
+    for _ in range(8):
+        clock.now_s += 1
+        tracker.observe([info(enqueued=4)])
+    assert tracker.rates(info(enqueued=4)).enqueue_rps == pytest.approx(4 / 9.5)
+
+
+def test_the_queues_of_a_starting_node_count_from_their_first_sample():
+    clock = Clock()
+    tracker = RateTracker(10, clock)
+    tracker.observe([info(enqueued=1000)])  # history, not a burst
+    clock.now_s += 1
+    assert tracker.rates(info(enqueued=1000)) == ZERO_RATES

@@ -1,0 +1,1 @@
+"""The admin web UI in a real browser (docs/ui.md)."""
