@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint clean-data browser
+.PHONY: run test lint clean-data browser grpc-code
 CHROMIUM ?= /usr/bin/chromium
 
 $(STAMP): pyproject.toml
@@ -44,3 +44,7 @@ lint: $(STAMP)
 
 clean-data:
 	rm -rf data
+
+## grpc-code: regenerate doq/grpc/doq_pb2.py and doq_pb2_grpc.py from doq/grpc/doq.proto
+grpc-code: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. doq/grpc/doq.proto

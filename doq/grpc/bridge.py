@@ -1,0 +1,149 @@
+"""grpcio's asyncio server, run in a thread of its own, and the portal from it into Trio.
+
+Why a bridge: doq runs on Trio, and the gRPC server with the generated code every client of the Go
+server's ``DOQ`` service already has is grpcio's, whose server runs on asyncio (or threads). The
+choice was measured against the other ways (docs/grpc.md, "Choosing the server library"). So the
+asyncio loop runs in one thread, and each call's work (a request to the node's own API,
+doq/grpc/rest.py) runs as a task in the node's Trio nursery:
+
+- ``TrioPortal.run`` schedules the Trio coroutine with the thread-safe ``TrioToken.run_sync_soon``
+  and awaits an asyncio future it settles (no thread per call, no polling);
+- a gRPC call cancelled by its client (or the server stopping) cancels the Trio task's scope,
+  so a waiting dequeue ends and takes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+import trio
+
+T = TypeVar("T")
+
+SERVER_STOP_GRACE_S = 1.0  # calls in flight when the node stops get this long
+
+
+class PortalClosed(Exception):
+    """The Trio side is gone (the node stopped): the call cannot be served."""
+
+
+class TrioPortal:
+    """Runs Trio coroutines in ``nursery`` on behalf of asyncio code in another thread."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken, nursery: trio.Nursery) -> None:
+        self._token = token
+        self._nursery = nursery
+
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        scope = trio.CancelScope()
+        try:
+            self._token.run_sync_soon(self._start, fn, args, future, loop, scope)
+        except trio.RunFinishedError:
+            raise PortalClosed("the node is stopping") from None
+        try:
+            return await future
+        except asyncio.CancelledError:
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(scope.cancel)
+            raise
+
+    def _start(self, fn: Any, args: Any, future: Any, loop: Any, scope: trio.CancelScope) -> None:
+        try:
+            self._nursery.start_soon(_settle, fn, args, future, loop, scope)
+        except RuntimeError:  # the nursery is closed: the node is stopping
+            _resolve(loop, future, None, PortalClosed("the node is stopping"))
+
+
+async def _settle(
+    fn: Callable[..., Awaitable[Any]],
+    args: Sequence[Any],
+    future: asyncio.Future[Any],
+    loop: asyncio.AbstractEventLoop,
+    scope: trio.CancelScope,
+) -> None:
+    result: Any = None
+    error: BaseException | None = PortalClosed("the call was cancelled")
+    with scope:
+        try:
+            result, error = await fn(*args), None
+        except Exception as exc:  # handed to the asyncio side, which answers the call
+            error = exc
+    _resolve(loop, future, result, error)
+
+
+def _resolve(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    result: Any,
+    error: BaseException | None,
+) -> None:
+    def settle() -> None:
+        if future.done():  # cancelled by the client meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for the answer
+        loop.call_soon_threadsafe(settle)
+
+
+class GrpcThread:
+    """One asyncio loop in a thread serving a grpcio server; ``start`` and ``stop`` from Trio."""
+
+    def __init__(
+        self,
+        address: str,
+        register: Callable[[grpc.aio.Server], None],
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        self.address = address
+        self.port: int | None = None  # the port bound (the address may say 0)
+        self._register = register
+        self._interceptors = tuple(interceptors)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: grpc.aio.Server | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="doq-grpc", daemon=True)
+
+    async def start(self) -> None:
+        self._thread.start()
+        await trio.to_thread.run_sync(self._started.wait)
+        if self._error is not None:
+            raise self._error
+
+    async def stop(self) -> None:
+        loop, server = self._loop, self._server
+        if loop is not None and server is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                asyncio.run_coroutine_threadsafe(server.stop(SERVER_STOP_GRACE_S), loop)
+        await trio.to_thread.run_sync(self._thread.join)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start(); the thread ends here
+            self._error = exc
+            self._started.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        # The one place for interceptors (auth and TLS, per call metrics): grpc.aio's own hook.
+        server = grpc.aio.server(interceptors=self._interceptors)
+        self._register(server)
+        self.port = server.add_insecure_port(self.address)
+        if self.port == 0:
+            raise OSError(f"cannot listen for gRPC on {self.address}")
+        await server.start()
+        self._server = server
+        self._started.set()
+        await server.wait_for_termination()
