@@ -5,9 +5,10 @@ each candidate in this process, every call answered by a Trio coroutine (as a no
 and loads it from a separate client process (grpcio's asyncio client, C calls in flight) for S
 seconds. Candidates:
 
-- ``grpcio-thread``: grpcio's asyncio server in a thread, calls bridged into Trio
+- ``grpcio-thread``: grpcio's asyncio server in a thread, calls bridged into Trio by the portal
+  of doq/grpc/bridge.py;
+- ``grpclib-thread``: grpclib (pure Python, asyncio only) in a thread, the same portal
   (doq/grpc/bridge.py: what doq runs);
-- ``grpclib-thread``: grpclib (pure Python, asyncio only) in a thread, the same bridge;
 - ``grpcio-asyncio``: grpcio's asyncio server answering in asyncio, no Trio: the ceiling the
   bridge is measured against.
 
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -36,6 +39,7 @@ from doq.grpc.bridge import GrpcThread, TrioPortal
 
 KINDS = ("grpcio-thread", "grpclib-thread", "grpcio-asyncio")
 METHOD = "/queue.DOQ/GenerateIDs"
+STOP_GRACE_S = 1.0
 
 
 class _Counter:
@@ -66,9 +70,8 @@ class _GrpcioAsyncio(pb_grpc.DOQServicer):
         return pb.GenerateIDsResponse(success=True, ids=[self.next_id])
 
 
-def _grpclib_thread(portal: TrioPortal, counter: _Counter) -> Callable[[], Any]:
+def _grpclib_servable(portal: TrioPortal, counter: _Counter) -> Any:
     import grpclib.const
-    import grpclib.server
 
     class Servable:
         def __mapping__(self) -> dict[str, Any]:
@@ -85,31 +88,59 @@ def _grpclib_thread(portal: TrioPortal, counter: _Counter) -> Callable[[], Any]:
             request = await stream.recv_message()
             await stream.send_message(await portal.run(counter.answer, request.number))
 
-    return lambda: grpclib.server.Server([Servable()])
+    return Servable()
 
 
-async def _serve_grpclib(
-    portal: TrioPortal, counter: _Counter, port: int, stop: trio.Event
-) -> None:
-    import threading
+class _GrpcioThread:
+    """One asyncio loop in a thread serving a grpcio server; ``start`` and ``stop`` from Trio."""
 
-    make = _grpclib_thread(portal, counter)
-    started = threading.Event()
-    holder: dict[str, Any] = {}
+    def __init__(
+        self,
+        address: str,
+        register: Callable[[grpc.aio.Server], None],
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        self.address = address
+        self.port: int | None = None  # the port bound (the address may say 0)
+        self._register = register
+        self._interceptors = tuple(interceptors)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: grpc.aio.Server | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="grpcio", daemon=True)
 
-    async def main() -> None:
-        server = make()
-        await server.start("127.0.0.1", port)
-        holder["loop"], holder["server"] = asyncio.get_running_loop(), server
-        started.set()
-        await server.wait_closed()
+    async def start(self) -> None:
+        self._thread.start()
+        await trio.to_thread.run_sync(self._started.wait)
+        if self._error is not None:
+            raise self._error
 
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    await trio.to_thread.run_sync(started.wait)
-    await stop.wait()
-    holder["loop"].call_soon_threadsafe(holder["server"].close)
-    await trio.to_thread.run_sync(thread.join)
+    async def stop(self) -> None:
+        loop, server = self._loop, self._server
+        if loop is not None and server is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                asyncio.run_coroutine_threadsafe(server.stop(STOP_GRACE_S), loop)
+        await trio.to_thread.run_sync(self._thread.join)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start(); the thread ends here
+            self._error = exc
+            self._started.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        server = grpc.aio.server(interceptors=self._interceptors)
+        self._register(server)
+        self.port = server.add_insecure_port(self.address)
+        if self.port == 0:
+            raise OSError(f"cannot listen for gRPC on {self.address}")
+        await server.start()
+        self._server = server
+        self._started.set()
+        await server.wait_for_termination()
 
 
 def _free_port() -> int:
@@ -122,26 +153,23 @@ def _free_port() -> int:
 async def _measure(kind: str, seconds: float, concurrency: int) -> dict[str, Any]:
     port = _free_port()
     counter = _Counter()
-    stop = trio.Event()
     async with trio.open_nursery() as nursery:
         portal = TrioPortal(trio.lowlevel.current_trio_token(), nursery)
-        thread: GrpcThread | None = None
+        thread: GrpcThread | _GrpcioThread
         if kind == "grpclib-thread":
-            nursery.start_soon(_serve_grpclib, portal, counter, port, stop)
+            thread = GrpcThread("127.0.0.1", port, [_grpclib_servable(portal, counter)])
         else:
             servicer = (
                 _GrpcioBridged(portal, counter) if kind == "grpcio-thread" else _GrpcioAsyncio()
             )
-            thread = GrpcThread(
+            thread = _GrpcioThread(
                 f"127.0.0.1:{port}", lambda s: pb_grpc.add_DOQServicer_to_server(servicer, s)
             )
-            await thread.start()
+        await thread.start()
         argv = [sys.executable, "-m", "doq.bench.grpc_servers", "--client", f"127.0.0.1:{port}"]
         argv += ["--seconds", str(seconds), "--concurrency", str(concurrency)]
         done = await trio.run_process(argv, capture_stdout=True)
-        stop.set()
-        if thread is not None:
-            await thread.stop()
+        await thread.stop()
         nursery.cancel_scope.cancel()
     result: dict[str, Any] = json.loads(done.stdout)
     return {"server": kind, **result}

@@ -1,10 +1,9 @@
-"""grpcio's asyncio server, run in a thread of its own, and the portal from it into Trio.
+"""grpclib's asyncio gRPC server, run in a thread of its own, and the portal from it into Trio.
 
-Why a bridge: doq runs on Trio, and the gRPC server with the generated code every client of the Go
-server's ``DOQ`` service already has is grpcio's, whose server runs on asyncio (or threads). The
-choice was measured against the other ways (docs/grpc.md, "Choosing the server library"). So the
-asyncio loop runs in one thread, and each call's work (a request to the node's own API,
-doq/grpc/rest.py) runs as a task in the node's Trio nursery:
+Why a bridge: doq runs on Trio, and the gRPC server chosen by measurement (docs/grpc.md, "Choosing
+the server library"), grpclib, runs on asyncio only. So its asyncio loop runs in one thread, and
+each call's work (a request to the node's own API, doq/grpc/rest.py) runs as a task in the
+node's Trio nursery:
 
 - ``TrioPortal.run`` schedules the Trio coroutine with the thread-safe ``TrioToken.run_sync_soon``
   and awaits an asyncio future it settles (no thread per call, no polling);
@@ -16,16 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-import grpc
+import grpclib.server
 import trio
 
 T = TypeVar("T")
 
-SERVER_STOP_GRACE_S = 1.0  # calls in flight when the node stops get this long
+ServerHook = Callable[[grpclib.server.Server], None]  # e.g. grpclib.events.listen(server, ...)
 
 
 class PortalClosed(Exception):
@@ -97,20 +97,17 @@ def _resolve(
 
 
 class GrpcThread:
-    """One asyncio loop in a thread serving a grpcio server; ``start`` and ``stop`` from Trio."""
+    """One asyncio loop in a thread serving a grpclib server; ``start`` and ``stop`` from Trio."""
 
     def __init__(
-        self,
-        address: str,
-        register: Callable[[grpc.aio.Server], None],
-        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        self, host: str, port: int, servables: Sequence[Any], hooks: Sequence[ServerHook] = ()
     ) -> None:
-        self.address = address
-        self.port: int | None = None  # the port bound (the address may say 0)
-        self._register = register
-        self._interceptors = tuple(interceptors)
+        self.host = host
+        self.port = port  # the port bound once started (it may be given as 0)
+        self._servables = tuple(servables)
+        self._hooks = tuple(hooks)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: grpc.aio.Server | None = None
+        self._server: grpclib.server.Server | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="doq-grpc", daemon=True)
@@ -123,9 +120,9 @@ class GrpcThread:
 
     async def stop(self) -> None:
         loop, server = self._loop, self._server
-        if loop is not None and server is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                asyncio.run_coroutine_threadsafe(server.stop(SERVER_STOP_GRACE_S), loop)
+        if loop is not None and server is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed already
+                loop.call_soon_threadsafe(server.close)
         await trio.to_thread.run_sync(self._thread.join)
 
     def _main(self) -> None:
@@ -137,13 +134,14 @@ class GrpcThread:
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
-        # The one place for interceptors (auth and TLS, per call metrics): grpc.aio's own hook.
-        server = grpc.aio.server(interceptors=self._interceptors)
-        self._register(server)
-        self.port = server.add_insecure_port(self.address)
-        if self.port == 0:
-            raise OSError(f"cannot listen for gRPC on {self.address}")
-        await server.start()
+        server = grpclib.server.Server(self._servables)
+        # The one place for what runs before every call (authentication, TLS checks, metrics):
+        # grpclib's server events (a RecvRequest listener may refuse a call with a GRPCError).
+        for hook in self._hooks:
+            hook(server)
+        listener = socket.create_server((self.host, self.port), reuse_port=False)
+        self.port = listener.getsockname()[1]  # the port bound when 0 was asked for
+        await server.start(sock=listener)
         self._server = server
         self._started.set()
-        await server.wait_for_termination()
+        await server.wait_closed()

@@ -2,19 +2,18 @@
 
 The node (doq/server.py) starts ``GrpcServer.run`` in its nursery after the HTTP API, with the same
 ASGI application Hypercorn serves: every call is that application's answer (doq/grpc/rest.py).
-``interceptors`` is the one place where gRPC interceptors go (authentication, TLS checks, per call
-metrics): grpc.aio's own hook, applied to every call.
+``hooks`` is the one place for what runs before every call (authentication, TLS checks, per call
+metrics): each is handed the grpclib server and subscribes to its events (``grpclib.events.listen``
+with ``RecvRequest``, whose listener may refuse a call by raising ``GRPCError``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import grpc
 import trio
 
-from doq.grpc import doq_pb2_grpc as pb_grpc
-from doq.grpc.bridge import GrpcThread, TrioPortal
+from doq.grpc.bridge import GrpcThread, ServerHook, TrioPortal
 from doq.grpc.rest import Asgi, RestClient
 from doq.grpc.servicer import DoqServicer
 
@@ -25,25 +24,22 @@ class GrpcServer:
         address: str,
         app: Asgi,
         http_host: str,
-        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        hooks: Sequence[ServerHook] = (),
     ) -> None:
-        self.address = address
+        host, _, port = address.rpartition(":")
+        self.host = host.strip("[]") or "0.0.0.0"
+        self.port = int(port)
         self._rest = RestClient(app, http_host)
-        self._interceptors = tuple(interceptors)
+        self._hooks = tuple(hooks)
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; ``started`` with the port bound."""
         async with trio.open_nursery() as nursery:
             portal = TrioPortal(trio.lowlevel.current_trio_token(), nursery)
             servicer = DoqServicer(portal, self._rest)
-            thread = GrpcThread(
-                self.address,
-                lambda server: pb_grpc.add_DOQServicer_to_server(servicer, server),
-                self._interceptors,
-            )
+            thread = GrpcThread(self.host, self.port, [servicer], self._hooks)
             await thread.start()
             try:
-                assert thread.port is not None
                 task_status.started(thread.port)
                 await trio.sleep_forever()
             finally:

@@ -1,8 +1,10 @@
 """The Go server's ``DOQ`` gRPC service: each call made as its REST request (doq/grpc/rest.py).
 
-Runs on the gRPC thread's asyncio loop; the REST request runs in Trio through the portal
-(doq/grpc/bridge.py). Answers are the REST answers in the service's messages; errors are gRPC
-status codes (doq/grpc/status.py), not the Go server's ``Unknown``.
+Runs on the gRPC thread's asyncio loop (grpclib's server, doq/grpc/bridge.py); the REST request
+runs in Trio through the portal. Answers are the REST answers in the service's messages; errors
+are gRPC status codes (doq/grpc/status.py), not the Go server's ``Unknown``. The handlers are
+mapped from the service's descriptor in the generated doq_pb2.py, so every method of the proto is
+served by the method of the same name here.
 
 DequeueStream keeps the Go server's protocol: the client's first request names the queue and
 ``ack``; the server sends one message for each request the client sends (the first included),
@@ -12,20 +14,32 @@ stream is woken by the same events as a waiting REST dequeue, never by polling.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
+from grpclib.const import Cardinality, Handler, Status
+from grpclib.server import Stream
 
 from doq.grpc import doq_pb2 as pb
-from doq.grpc import doq_pb2_grpc as pb_grpc
 from doq.grpc.bridge import PortalClosed, TrioPortal
 from doq.grpc.rest import RestAnswer, RestClient, segment
 from doq.grpc.status import EMPTY_QUEUE_STATUS, status_of
 from doq.longpoll import WAIT_S_MAX
 
 QUEUES = "/API/v1/queues"
-Context = grpc.aio.ServicerContext
+SERVICE = pb.DESCRIPTOR.services_by_name["DOQ"]
+Unary = Callable[[Any], Awaitable[Any]]
+
+
+class CallFailed(Exception):
+    """End the call with this status (and trailing metadata: Retry-After)."""
+
+    def __init__(self, status: Status, detail: str, trailers: tuple[tuple[str, str], ...] = ()):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.trailers = trailers
 
 
 def _messages(queue: str) -> str:
@@ -97,142 +111,159 @@ def _enqueue_json(request: pb.EnqueueRequest) -> dict[str, Any]:
     return body
 
 
-class DoqServicer(pb_grpc.DOQServicer):
+class DoqServicer:
+    """grpclib's servable: ``__mapping__`` names a handler for each method of ``queue.DOQ``."""
+
     def __init__(self, portal: TrioPortal, rest: RestClient) -> None:
         self._portal = portal
         self._rest = rest
 
+    def __mapping__(self) -> dict[str, Handler]:
+        handlers = {}
+        for method in SERVICE.methods:
+            implementation = getattr(self, method.name)
+            streaming = method.client_streaming or method.server_streaming
+            handlers[f"/{SERVICE.full_name}/{method.name}"] = Handler(
+                implementation if streaming else _unary(implementation),
+                Cardinality.STREAM_STREAM if streaming else Cardinality.UNARY_UNARY,
+                getattr(pb, method.input_type.name),
+                getattr(pb, method.output_type.name),
+            )
+        return handlers
+
     async def _call(
         self,
-        context: Context,
         method: str,
         path: str,
         *,
         query: str = "",
         body: Any = None,
-        conflict: grpc.StatusCode = grpc.StatusCode.FAILED_PRECONDITION,
+        conflict: Status = Status.FAILED_PRECONDITION,
     ) -> Any:
-        """The REST answer's JSON body, or the call ends with the status the answer maps to."""
-        answer = await self._answer(context, method, path, query=query, body=body)
+        """The REST answer's JSON body; raises ``CallFailed`` with the status it maps to."""
+        answer = await self._answer(method, path, query=query, body=body)
         if answer.status >= 400:
-            await _abort(context, answer, conflict)
+            raise CallFailed(*status_of(answer, conflict))
         return answer.json()
 
     async def _answer(
-        self, context: Context, method: str, path: str, *, query: str = "", body: Any = None
+        self, method: str, path: str, *, query: str = "", body: Any = None
     ) -> RestAnswer:
         try:
-            return await self._portal.run(self._call_rest, method, path, query, body)
+            call = functools.partial(self._rest.call, method, path, query=query, body=body)
+            return await self._portal.run(call)
         except PortalClosed as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            raise AssertionError("abort raises") from None
-
-    async def _call_rest(self, method: str, path: str, query: str, body: Any) -> RestAnswer:
-        return await self._rest.call(method, path, query=query, body=body)
+            raise CallFailed(Status.UNAVAILABLE, str(exc)) from None
 
     # --- ids and queues -------------------------------------------------------------------------
-    async def GenerateIDs(self, request: Any, context: Context) -> Any:
-        body = await self._call(context, "POST", "/API/v1/ids", body={"number": request.number})
+    async def GenerateIDs(self, request: Any) -> Any:
+        body = await self._call("POST", "/API/v1/ids", body={"number": request.number})
         return pb.GenerateIDsResponse(success=True, ids=[int(i) for i in body["ids"]])
 
-    async def CreateQueue(self, request: Any, context: Context) -> Any:
-        body = {
-            "name": request.name,
-            "type": request.type,
-            "settings": _settings_json(request.settings),
-        }
-        await self._call(
-            context, "POST", QUEUES, body=body, conflict=grpc.StatusCode.ALREADY_EXISTS
-        )
+    async def CreateQueue(self, request: Any) -> Any:
+        settings = _settings_json(request.settings)
+        body = {"name": request.name, "type": request.type, "settings": settings}
+        await self._call("POST", QUEUES, body=body, conflict=Status.ALREADY_EXISTS)
         return pb.CreateQueueResponse(success=True)
 
-    async def UpdateQueue(self, request: Any, context: Context) -> Any:
+    async def UpdateQueue(self, request: Any) -> Any:
         body = {"settings": _settings_json(request.settings)}
-        await self._call(context, "PUT", f"{QUEUES}/{segment(request.name)}", body=body)
+        await self._call("PUT", f"{QUEUES}/{segment(request.name)}", body=body)
         return pb.UpdateQueueResponse(success=True)
 
-    async def DeleteQueue(self, request: Any, context: Context) -> Any:
-        await self._call(context, "DELETE", f"{QUEUES}/{segment(request.name)}")
+    async def DeleteQueue(self, request: Any) -> Any:
+        await self._call("DELETE", f"{QUEUES}/{segment(request.name)}")
         return pb.DeleteQueueResponse(success=True)
 
-    async def GetQueue(self, request: Any, context: Context) -> Any:
-        return _queue_pb(await self._call(context, "GET", f"{QUEUES}/{segment(request.name)}"))
+    async def GetQueue(self, request: Any) -> Any:
+        return _queue_pb(await self._call("GET", f"{QUEUES}/{segment(request.name)}"))
 
-    async def GetQueues(self, request: Any, context: Context) -> Any:
-        body = await self._call(context, "GET", QUEUES)
+    async def GetQueues(self, request: Any) -> Any:
+        body = await self._call("GET", QUEUES)
         queues = [q for q in body["queues"] if not request.type or q["type"] == request.type]
         return pb.GetQueuesResponse(queues=[_queue_pb(q) for q in queues])
 
     # --- messages -------------------------------------------------------------------------------
-    async def Enqueue(self, request: Any, context: Context) -> Any:
-        body = await self._call(
-            context, "POST", _messages(request.queueName), body=_enqueue_json(request)
-        )
+    async def Enqueue(self, request: Any) -> Any:
+        body = await self._call("POST", _messages(request.queueName), body=_enqueue_json(request))
         return pb.EnqueueResponse(**_message_fields(request.queueName, body))
 
-    async def EnqueueStream(
-        self, request_iterator: AsyncIterator[Any], context: Context
-    ) -> AsyncIterator[Any]:
-        async for request in request_iterator:
-            yield await self.Enqueue(request, context)
+    async def EnqueueStream(self, stream: Stream[Any, Any]) -> None:
+        """One answer for each request, in order; the first failure ends the call."""
+        try:
+            async for request in stream:
+                await stream.send_message(await self.Enqueue(request))
+        except CallFailed as failed:
+            await _fail(stream, failed)
 
-    async def Dequeue(self, request: Any, context: Context) -> Any:
+    async def Dequeue(self, request: Any) -> Any:
         query = f"ack={'true' if request.ack else 'false'}"
-        body = await self._call(context, "GET", _messages(request.queueName), query=query)
+        body = await self._call("GET", _messages(request.queueName), query=query)
         return pb.DequeueResponse(**_message_fields(request.queueName, body))
 
-    async def DequeueStream(
-        self, request_iterator: AsyncIterator[Any], context: Context
-    ) -> AsyncIterator[Any]:
+    async def DequeueStream(self, stream: Stream[Any, Any]) -> None:
         first = None
-        async for request in request_iterator:
-            first = first or request  # the Go server's protocol: the first names the queue
-            yield await self._dequeue_waiting(first, context)
+        try:
+            async for request in stream:
+                first = first or request  # the Go server's protocol: the first names the queue
+                await stream.send_message(await self._dequeue_waiting(first))
+        except CallFailed as failed:
+            await _fail(stream, failed)
 
-    async def _dequeue_waiting(self, request: Any, context: Context) -> Any:
+    async def _dequeue_waiting(self, request: Any) -> Any:
         query = f"ack={'true' if request.ack else 'false'}&wait={WAIT_S_MAX}"
         path = _messages(request.queueName)
         while True:  # each round is held on the leader until a message is ready or the wait ends
-            answer = await self._answer(context, "GET", path, query=query)
+            answer = await self._answer("GET", path, query=query)
             if answer.status == EMPTY_QUEUE_STATUS:
                 continue
             if answer.status >= 400:
-                await _abort(context, answer, grpc.StatusCode.FAILED_PRECONDITION)
+                raise CallFailed(*status_of(answer, Status.FAILED_PRECONDITION))
             return pb.DequeueResponse(**_message_fields(request.queueName, answer.json()))
 
-    async def Get(self, request: Any, context: Context) -> Any:
-        body = await self._call(context, "GET", _message(request.queueName, request.id))
+    async def Get(self, request: Any) -> Any:
+        body = await self._call("GET", _message(request.queueName, request.id))
         return pb.GetResponse(**_message_fields(request.queueName, body))
 
-    async def Delete(self, request: Any, context: Context) -> Any:
-        await self._call(context, "DELETE", _message(request.queueName, request.id))
+    async def Delete(self, request: Any) -> Any:
+        await self._call("DELETE", _message(request.queueName, request.id))
         return pb.DeleteResponse(success=True)
 
-    async def Ack(self, request: Any, context: Context) -> Any:
-        await self._call(context, "POST", f"{_message(request.queueName, request.id)}/ack")
+    async def Ack(self, request: Any) -> Any:
+        await self._call("POST", f"{_message(request.queueName, request.id)}/ack")
         return pb.AckResponse(success=True)
 
-    async def Nack(self, request: Any, context: Context) -> Any:
+    async def Nack(self, request: Any) -> Any:
         body: dict[str, Any] = {"priority": request.priority}
         if request.metadata:
             body["metadata"] = dict(request.metadata)
-        await self._call(
-            context, "POST", f"{_message(request.queueName, request.id)}/nack", body=body
-        )
+        await self._call("POST", f"{_message(request.queueName, request.id)}/nack", body=body)
         return pb.NackResponse(success=True)
 
-    async def UpdatePriority(self, request: Any, context: Context) -> Any:
+    async def UpdatePriority(self, request: Any) -> Any:
         path = f"{_message(request.queueName, request.id)}/priority"
-        await self._call(context, "PUT", path, body={"priority": request.priority})
+        await self._call("PUT", path, body={"priority": request.priority})
         return pb.UpdatePriorityResponse(success=True)
 
-    async def Touch(self, request: Any, context: Context) -> Any:
-        await self._call(context, "POST", f"{_message(request.queueName, request.id)}/touch")
+    async def Touch(self, request: Any) -> Any:
+        await self._call("POST", f"{_message(request.queueName, request.id)}/touch")
         return pb.TouchResponse(success=True)
 
 
-async def _abort(context: Context, answer: RestAnswer, conflict: grpc.StatusCode) -> None:
-    code, detail, trailers = status_of(answer, conflict)
-    if trailers:
-        context.set_trailing_metadata(trailers)
-    await context.abort(code, detail)
+def _unary(implementation: Unary) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
+    async def handle(stream: Stream[Any, Any]) -> None:
+        request = await stream.recv_message()
+        try:
+            response = await implementation(request)
+        except CallFailed as failed:
+            await _fail(stream, failed)
+            return
+        await stream.send_message(response)
+
+    return handle
+
+
+async def _fail(stream: Stream[Any, Any], failed: CallFailed) -> None:
+    await stream.send_trailing_metadata(
+        status=failed.status, status_message=failed.detail, metadata=failed.trailers or None
+    )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 import msgspec
+from grpclib.const import Status
 
 from doq.grpc.rest import RestAnswer
 
@@ -18,18 +18,18 @@ EMPTY_QUEUE_STATUS = 400  # the REST dequeue's answer for an empty queue (its on
 DETAIL_CHARS_MAX = 1000  # a status message longer than this is cut
 
 _CODES = {
-    400: grpc.StatusCode.FAILED_PRECONDITION,  # the queue is empty
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.INVALID_ARGUMENT,  # larger than one log entry may be: never accepted
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    503: grpc.StatusCode.UNAVAILABLE,  # no leader in time, or forwarding off: names the leader
-    507: grpc.StatusCode.RESOURCE_EXHAUSTED,  # the leader's disk is short of its reserve
+    400: Status.FAILED_PRECONDITION,  # the queue is empty
+    404: Status.NOT_FOUND,
+    413: Status.INVALID_ARGUMENT,  # larger than one log entry may be: never accepted
+    422: Status.INVALID_ARGUMENT,
+    503: Status.UNAVAILABLE,  # no leader in time, or forwarding off: names the leader
+    507: Status.RESOURCE_EXHAUSTED,  # the leader's disk is short of its reserve
 }
 
 
 def status_of(
-    answer: RestAnswer, conflict: grpc.StatusCode
-) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
+    answer: RestAnswer, conflict: Status
+) -> tuple[Status, str, tuple[tuple[str, str], ...]]:
     """``conflict``: the code of a 409, which depends on the call (ALREADY_EXISTS for a queue that
     exists with another type, FAILED_PRECONDITION for a delivery that is over)."""
     if answer.status == 409:
@@ -37,9 +37,9 @@ def status_of(
     elif answer.status in _CODES:
         code = _CODES[answer.status]
     elif answer.status < 500:
-        code = grpc.StatusCode.INVALID_ARGUMENT
+        code = Status.INVALID_ARGUMENT
     else:
-        code = grpc.StatusCode.INTERNAL
+        code = Status.INTERNAL
     trailers = tuple(
         ("retry-after", value.decode("latin-1"))
         for name, value in answer.headers
