@@ -103,3 +103,30 @@ async def test_errors_are_grpc_status_codes(tmp_path):
         finally:
             client.close()
             node.stop()
+
+
+async def test_a_dequeue_stream_cancelled_while_waiting_takes_nothing(tmp_path):
+    settings = node_settings(str(tmp_path), "solo")
+    node = DoqNode(settings)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await ready(settings)
+        client = Client(settings.grpc__address)
+        waits = node._app.app.doq.waits
+        try:
+            await client.call("CreateQueue", pb.CreateQueueRequest(name="q", type="delayed"))
+            asks = iter([pb.DequeueRequest(queueName="q", ack=True)])
+            stream = client.stub.DequeueStream(asks, timeout=30)
+            with trio.fail_after(10):
+                while waits.waiting("q") == 0:  # held on the leader: the queue is empty
+                    await trio.sleep(0.01)
+            stream.cancel()
+            with trio.fail_after(10):
+                while waits.waiting("q") > 0:  # the cancellation reached the waiting request
+                    await trio.sleep(0.01)
+            await client.call("Enqueue", pb.EnqueueRequest(queueName="q", content="kept"))
+            info = await client.call("GetQueue", pb.GetQueueRequest(name="q"))
+            assert (info.ready, info.total) == (1, 1)
+        finally:
+            client.close()
+            node.stop()
