@@ -130,3 +130,19 @@ async def test_a_dequeue_stream_cancelled_while_waiting_takes_nothing(tmp_path):
         finally:
             client.close()
             node.stop()
+
+
+async def test_an_open_client_channel_does_not_hold_up_shutdown(tmp_path):
+    settings = node_settings(str(tmp_path), "solo")
+    node = DoqNode(settings)
+    client = Client(settings.grpc__address)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            await ready(settings)
+            await client.call("GetQueues", pb.GetQueuesRequest())  # the channel is connected
+            stopped_at = trio.current_time()
+            node.stop()
+        assert trio.current_time() - stopped_at < 3
+    finally:
+        client.close()
