@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## run: start a local 3-node cluster (HTTP 8001-8003, Raft 9001-9003, data under ./data); Ctrl-C stops it
+## run: start a local 3-node cluster (HTTP 8001-8003, Raft 9001-9003, gRPC 10001-10003, data under ./data); Ctrl-C stops it
 run: $(STAMP)
 	$(PY) -m doq devcluster --nodes 3 --data-dir data
 

@@ -12,6 +12,9 @@ generated stub, 100-byte messages), messages per second and p50/p99 latency of e
   call before the stream is asked for the next (latency: from the ask to the ack's answer), until
   S seconds pass or every message enqueued before is consumed.
 
+A call that fails is counted in the phase's ``errors`` by status code; a failed unary call is
+followed by the next, a failed stream ends that stream.
+
 The queue is deleted at the end. Run it beside ``doq bench http`` on the same cluster to compare.
 """
 
@@ -42,6 +45,11 @@ class Phase:
         self.name = name
         self.latencies_s: list[float] = []
         self.elapsed_s = 0.0
+        self.errors: dict[str, int] = {}  # status code name: calls that ended with it
+
+    def failed(self, error: grpc.aio.AioRpcError) -> None:
+        name = error.code().name
+        self.errors[name] = self.errors.get(name, 0) + 1
 
     def report(self) -> dict[str, Any]:
         done = sorted(self.latencies_s)
@@ -51,6 +59,7 @@ class Phase:
             "messages_per_s": round(len(done) / self.elapsed_s) if self.elapsed_s else 0,
             "p50_ms": _percentile_ms(done, 0.5),
             "p99_ms": _percentile_ms(done, 0.99),
+            "errors": dict(self.errors),
         }
 
 
@@ -61,8 +70,17 @@ def _percentile_ms(done: list[float], fraction: float) -> float | None:
 
 
 async def _timed(phase: Phase, workers: Sequence[Callable[[], Awaitable[None]]]) -> Phase:
+    """Run the workers; a call that fails (a leader lost on a busy machine) is counted in
+    ``errors`` and ends that worker's call or stream, not the benchmark."""
+
+    async def counted(worker: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await worker()
+        except grpc.aio.AioRpcError as error:
+            phase.failed(error)
+
     started = time.monotonic()
-    await asyncio.gather(*(worker() for worker in workers))
+    await asyncio.gather(*(counted(worker) for worker in workers))
     phase.elapsed_s = time.monotonic() - started
     return phase
 
@@ -74,9 +92,14 @@ async def unary_enqueue(stub: Any, queue: str, streams: int, seconds: float) -> 
     async def caller() -> None:
         while time.monotonic() < ends_at:
             started = time.perf_counter()
-            await stub.Enqueue(
-                pb.EnqueueRequest(queueName=queue, content=MESSAGE_CONTENT), timeout=CALL_TIMEOUT_S
-            )
+            try:
+                await stub.Enqueue(
+                    pb.EnqueueRequest(queueName=queue, content=MESSAGE_CONTENT),
+                    timeout=CALL_TIMEOUT_S,
+                )
+            except grpc.aio.AioRpcError as error:
+                phase.failed(error)
+                continue
             phase.latencies_s.append(time.perf_counter() - started)
 
     return await _timed(phase, [caller] * streams)
@@ -160,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for report in reports:
         print(
             f"{report['phase']:>20}: {report['messages_per_s']:>7} messages/s  "
-            f"p50 {report['p50_ms']} ms  p99 {report['p99_ms']} ms  ({report['messages']})"
+            f"p50 {report['p50_ms']} ms  p99 {report['p99_ms']} ms  ({report['messages']}, "
+            f"errors {report['errors'] or 0})"
         )
     if args.json:
         print(json.dumps({"streams": args.streams, "seconds": args.seconds, "phases": reports}))
