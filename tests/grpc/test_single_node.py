@@ -9,6 +9,7 @@ import trio
 from doq.grpc import doq_pb2 as pb
 from doq.server import DoqNode
 
+from ..support import free_port
 from .support import Client, node_settings, ready
 
 S = pb.QueueSettings
@@ -146,3 +147,26 @@ async def test_an_open_client_channel_does_not_hold_up_shutdown(tmp_path):
         assert trio.current_time() - stopped_at < 3
     finally:
         client.close()
+
+
+async def test_no_leader_in_time_is_unavailable_with_retry_after(tmp_path):
+    # A node told to join an address where nobody listens never learns a leader: a call waits
+    # for one until the request's deadline, then is UNAVAILABLE, with REST's Retry-After.
+    settings = node_settings(
+        str(tmp_path),
+        "lonely",
+        cluster__join_addr=f"127.0.0.1:{free_port()}",
+        http__request_timeout=0.5,
+    )
+    node = DoqNode(settings)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        client = Client(settings.grpc__address)
+        try:
+            error = await client.error("GetQueues", pb.GetQueuesRequest())
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            assert "no leader" in error.details()
+            assert ("retry-after", "1") in tuple(error.trailing_metadata())
+        finally:
+            client.close()
+            node.stop()
