@@ -8,7 +8,9 @@ node's Trio nursery:
 - ``TrioPortal.run`` schedules the Trio coroutine with the thread-safe ``TrioToken.run_sync_soon``
   and awaits an asyncio future it settles (no thread per call, no polling);
 - a gRPC call cancelled by its client (or the server stopping) cancels the Trio task's scope,
-  so a waiting dequeue ends and takes nothing.
+  so a waiting dequeue stops waiting (and, cancelled while it waits, takes nothing);
+- a Trio task cancelled from the Trio side (the node stopping) still settles its future, so no
+  gRPC call waits for an answer that will not come.
 """
 
 from __future__ import annotations
@@ -69,13 +71,15 @@ async def _settle(
     scope: trio.CancelScope,
 ) -> None:
     result: Any = None
-    error: BaseException | None = PortalClosed("the call was cancelled")
-    with scope:
-        try:
-            result, error = await fn(*args), None
-        except Exception as exc:  # handed to the asyncio side, which answers the call
-            error = exc
-    _resolve(loop, future, result, error)
+    error: BaseException | None = PortalClosed("the call was cancelled or the node is stopping")
+    try:
+        with scope:
+            try:
+                result, error = await fn(*args), None
+            except Exception as exc:  # handed to the asyncio side, which answers the call
+                error = exc
+    finally:  # also when the node's nursery is cancelled: the call must not wait forever
+        _resolve(loop, future, result, error)
 
 
 def _resolve(
