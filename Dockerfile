@@ -42,12 +42,12 @@ RUN groupadd --system --gid 10001 doq \
 ENV PATH=/opt/doq/bin:${PATH} \
     DOQ_STORAGE_DATA_DIR=/data \
     DOQ_HTTP_PORT=8000 \
+    DOQ_GRPC_ADDRESS=0.0.0.0:10000 \
     DOQ_LOGGING_MODE=json
 VOLUME ["/data"]
 WORKDIR /data
 USER 10001:10001
-# 8000: the HTTP API; 9000: Raft between nodes; 10000: gRPC, planned (--grpc.address), not yet
-# served by this version: exposed now so that deployments need no change when it comes.
+# 8000: the HTTP API; 9000: Raft between nodes; 10000: the Go server's gRPC service (docs/grpc.md).
 EXPOSE 8000 9000 10000
 # Docker and Compose use this; Kubernetes ignores it and probes /livez and /readyz itself.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint clean-data browser
+.PHONY: run test lint clean-data browser grpc-code
 CHROMIUM ?= /usr/bin/chromium
 
 $(STAMP): pyproject.toml
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## run: start a local 3-node cluster (HTTP 8001-8003, Raft 9001-9003, data under ./data); Ctrl-C stops it
+## run: start a local 3-node cluster (HTTP 8001-8003, Raft 9001-9003, gRPC 10001-10003, data under ./data); Ctrl-C stops it
 run: $(STAMP)
 	$(PY) -m doq devcluster --nodes 3 --data-dir data
 
@@ -44,3 +44,7 @@ lint: $(STAMP)
 
 clean-data:
 	rm -rf data
+
+## grpc-code: regenerate doq/grpc/doq_pb2.py and doq_pb2_grpc.py from doq/grpc/doq.proto
+grpc-code: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. doq/grpc/doq.proto

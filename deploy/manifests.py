@@ -23,7 +23,7 @@ import yaml
 
 HTTP_PORT = 8000
 RAFT_PORT = 9000
-GRPC_PORT = 10000  # planned (--grpc.address); exposed now so manifests need no change later
+GRPC_PORT = 10000  # the Go server's gRPC service (--grpc.address, docs/grpc.md)
 DATA_DIR = "/data"
 TERMINATION_GRACE_S = 90  # above doq/kubernetes/prestop.py's LEAVE_WAIT_S_MAX (60 s)
 
@@ -170,6 +170,7 @@ def _container(c: DeployConfig) -> dict[str, Any]:
             {"name": "DOQ_CLUSTER_LEADER_SERVICE", "value": c.name},
             {"name": "DOQ_STORAGE_DATA_DIR", "value": DATA_DIR},
             {"name": "DOQ_HTTP_PORT", "value": str(HTTP_PORT)},
+            {"name": "DOQ_GRPC_ADDRESS", "value": f"0.0.0.0:{GRPC_PORT}"},
         ],
         "ports": [
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},

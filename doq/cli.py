@@ -6,6 +6,8 @@ doq repair --storage.data_dir D --cluster.node_id N --cluster.join_addr H     re
 doq devcluster [--nodes 3] [--data-dir data]                                  a local cluster
 doq bench state [...]                                                         state machine
 doq bench http --url URL [...]                                                HTTP load
+doq bench grpc --address HOST:PORT [...]                                      gRPC load
+doq bench grpc-servers [...]                                                  gRPC libraries
 doq prestop                                                                   Kubernetes preStop
 """
 
@@ -127,9 +129,18 @@ def _bench(args: list[str]) -> int:
         from doq.bench import http
 
         return http.main(args[1:])
+    if args[:1] == ["grpc"]:
+        from doq.bench import grpc
+
+        return grpc.main(args[1:])
+    if args[:1] == ["grpc-servers"]:
+        from doq.bench import grpc_servers
+
+        return grpc_servers.main(args[1:])
     if args[:1] == ["compare"]:
         from doq.bench import compare
 
         return compare.main(args[1:])
-    print("usage: doq bench state|http|compare [options]  (each takes --help)", file=sys.stderr)
+    usage = "usage: doq bench state|http|grpc|grpc-servers|compare [options]  (each takes --help)"
+    print(usage, file=sys.stderr)
     return 2

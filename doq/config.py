@@ -83,6 +83,8 @@ class Settings:
     http__advertise: str = ""  # the HTTP host:port other nodes use; default: raft host + port
     http__max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
     http__request_timeout: float = attrs.field(default=10.0, validator=_positive)
+    # The Go server's gRPC service (doq/grpc, docs/grpc.md) on host:port; None: not served.
+    grpc__address: str | None = None
     http__fast_path: bool = True  # enqueue/dequeue served in front of Quart (doq/api/fastpath.py)
     raft__address: str = "localhost:9000"  # where Raft listens and what peers dial
     raft__tick_ms: int = attrs.field(default=50, validator=_positive)
@@ -98,7 +100,6 @@ class Settings:
     # The Go server's settings that have no effect here (doq/goflags.py says why for each): they
     # are accepted, so that its command lines and config files start a node, and one warning at
     # start-up names those that were given. None: not given.
-    grpc__address: str | None = None
     raft__apply_timeout: int | None = None
     profiling__enabled: bool | None = None
     profiling__port: int | None = None

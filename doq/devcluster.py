@@ -1,6 +1,7 @@
 """``doq devcluster``: a local cluster for development, one process per node on 127.0.0.1.
 
-Node i listens for HTTP on 8000 + i and for Raft on 9000 + i and keeps its data under
+Node i listens for HTTP on 8000 + i, for Raft on 9000 + i and for gRPC on 10000 + i (the Go
+server's service, docs/grpc.md) and keeps its data under
 ``<data-dir>/node-i``. Node 1 bootstraps the cluster; the others join through it. Ctrl-C (or
 SIGTERM) stops every node gracefully and waits for them; a node that does not stop in time is
 killed. The children run in their own sessions, so the terminal's Ctrl-C reaches only this process,
@@ -20,6 +21,7 @@ import httpx
 
 HTTP_PORT_BASE = 8000
 RAFT_PORT_BASE = 9000
+GRPC_PORT_BASE = 10000
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -35,7 +37,13 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
 
 
 def start_node(
-    node: int, data_dir: str, http_port: int, raft_port: int, join_port: int | None, log_level: str
+    node: int,
+    data_dir: str,
+    http_port: int,
+    raft_port: int,
+    join_port: int | None,
+    log_level: str,
+    grpc_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start node-<node> as a child process in its own session (stop it with ``stop_all``)."""
     argv = [sys.executable, "-m", "doq", "--cluster.node_id", f"node-{node}"]
@@ -43,13 +51,21 @@ def start_node(
     argv += ["--raft.address", f"{HOST}:{raft_port}", "--logging.level", log_level]
     if join_port is not None:
         argv += ["--cluster.join_addr", f"{HOST}:{join_port}"]
+    if grpc_port is not None:
+        argv += ["--grpc.address", f"{HOST}:{grpc_port}"]
     return subprocess.Popen(argv, start_new_session=True)
 
 
 def _start(node: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
     join = HTTP_PORT_BASE + 1 if node > 1 else None
     return start_node(
-        node, args.data_dir, HTTP_PORT_BASE + node, RAFT_PORT_BASE + node, join, args.log_level
+        node,
+        args.data_dir,
+        HTTP_PORT_BASE + node,
+        RAFT_PORT_BASE + node,
+        join,
+        args.log_level,
+        GRPC_PORT_BASE + node,
     )
 
 

@@ -16,7 +16,6 @@ from typing import Any
 _BADGER = "Badger tuning: doq keeps its state in LMDB, which has no such knob"
 
 NO_EFFECT: dict[str, str] = {
-    "grpc.address": "gRPC is not served yet: clients use the REST API (docs/compatibility.md)",
     "raft.apply_timeout": "a request's whole deadline, Raft round included, is "
     "--http.request_timeout",
     "profiling.enabled": "Go's pprof endpoints have no Python equivalent here",

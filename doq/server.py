@@ -73,6 +73,8 @@ class DoqNode:
         self.http_port: int | None = None  # the port actually bound (settings may say 0)
         self._shutdown = trio.Event()
         self._http_scope = trio.CancelScope()
+        self.grpc_port: int | None = None  # the gRPC port bound, when --grpc.address is given
+        self._grpc_scope = trio.CancelScope()
         self._app: _InFlight | None = None
 
     def stop(self) -> None:
@@ -108,6 +110,11 @@ class DoqNode:
                 http_done = trio.Event()
                 bound: list[str] = await nursery.start(self._serve_http, app, http_done)
                 self.http_port = int(bound[0].rsplit(":", 1)[1])
+                grpc_done = trio.Event()
+                if s.grpc__address:
+                    self.grpc_port = await nursery.start(self._serve_grpc, app, grpc_done)
+                else:
+                    grpc_done.set()
                 nursery.start_soon(self._keep_membership)
                 nursery.start_soon(probe_peer_clocks, self.service)
                 if self.leader_endpoint is not None:
@@ -122,6 +129,8 @@ class DoqNode:
                 task_status.started()
                 await self._shutdown.wait()
                 api_app.doq.waits.close()  # waiting dequeues end now (503, nothing taken)
+                self._grpc_scope.cancel()  # its calls in flight get the server's stop grace
+                await grpc_done.wait()
                 # Hypercorn now refuses new connections; the requests in flight finish (Raft
                 # keeps running meanwhile, so their writes complete). Idle keep-alive
                 # connections would hold Hypercorn for its whole graceful timeout, so once
@@ -198,6 +207,26 @@ class DoqNode:
                 await serve(  # type: ignore[arg-type]
                     app, config, shutdown_trigger=self._shutdown.wait, task_status=task_status
                 )
+        finally:
+            done.set()
+
+    async def _serve_grpc(
+        self,
+        app: Any,
+        done: trio.Event,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The Go server's gRPC service, each call answered by ``app`` (docs/grpc.md)."""
+        from doq.grpc.server import GrpcServer  # grpcio is loaded only by a node that serves it
+
+        address = self.settings.grpc__address
+        assert address is not None
+        assert self.service is not None
+        server = GrpcServer(address, app, self.service.http_address)
+        try:
+            with self._grpc_scope:
+                await server.run(task_status=task_status)
         finally:
             done.set()
 
