@@ -1,0 +1,48 @@
+"""``AsyncClient`` has ``Client``'s surface and works under Trio and under asyncio (anyio)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import trio
+
+from doq.client import AsyncClient, Client, QueueEmpty
+
+
+def test_the_async_client_has_every_method_of_the_blocking_one():
+    def public(cls):
+        return {n for n, v in inspect.getmembers(cls) if not n.startswith("_") and callable(v)}
+
+    assert public(Client) - {"close"} == public(AsyncClient) - {"aclose"}
+
+
+async def _round_trip(url: str, queue: str) -> list[str]:
+    async with AsyncClient(url) as client:
+        await client.create_queue(queue, ack_timeout=30)
+        await client.enqueue_many(queue, ["a", "b"])
+        sent = await client.enqueue(queue, "c")
+        assert not sent.duplicate
+        seen = []
+        async for msg in client.consume(queue, prefetch=2, wait=0.5):
+            seen.append(msg.content)
+            await msg.ack()
+            if len(seen) == 3:
+                break
+        try:
+            await client.dequeue(queue)
+        except QueueEmpty:
+            seen.append("empty")
+        return seen
+
+
+async def test_under_trio(node):
+    assert await _round_trip(node.url, "async-trio") == ["a", "b", "c", "empty"]
+
+
+def test_under_asyncio(node):
+    assert asyncio.run(_round_trip(node.url, "async-asyncio")) == ["a", "b", "c", "empty"]
+
+
+def test_under_trio_run(node):
+    assert trio.run(_round_trip, node.url, "async-trio-run") == ["a", "b", "c", "empty"]
