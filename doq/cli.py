@@ -7,6 +7,7 @@ doq devcluster [--nodes 3] [--data-dir data]                                  a 
 doq bench state [...]                                                         state machine
 doq bench http --url URL [...]                                                HTTP load
 doq prestop                                                                   Kubernetes preStop
+doq worker MODULE:HANDLER --queue Q [--concurrency 16]                       the worker runtime
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(args[1:])
     if args[:1] == ["repair"]:
         return repair.main(args[1:])
+    if args[:1] == ["worker"]:
+        from doq.worker import cli as worker_cli
+
+        return worker_cli.main(args[1:])
     if args[:1] == ["prestop"]:
         from doq.kubernetes import prestop
 
