@@ -8,6 +8,8 @@ doq bench state [...]                                                         st
 doq bench http --url URL [...]                                                HTTP load
 doq prestop                                                                   Kubernetes preStop
 doq worker MODULE:HANDLER --queue Q [--concurrency 16]                       the worker runtime
+doq queues|send|recv|ack|nack|touch|get|delete|cluster|backup|restore ...     the client
+                                                                              (each takes --help)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from doq import cmd as client_commands
 from doq import config, goflags, logs, repair
 from raft_zmq.storage import StorageCorruptError
 
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)  # the subcommands; then the node's flags, from its own parser
     if args[:1] == ["devcluster"]:
         from doq import devcluster
 
@@ -40,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(args[1:])
     if args[:1] == ["repair"]:
         return repair.main(args[1:])
+    if args[:1] and args[0] in client_commands.COMMANDS:
+        from doq.cmd import main as client_main
+
+        return client_main.main(args)
     if args[:1] == ["worker"]:
         from doq.worker import cli as worker_cli
 

@@ -84,7 +84,7 @@ async def test_a_retry_waits_its_backoff_on_a_delayed_queue(node):
         failed.set()
         raise ValueError("no")
 
-    settings = WorkerSettings("w-backoff", poll_wait_s=0.2, retry=RetryPolicy(5, 3600.0))
+    settings = WorkerSettings("w-backoff", poll_wait_s=0.2, retry=RetryPolicy(5, 3600.0, 3600.0))
     await _run(node, handler, settings, lambda w: w.stats.failed == 1)
     with Client(node.url) as c:
         back = c.get_message("w-backoff", sent.id)
