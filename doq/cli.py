@@ -6,6 +6,7 @@ doq repair --storage.data_dir D --cluster.node_id N --cluster.join_addr H     re
 doq devcluster [--nodes 3] [--data-dir data]                                  a local cluster
 doq bench state [...]                                                         state machine
 doq bench http --url URL [...]                                                HTTP load
+doq bench worker [--url URL] [...]                                            worker runtime
 doq prestop                                                                   Kubernetes preStop
 doq worker MODULE:HANDLER --queue Q [--concurrency 16]                       the worker runtime
 doq queues|send|recv|ack|nack|touch|get|delete|cluster|backup|restore ...     the client
@@ -145,5 +146,11 @@ def _bench(args: list[str]) -> int:
         from doq.bench import compare
 
         return compare.main(args[1:])
-    print("usage: doq bench state|http|compare [options]  (each takes --help)", file=sys.stderr)
+    if args[:1] == ["worker"]:
+        from doq.bench import worker
+
+        return worker.main(args[1:])
+    print(
+        "usage: doq bench state|http|compare|worker [options]  (each takes --help)", file=sys.stderr
+    )
     return 2
