@@ -128,13 +128,14 @@ async def _serve(
             group.start_soon(_signals, worker)
             if show_progress:
                 group.start_soon(_progress, worker.stats)
+            code = 0
             try:
                 await worker.run()
             except Exception as exc:
                 logging.getLogger("doq.worker").error("the worker failed: %s", exc)
-                return 1
-            group.cancel_scope.cancel()
-    return 0
+                code = 1
+            group.cancel_scope.cancel()  # the signal receiver and the progress line
+    return code
 
 
 async def _signals(worker: Worker) -> None:

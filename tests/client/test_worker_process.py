@@ -101,3 +101,12 @@ def test_a_second_signal_exits_at_once(tmp_path, node):
         assert proc.wait(timeout=10) == 130
     finally:
         _stop(proc)
+
+
+def test_a_queue_that_does_not_exist_ends_the_worker_with_status_1(tmp_path, node):
+    proc = _start(tmp_path, node, "p-missing")
+    try:
+        assert proc.wait(timeout=WAIT_S) == 1
+        assert b"queue" in proc.stderr.read()
+    finally:
+        _stop(proc)
