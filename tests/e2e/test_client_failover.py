@@ -4,6 +4,7 @@ fails over and its retried enqueues carry the same ID), and typed errors cross a
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -98,3 +99,25 @@ def test_kill_9_of_the_leader_while_sending_leaves_every_acknowledged_message_on
     assert len(delivered) == len(set(delivered)), "a message is in the queue twice"
     acknowledged = {c for p in producers for c in p.acknowledged}
     assert acknowledged <= set(delivered), "an acknowledged message was lost"
+
+
+def test_cluster_transfer_and_leave_from_the_command_line(cluster, capsys):
+    """Runs after the kill -9 test: one node is dead; leadership moves to the other survivor and
+    the dead node leaves, so the two that are alive are the whole cluster."""
+    from doq.cli import main
+
+    alive = [n for n in cluster.nodes if n.alive]
+    dead = [n for n in cluster.nodes if not n.alive]
+    servers = [arg for n in alive for arg in ("--server", n.url)]
+    leader = cluster.leader(among=alive)
+    other = next(n for n in alive if n is not leader)
+    assert main(["cluster", "transfer", other.id, *servers]) == 0
+    wait_for(lambda: cluster.leader(among=alive) is other, 30, "the transfer")
+    for node in dead:
+        assert main(["cluster", "leave", node.id, *servers]) == 0
+    capsys.readouterr()
+    assert main(["cluster", "status", "-o", "json", *servers]) == 0
+    members = json.loads(capsys.readouterr().out)
+    assert sorted(m["id"] for m in members) == sorted(n.id for n in alive)
+    assert [m["id"] for m in members if m["is_leader"]] == [other.id]
+    assert main(["cluster", "leave", *servers]) == 2  # which node?
