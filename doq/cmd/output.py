@@ -26,7 +26,7 @@ EXIT_UNAVAILABLE = 7  # no node answered, or none had a leader, within the retri
 EXIT_NO_ROOM = 8  # the leader's disk is below its reserve (507)
 EXIT_REFUSED = 9  # offline: the data directory belongs to a running node
 
-OUTPUTS = ("table", "json", "jsonl")
+OUTPUTS = ("table", "text", "json", "jsonl")  # text: the Go CLI's name for the table
 
 
 def exit_code_for(exc: errors.DoqError) -> int:

@@ -61,7 +61,7 @@ def test_offline_get_and_restore_on_a_stopped_node_and_refusal_on_a_live_one(tmp
         "get", "messages", "-q", "emails", str(sent[2].id), "--data-dir", str(copy), "-o", "json"
     )
     assert json.loads(out)[0]["content"] == "c"
-    code, out, _ = _doq("get", "queues", "--data-dir", str(copy))
+    code, out, _ = _doq("get", "queues", "--data-dir", str(copy), "-o", "text")
     assert code == 0 and "emails" in out and out.splitlines()[0].split()[0] == "name"
 
     code, out, _ = _doq("restore", "-f", str(backup), "--data-dir", str(copy), "-o", "json")
