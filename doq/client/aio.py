@@ -130,9 +130,16 @@ class AsyncClient(Operations):
     ) -> AsyncIterator[Delivery]:
         """``async for msg in client.consume(queue):`` as ``Client.consume``."""
         count = consume_batch_size(prefetch)
-        while True:
-            for message in await self._next_batch(queue, count, wait):
-                yield Delivery.of(self, queue, message)
+        held: list[Any] = []
+        try:
+            while True:
+                held = await self._next_batch(queue, count, wait)
+                while held:
+                    yield Delivery.of(self, queue, held.pop(0))
+        finally:
+            if held:  # runs when the iterator is closed (``aclose()``, or its finalizer)
+                with anyio.CancelScope(shield=True):
+                    await self.nack_many(queue, held)
 
     async def _next_batch(self, queue: str, count: int, wait: float) -> list[Any]:
         """The consumer's source of messages: a long poll, until the streaming endpoint exists."""

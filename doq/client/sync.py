@@ -133,11 +133,18 @@ class Client(Operations):
     def consume(self, queue: str, *, prefetch: int = 64, wait: float = 20.0) -> Iterator[Delivery]:
         """Messages of ``queue`` as they come, forever (``break`` to stop): each one in flight
         until you ``ack()``, ``nack()`` it or its ack deadline passes; ``touch()`` extends it.
-        Fetched by long polls of up to ``prefetch`` messages (docs/api.md)."""
+        Fetched by long polls of up to ``prefetch`` messages (docs/api.md); those fetched and
+        not yet handed out when the loop ends are given back at once, not at their deadline."""
         count = consume_batch_size(prefetch)
-        while True:
-            for message in self._next_batch(queue, count, wait):
-                yield Delivery.of(self, queue, message)
+        held: list[Any] = []
+        try:
+            while True:
+                held = self._next_batch(queue, count, wait)
+                while held:
+                    yield Delivery.of(self, queue, held.pop(0))
+        finally:
+            if held:  # fetched but never handed out (the loop ended): back to the queue now
+                self.nack_many(queue, held)
 
     def _next_batch(self, queue: str, count: int, wait: float) -> list[Any]:
         """The consumer's source of messages: a long poll. The streaming endpoint, once the

@@ -46,3 +46,17 @@ def test_under_asyncio(node):
 
 def test_under_trio_run(node):
     assert trio.run(_round_trip, node.url, "async-trio-run") == ["a", "b", "c", "empty"]
+
+
+async def test_an_async_consumer_closed_gives_back_what_it_had_not_handed_out(node):
+    from contextlib import aclosing
+
+    async with AsyncClient(node.url) as client:
+        await client.create_queue("async-prefetch", ack_timeout=600)
+        await client.enqueue_many("async-prefetch", ["1", "2", "3"])
+        async with aclosing(client.consume("async-prefetch", prefetch=3, wait=0.5)) as consumer:
+            async for delivery in consumer:
+                await delivery.ack()
+                break
+        info = await client.queue("async-prefetch")
+    assert (info.ready, info.unacked) == (2, 0)

@@ -141,3 +141,14 @@ def test_the_consumer_iterator_takes_acks_and_nacks_with_receipts(client):
             break
     assert sorted(seen) == ["1", "2", "2", "3"]
     assert client.queue("q-consume").total == 0
+
+
+def test_messages_prefetched_but_not_handed_out_go_back_when_the_loop_ends(client):
+    client.create_queue("q-prefetch", ack_timeout=600)
+    client.enqueue_many("q-prefetch", ["1", "2", "3"])
+    consumer = client.consume("q-prefetch", prefetch=3, wait=0.5)
+    first = next(consumer)
+    first.ack()
+    consumer.close()
+    info = client.queue("q-prefetch")
+    assert (info.ready, info.unacked) == (2, 0)
