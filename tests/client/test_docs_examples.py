@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from .test_async_client import in_own_thread
 
 DOC = Path(__file__).parents[2] / "docs" / "client.md"
 _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -28,11 +28,16 @@ def test_the_python_examples_run(node, monkeypatch, tmp_path):
     monkeypatch.setenv("DOQ_SERVERS", node.url)
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "docs_client_examples"}
-    for number, block in enumerate(_blocks("python"), 1):
-        try:
-            exec(compile(block, f"docs/client.md python block {number}", "exec"), namespace)
-        except Exception as exc:  # pragma: no cover - the failure message
-            pytest.fail(f"python block {number} of docs/client.md failed: {exc!r}\n{block}")
+
+    def run_all() -> None:
+        for number, block in enumerate(_blocks("python"), 1):
+            code = compile(block, f"docs/client.md python block {number}", "exec")
+            try:
+                exec(code, namespace)
+            except Exception as exc:
+                raise AssertionError(f"python block {number} of docs/client.md failed") from exc
+
+    in_own_thread(run_all)  # the examples call asyncio.run, which unsets the thread's loop
 
 
 def test_the_shell_examples_run(node, tmp_path):
