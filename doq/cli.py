@@ -8,20 +8,26 @@ doq bench state [...]                                                         st
 doq bench http --url URL [...]                                                HTTP load
 doq bench grpc --address HOST:PORT [...]                                      gRPC load
 doq bench grpc-servers [...]                                                  gRPC libraries
+doq bench worker [--url URL] [...]                                            worker runtime
 doq prestop                                                                   Kubernetes preStop
+doq worker MODULE:HANDLER --queue Q [--concurrency 16]                       the worker runtime
+doq queues|send|recv|ack|nack|touch|get|delete|cluster|backup|restore ...     the client
+                                                                              (each takes --help)
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
 
+from doq import cmd as client_commands
 from doq import config, goflags, logs, repair
 from raft_zmq.storage import StorageCorruptError
 
@@ -33,6 +39,8 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)  # the subcommands; then the node's flags, from its own parser
     if args[:1] == ["devcluster"]:
         from doq import devcluster
 
@@ -41,6 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(args[1:])
     if args[:1] == ["repair"]:
         return repair.main(args[1:])
+    if args[:1] and args[0] in client_commands.COMMANDS:
+        from doq.cmd import main as client_main
+
+        return client_main.main(args)
+    if args[:1] == ["worker"]:
+        from doq.worker import cli as worker_cli
+
+        return worker_cli.main(args[1:])
     if args[:1] == ["prestop"]:
         from doq.kubernetes import prestop
 
@@ -120,27 +136,22 @@ async def _stop_on_signals(node: object) -> None:
             node.stop()  # type: ignore[attr-defined]
 
 
+# `doq bench MODE`: the module of doq.bench that measures it (imported only when asked for).
+BENCH_MODULES = {
+    "state": "state",
+    "http": "http",
+    "grpc": "grpc",
+    "grpc-servers": "grpc_servers",
+    "compare": "compare",
+    "worker": "worker",
+}
+
+
 def _bench(args: list[str]) -> int:
-    if args[:1] == ["state"]:
-        from doq.bench import state
-
-        return state.main(args[1:])
-    if args[:1] == ["http"]:
-        from doq.bench import http
-
-        return http.main(args[1:])
-    if args[:1] == ["grpc"]:
-        from doq.bench import grpc
-
-        return grpc.main(args[1:])
-    if args[:1] == ["grpc-servers"]:
-        from doq.bench import grpc_servers
-
-        return grpc_servers.main(args[1:])
-    if args[:1] == ["compare"]:
-        from doq.bench import compare
-
-        return compare.main(args[1:])
-    usage = "usage: doq bench state|http|grpc|grpc-servers|compare [options]  (each takes --help)"
-    print(usage, file=sys.stderr)
-    return 2
+    module = BENCH_MODULES.get(args[0]) if args else None
+    if module is None:
+        modes = "|".join(BENCH_MODULES)
+        print(f"usage: doq bench {modes} [options]  (each takes --help)", file=sys.stderr)
+        return 2
+    main: Callable[[list[str]], int] = importlib.import_module(f"doq.bench.{module}").main
+    return main(args[1:])
