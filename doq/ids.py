@@ -58,7 +58,8 @@ def id_unix_ms(message_id: int) -> int:
 def node_number_for(node_id: str) -> int:
     """A node number (0..ID_NODE_MAX) hashed from a node ID string. Two node IDs can map to the
     same number (``node-9`` and ``node-16`` do), so doq's service does not use it: it assigns
-    numbers through the log. Only the simulator's service (simulations/service.py) still does."""
+    numbers through the log. Only the simulator's service
+    (simulations/actors/service.py) still does."""
     return zlib.crc32(node_id.encode()) & ID_NODE_MAX
 
 

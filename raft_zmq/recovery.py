@@ -1,5 +1,6 @@
 """What a starting node does before it builds its core, the same in production (raft_zmq/node.py)
-and in the simulator (simulations/node.py): bring the state machine up to the log's start, and
+and in the simulator
+(simulations/actors/node.py): bring the state machine up to the log's start, and
 pick the snapshot to stream to lagging followers.
 
 The snapshot store may hold files that the log never adopted: a snapshot received from a leader

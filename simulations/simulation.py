@@ -2,7 +2,8 @@
 
 The run has three phases. For ``time_s`` of virtual time the clients work and the fault schedule
 strikes, while the Raft and replica checkers watch every event. Then every fault heals and the
-cluster must show it is live (simulations/liveness.py). Last, the end checks: every replica holds
+cluster must show it is live
+(simulations/checkers/liveness.py). Last, the end checks: every replica holds
 the same state, every acknowledged enqueue is accounted for, and each queue's client history is
 linearizable. The first violation stops the run; it is reported with the seed, the invariant and
 the trace lines before it. Any exception is a finding too (the core's and the state machine's
@@ -28,27 +29,20 @@ from doq.state.results import Enqueued
 from raft_zmq.core.ready import CoreOptions, SoftState
 from raft_zmq.core.types import ClusterConfig, Entry, Server
 from simulations import plants as plant_list
-from simulations.clients import Client, QueueSpec
-from simulations.clock import NodeClock
-from simulations.disk import CompletedWrite, PendingWrite
-from simulations.faults import FaultScheduler
-from simulations.history import History, OpRecord
-from simulations.linearizability import HistoryOp, SearchResult, check, result_key
-from simulations.liveness import LIVENESS_BOUND_S, Prober, cluster_settled, describe_nodes
-from simulations.loop import US_PER_S, EventLoop
-from simulations.model import Call, QueueKind
-from simulations.network import Packet, SimNetwork
-from simulations.node import SimNode
-from simulations.profile import Profile, draw_profile
-from simulations.queue_safety import (
+from simulations.actors.clients import Client, QueueSpec
+from simulations.actors.node import SimNode
+from simulations.actors.service import SimService
+from simulations.checkers.history import History, OpRecord
+from simulations.checkers.linearizability import HistoryOp, SearchResult, check, result_key
+from simulations.checkers.liveness import LIVENESS_BOUND_S, Prober, cluster_settled, describe_nodes
+from simulations.checkers.model import Call, QueueKind
+from simulations.checkers.queue_safety import (
     STATE_DIGEST_STRIDE,
     QueueSafety,
     ReplicaAgreement,
     state_digest,
 )
-from simulations.raft_safety import RaftSafety, Violation
-from simulations.rng import derive
-from simulations.service import SimService
+from simulations.checkers.raft_safety import RaftSafety, Violation
 from simulations.trace import Trace
 from simulations.wire import (
     ClientRequest,
@@ -66,6 +60,13 @@ from simulations.wire import (
     Outcome,
     describe_op,
 )
+from simulations.world.clock import NodeClock
+from simulations.world.disk import CompletedWrite, PendingWrite
+from simulations.world.faults import FaultScheduler
+from simulations.world.loop import US_PER_S, EventLoop
+from simulations.world.network import Packet, SimNetwork
+from simulations.world.profile import Profile, draw_profile
+from simulations.world.rng import derive
 
 DEFAULT_TIME_S = 20.0
 QUEUES = (QueueSpec("delayed", fair=False), QueueSpec("fair", fair=True))
@@ -114,7 +115,7 @@ class RunResult:
 
 
 class _Observer:
-    """Connects the nodes' events to the checkers (simulations/node.py's NodeObserver)."""
+    """Connects the nodes' events to the checkers (simulations/actors/node.py's NodeObserver)."""
 
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
@@ -402,7 +403,8 @@ class Simulation:
 
     def _modelled(self, record: OpRecord) -> HistoryOp | None:
         """One operation for the linearizability check: as the client saw it, or resolved from
-        the committed log when the client never learnt its outcome (simulations/history.py)."""
+        the committed log when the client never learnt its outcome
+        (simulations/checkers/history.py)."""
         if record.outcome is Outcome.FAILED:
             return None  # definitely not done
         label = f"#{record.request_id} {record.client} {describe_op(record.op)}"

@@ -1,6 +1,7 @@
 """The driver's logic, without I/O: everything between the consensus core and the world that is
-the same in production (raft_zmq/node.py, under Trio) and in the simulator (simulations/node.py,
-under virtual time). This is the split etcd makes between ``RawNode`` and ``node.go``: the shells
+the same in production (raft_zmq/node.py, under Trio) and in the simulator
+(simulations/actors/node.py, under virtual time). This is the split etcd makes between
+``RawNode`` and ``node.go``: the shells
 only send, persist, apply and wait; what to feed the core, what a Ready means for the proposals
 and reads waiting on it, when to snapshot and compact, and the snapshot streams' bookkeeping are
 decided here, once (docs/raft.md, "The driver").

@@ -16,11 +16,11 @@ import random
 from collections import Counter
 from collections.abc import Callable
 
-from simulations.loop import US_PER_MS, EventLoop
-from simulations.network import SimNetwork
-from simulations.node import SNAPSHOT_RESTORE_US, SimNode
-from simulations.profile import FaultProfile
+from simulations.actors.node import SNAPSHOT_RESTORE_US, SimNode
 from simulations.trace import Trace
+from simulations.world.loop import US_PER_MS, EventLoop
+from simulations.world.network import SimNetwork
+from simulations.world.profile import FaultProfile
 
 PARTITION_MIN_MS = 100
 DISCONNECT_MIN_MS = 20  # a young leader cut off comes back soon: it may win again with what it has

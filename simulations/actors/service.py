@@ -34,9 +34,7 @@ from doq.commands import (
 )
 from doq.ids import IdGenerator, node_number_for
 from doq.state.results import RejectCode, Rejected
-from simulations.loop import US_PER_MS
-from simulations.network import Packet, SimNetwork
-from simulations.node import SimNode
+from simulations.actors.node import SimNode
 from simulations.wire import (
     ClientRequest,
     ClientResponse,
@@ -53,6 +51,8 @@ from simulations.wire import (
     OpUpdatePriority,
     Outcome,
 )
+from simulations.world.loop import US_PER_MS
+from simulations.world.network import Packet, SimNetwork
 
 FORWARDS_MAX = 10_000  # forwarded requests awaiting the leader's answer, per node
 FORWARD_TIMEOUT_US = 500 * US_PER_MS  # then the client is told "unavailable" (outcome unknown)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import random
 
-from simulations.history import History
-from simulations.loop import US_PER_MS, US_PER_S, EventLoop
-from simulations.network import Packet, SimNetwork
-from simulations.node import SimNode
+from simulations.actors.node import SimNode
+from simulations.checkers.history import History
 from simulations.wire import ClientRequest, ClientResponse, OpCreate, Outcome
+from simulations.world.loop import US_PER_MS, US_PER_S, EventLoop
+from simulations.world.network import Packet, SimNetwork
 
 LIVENESS_BOUND_S = 20  # virtual seconds after healing
 PROBE_TIMEOUT_US = 1 * US_PER_S

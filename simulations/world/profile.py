@@ -12,7 +12,7 @@ import random
 
 import attrs
 
-from simulations.rng import derive
+from simulations.world.rng import derive
 
 NODE_COUNTS = (3, 3, 5, 5, 7)  # drawn per seed unless --nodes is given
 CHURN_NODE_COUNTS = (3, 3, 5)  # leadership changes hands fastest in small clusters
@@ -143,7 +143,7 @@ def _gap_ms(rng: random.Random, level: int, gaps_ms: tuple[int, int, int]) -> in
 
 def _faults(rng: random.Random, level: int, network: NetworkProfile, churn: bool) -> FaultProfile:
     """In the "churn" scenario, instead of partitions, leaders are disconnected again and again
-    and nearly every new leader is struck young (simulations/faults.py): the fault shape that
+    and nearly every new leader is struck young (simulations/world/faults.py): the fault shape that
     produces Figure 8 of the Raft paper, where entries of several terms live on minorities."""
     return FaultProfile(
         partition_mean_gap_ms=0 if churn else _gap_ms(rng, level, (8_000, 3_000, 1_200)),

@@ -17,10 +17,7 @@ import random
 import attrs
 
 from doq.state.results import Dequeued, Enqueued
-from simulations.history import History, OpRecord
-from simulations.loop import US_PER_MS, EventLoop
-from simulations.network import Packet, SimNetwork
-from simulations.profile import WorkloadProfile
+from simulations.checkers.history import History, OpRecord
 from simulations.wire import (
     ClientRequest,
     ClientResponse,
@@ -35,6 +32,9 @@ from simulations.wire import (
     OpUpdatePriority,
     Outcome,
 )
+from simulations.world.loop import US_PER_MS, EventLoop
+from simulations.world.network import Packet, SimNetwork
+from simulations.world.profile import WorkloadProfile
 
 GROUPS = ("a", "b", "a.x", "c.y.z")  # fair-queue groups: dotted levels take turns too
 DELAYED_PRIORITY_MAX = 9  # small priorities: always due (a priority is a Unix time on a delayed

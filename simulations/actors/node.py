@@ -9,13 +9,13 @@ starts the synced write, and only when the simulated sync completes sends the la
 applies the committed entries and finishes the round. While a write is in flight the node takes
 no other round, so everything that arrives meanwhile joins the next one (group commit).
 
-Crash semantics (docs/simulations.md): a crash is a process crash. The Raft log loses the write
-in flight (simulations/disk.py); the state machine's LMDB keeps every committed transaction and
+Crash semantics (docs/simulations.md): a crash is a process crash. The Raft log loses the write in
+flight (simulations/world/disk.py); the state machine's LMDB keeps every committed transaction and
 the snapshot store keeps every finalized file (both are real files in the node's directory, and a
-killed process loses nothing the kernel already has). A restart rebuilds the node with the same
-code as raft_zmq/node.py (raft_zmq/recovery.py): restore the state machine from the snapshot the
-log names if it is behind the log's start, then build the core from the durable hard state,
-snapshot and log, resuming after the state machine's last applied index.
+killed process loses nothing the kernel already has). A restart rebuilds the node with the same code
+as raft_zmq/node.py (raft_zmq/recovery.py): restore the state machine from the snapshot the log
+names if it is behind the log's start, then build the core from the durable hard state, snapshot and
+log, resuming after the state machine's last applied index.
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ from raft_zmq.driver.limits import SNAPSHOT_CHUNKS_IN_FLIGHT_MAX, SNAPSHOT_KEEP
 from raft_zmq.recovery import recover_state_machine, streamable_snapshot
 from raft_zmq.snapshot_stream import accept_chunk
 from raft_zmq.snapshots import SnapshotStore
-from simulations.clock import NodeClock
-from simulations.disk import CompletedWrite, PendingWrite, SimLog
-from simulations.loop import US_PER_MS, EventLoop
-from simulations.network import Packet, SimNetwork
-from simulations.profile import DiskProfile, RaftProfile
 from simulations.trace import Trace
 from simulations.wire import describe
+from simulations.world.clock import NodeClock
+from simulations.world.disk import CompletedWrite, PendingWrite, SimLog
+from simulations.world.loop import US_PER_MS, EventLoop
+from simulations.world.network import Packet, SimNetwork
+from simulations.world.profile import DiskProfile, RaftProfile
 
 STATE_MAP_SIZE_BYTES = 64 << 20  # address space of each simulated node's LMDB state
 ALL_BYTES = 1 << 62  # no byte limit on a read of the log

@@ -32,7 +32,7 @@ import attrs
 from raft_zmq.core.raft import RaftCore
 from raft_zmq.core.ready import Role, SoftState
 from raft_zmq.core.types import Entry
-from simulations.disk import CompletedWrite, PendingWrite, SimLog
+from simulations.world.disk import CompletedWrite, PendingWrite, SimLog
 
 
 class Violation(Exception):
