@@ -150,7 +150,8 @@ def _summary(r: RunResult, wall_s: float) -> str:
     if r.ok:
         inconclusive = s.get("linearizability_inconclusive", 0)
         lines.append(
-            f"checks passed: raft safety, replicas agree, queue safety, liveness (settled "
+            f"checks passed: raft safety, replicas agree, queue safety, clock bound "
+            f"({s.get('clock_checked', 0)} commands), liveness (settled "
             f"{s.get('recovery_ms', 0)} ms after healing), linearizability "
             f"({s.get('linearizability_ops', 0)} operations, "
             f"{s.get('linearizability_states', 0)} states"

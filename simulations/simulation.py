@@ -32,6 +32,7 @@ from simulations import plants as plant_list
 from simulations.actors.clients import Client, QueueSpec
 from simulations.actors.node import SimNode
 from simulations.actors.service import SimService
+from simulations.checkers.clock_bound import ClockBound
 from simulations.checkers.history import History, OpRecord
 from simulations.checkers.linearizability import HistoryOp, SearchResult, check, result_key
 from simulations.checkers.liveness import LIVENESS_BOUND_S, Prober, cluster_settled, describe_nodes
@@ -80,6 +81,7 @@ class RunConfig:
     time_s: float = DEFAULT_TIME_S
     plants: frozenset[str] = frozenset()
     keep_trace: bool = False
+    far_clock_ms: int | None = None  # None: drawn from the seed (profile.py); 0: none
 
     def __attrs_post_init__(self) -> None:
         for name in self.plants:
@@ -122,6 +124,7 @@ class _Observer:
         self.raft = RaftSafety(sim.nodes)
         self.agreement = ReplicaAgreement()
         self.queues = QueueSafety()
+        self.clocks = ClockBound(lambda node_id: sim.nodes[node_id].clock_ms())
 
     def on_soft_state(self, node: SimNode, soft: SoftState) -> None:
         assert node.core is not None
@@ -146,8 +149,10 @@ class _Observer:
 
     def on_applied(self, node: SimNode, entries: tuple[Entry, ...], results: list[Any]) -> None:
         now = self.sim.loop.now_us
+        voters = node.core.config.voters if node.core is not None else frozenset(self.sim.ids)
         for entry, result in self.agreement.on_applied(node.id, entries, results, now):
             self.queues.on_entry(entry, result)
+            self.clocks.on_entry(entry, voters)
         if entries[-1].index % STATE_DIGEST_STRIDE == 0:
             self._compare_state(node, entries[-1].index)
 
@@ -168,7 +173,11 @@ class _Observer:
 class Simulation:
     def __init__(self, config: RunConfig) -> None:
         self.config = config
-        self.profile: Profile = draw_profile(config.seed, config.nodes)
+        profile = draw_profile(config.seed, config.nodes)
+        if config.far_clock_ms is not None:
+            clocks = attrs.evolve(profile.clocks, far_offset_ms=config.far_clock_ms)
+            profile = attrs.evolve(profile, clocks=clocks)
+        self.profile: Profile = profile
         self.loop = EventLoop()
         self.trace = Trace(keep_all=config.keep_trace)
         self.history = History()
@@ -242,8 +251,13 @@ class Simulation:
                 apply_boundary=STATE_DIGEST_STRIDE,
             )
             self.nodes[node_id] = node
-            self.services[node_id] = SimService(node, self.network, self.history.on_proposed)
+            self.services[node_id] = SimService(
+                node, self.network, self.history.on_proposed, self.config.plants
+            )
             node.start()
+        if p.clocks.far_offset_ms:  # one node's clock far off: drawn apart, the rest unchanged
+            far_id = derive(seed, "far-clock").choice(ids)
+            self.nodes[far_id].clock.step(p.clocks.far_offset_ms)
         for number in range(p.workload.clients):
             client = Client(
                 number,
@@ -434,6 +448,8 @@ class Simulation:
         stats["ops_pending"] = sum(1 for r in records if r.outcome is None)
         stats["elections"] = len(self.observer.raft.leaders)
         stats["commit_index"] = self.observer.raft.commit_index
+        stats["clock_checked"] = self.observer.clocks.checked
+        stats["stamps_clamped"] = sum(s.clamped_stamps for s in self.services.values())
         for node in self.nodes.values():
             for name, value in attrs.asdict(node.stats).items():
                 stats[name] += value

@@ -127,6 +127,21 @@ class ForwardReply:
 # --- one-line names for the trace --------------------------------------------------------------
 
 
+@attrs.frozen
+class ClockProbe:
+    """doq/peerclock.py's GET /API/v1/cluster/time: the prober's clock when it asked."""
+
+    sent_ms: int
+
+
+@attrs.frozen
+class ClockReply:
+    """The answer: the probed node's own (unbounded) clock, and the probe's send time echoed."""
+
+    sent_ms: int
+    peer_ms: int
+
+
 def describe(payload: Any) -> str:
     t = type(payload)
     if t is AppendEntries:
@@ -166,6 +181,10 @@ def describe(payload: Any) -> str:
         return f"fwd req#{payload.request.request_id}"
     if t is ForwardReply:
         return f"fwd-resp#{payload.response.request_id} {payload.response.outcome.value}"
+    if t is ClockProbe:
+        return "clock?"
+    if t is ClockReply:
+        return f"clock {payload.peer_ms}"
     return t.__name__
 
 

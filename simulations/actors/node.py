@@ -330,7 +330,7 @@ class SimNode:
             self.packet_handler(packet)
 
     def propose(
-        self, data: bytes, done: ProposalDone, proposed: Callable[[int, int], None]
+        self, data: bytes, done: ProposalDone, proposed: Callable[[int, int], None] | None
     ) -> None:
         """Propose ``data``; ``proposed(index, term)`` is called once it is in the log, ``done``
         once its outcome is known (never, if the node crashes first)."""

@@ -17,6 +17,8 @@ from simulations.world.rng import derive
 NODE_COUNTS = (3, 3, 5, 5, 7)  # drawn per seed unless --nodes is given
 CHURN_NODE_COUNTS = (3, 3, 5)  # leadership changes hands fastest in small clusters
 INTENSITIES = ("calm", "moderate", "brutal")
+FAR_CLOCK_PROBABILITY = 0.2  # seeds where one node's clock is far off (ahead or behind)
+FAR_CLOCK_OFFSET_MS = 120_000  # twice doq's bound on command times (doq/clockbound.py)
 FAULT_CLASS_ON_PROBABILITY = 0.75  # each fault class is switched off in a quarter of the seeds
 CHURN_PROBABILITY = 0.4  # seeds of the "churn" scenario (see _faults)
 TICK_MS = 10
@@ -65,6 +67,7 @@ class DiskProfile:
 class ClockProfile:
     offset_max_ms: int  # each node's clock starts up to this far off, either way
     drift_max: float  # and runs fast or slow by up to this fraction (ticks follow it)
+    far_offset_ms: int = 0  # one node's clock this much further off: beyond doq's 60 s bound
 
 
 @attrs.frozen
@@ -113,10 +116,23 @@ class Profile:
             f"pause {f.pause_mean_gap_ms}, clock jump {f.clock_jump_mean_gap_ms}; "
             f"young leaders hit {f.young_leader_rate:.1f}; "
             f"sync {d.sync_min_us}-{d.sync_max_us} us; clocks +-{self.clocks.offset_max_ms} ms "
-            f"drift {self.clocks.drift_max:.3f}; append {self.raft.max_append_bytes} B x "
+            f"drift {self.clocks.drift_max:.3f}{self._far()}; "
+            f"append {self.raft.max_append_bytes} B x "
             f"{self.raft.max_inflight_appends}, snapshot every "
             f"{self.raft.snapshot_interval_entries}; {self.workload.clients} clients"
         )
+
+    def _far(self) -> str:
+        far_ms = self.clocks.far_offset_ms
+        return f", one clock {far_ms:+} ms off" if far_ms else ""
+
+
+def _far_offset_ms(seed: int) -> int:
+    """Drawn from its own generator, so that the rest of each seed's profile stays as it was."""
+    rng = derive(seed, "profile:far-clock")
+    if rng.random() >= FAR_CLOCK_PROBABILITY:
+        return 0
+    return rng.choice((FAR_CLOCK_OFFSET_MS, -FAR_CLOCK_OFFSET_MS))
 
 
 def _on(rng: random.Random) -> bool:
@@ -211,6 +227,7 @@ def draw_profile(seed: int, nodes: int | None = None) -> Profile:
         clocks=ClockProfile(
             offset_max_ms=rng.choice((0, 200, 1_000, 3_000)),
             drift_max=rng.choice((0.0, 0.001, 0.02, 0.05)),
+            far_offset_ms=_far_offset_ms(seed),
         ),
         raft=_raft(rng, level, churn),
         workload=_workload(rng),
