@@ -19,6 +19,8 @@ from raft_zmq.core.ready import (
     PLANT_COMMIT_PREVIOUS_TERM,
     PLANT_VOTE_WITHOUT_LOG_CHECK,
 )
+from raft_zmq.driver.plants import PLANT_SNAPSHOT_WRITTEN_UNCHECKED
+from raft_zmq.recovery import PLANT_RESTORE_NEWEST_SNAPSHOT
 
 PLANT_REDELIVERY_BY_LOCAL_CLOCK = "redelivery_by_local_clock"
 PLANT_SEEDS_MAX = 200  # the issue: each planted bug is caught within this many seeds
@@ -77,6 +79,26 @@ PLANTS: tuple[Plant, ...] = (
         core=False,
         finding=4,
         targeted={"far_clock_ms": 120_000},
+    ),
+    Plant(
+        PLANT_SNAPSHOT_WRITTEN_UNCHECKED,
+        "f",
+        "raft_zmq.driver",
+        "register a slow snapshot without checking that one installed from the leader has not "
+        "compacted its index away meanwhile (issue 10 finding 1): the core's assertion ends the "
+        "node",
+        core=False,
+        finding=1,
+        targeted={"snapshot_write_us": 500_000},
+    ),
+    Plant(
+        PLANT_RESTORE_NEWEST_SNAPSHOT,
+        "g",
+        "raft_zmq.recovery",
+        "at start, restore and stream the newest snapshot file, not the one the log names "
+        "(issue 10 finding 5)",
+        core=False,
+        finding=5,
     ),
 )
 PLANT_NAMES = tuple(p.name for p in PLANTS)

@@ -28,6 +28,8 @@ import attrs
 from doq.state.results import Enqueued
 from raft_zmq.core.ready import CoreOptions, SoftState
 from raft_zmq.core.types import ClusterConfig, Entry, Server
+from raft_zmq.driver.plants import PLANT_SNAPSHOT_WRITTEN_UNCHECKED
+from raft_zmq.recovery import PLANT_RESTORE_NEWEST_SNAPSHOT
 from simulations import plants as plant_list
 from simulations.actors.clients import Client, QueueSpec
 from simulations.actors.node import SimNode
@@ -70,6 +72,7 @@ from simulations.world.profile import Profile, draw_profile
 from simulations.world.rng import derive
 
 DEFAULT_TIME_S = 20.0
+NODE_PLANTS = frozenset({PLANT_SNAPSHOT_WRITTEN_UNCHECKED, PLANT_RESTORE_NEWEST_SNAPSHOT})
 QUEUES = (QueueSpec("delayed", fair=False), QueueSpec("fair", fair=True))
 SHM_DIR = "/dev/shm"
 
@@ -82,6 +85,7 @@ class RunConfig:
     plants: frozenset[str] = frozenset()
     keep_trace: bool = False
     far_clock_ms: int | None = None  # None: drawn from the seed (profile.py); 0: none
+    snapshot_write_us: int | None = None  # None: drawn from the seed (profile.py)
 
     def __attrs_post_init__(self) -> None:
         for name in self.plants:
@@ -164,6 +168,10 @@ class _Observer:
         if index % STATE_DIGEST_STRIDE == 0:
             self._compare_state(node, index)
 
+    def on_snapshot_staged(self, node: SimNode) -> None:
+        if self.sim.faults is not None:
+            self.sim.faults.on_snapshot_staged(node.id)
+
     def _compare_state(self, node: SimNode, index: int) -> None:
         assert node.state is not None
         digest = state_digest(node.state, os.path.join(node.directory, "digest.snap"))
@@ -177,6 +185,9 @@ class Simulation:
         if config.far_clock_ms is not None:
             clocks = attrs.evolve(profile.clocks, far_offset_ms=config.far_clock_ms)
             profile = attrs.evolve(profile, clocks=clocks)
+        if config.snapshot_write_us is not None:
+            raft = attrs.evolve(profile.raft, snapshot_write_us=config.snapshot_write_us)
+            profile = attrs.evolve(profile, raft=raft)
         self.profile: Profile = profile
         self.loop = EventLoop()
         self.trace = Trace(keep_all=config.keep_trace)
@@ -249,6 +260,7 @@ class Simulation:
                 core_rng=derive(seed, f"core:{node_id}"),
                 redelivery_by_local_clock=redelivery,
                 apply_boundary=STATE_DIGEST_STRIDE,
+                plants=self.config.plants & NODE_PLANTS,
             )
             self.nodes[node_id] = node
             self.services[node_id] = SimService(

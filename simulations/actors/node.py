@@ -42,6 +42,7 @@ from raft_zmq.driver import (
     StreamOptions,
 )
 from raft_zmq.driver.limits import SNAPSHOT_CHUNKS_IN_FLIGHT_MAX, SNAPSHOT_KEEP
+from raft_zmq.driver.plants import DRIVER_PLANTS
 from raft_zmq.recovery import recover_state_machine, streamable_snapshot
 from raft_zmq.snapshot_stream import accept_chunk
 from raft_zmq.snapshots import SnapshotStore
@@ -88,6 +89,10 @@ class NodeObserver(Protocol):
 
     def on_snapshot_restored(self, node: SimNode, index: int) -> None: ...
 
+    def on_snapshot_staged(self, node: SimNode) -> None:
+        """A received snapshot's file is complete; the core has yet to take it into the log."""
+        ...
+
 
 class ProposalDone(Protocol):
     def __call__(self, outcome: str, value: Any) -> None:
@@ -124,6 +129,7 @@ class NodeStats:
     snapshots_taken: int = 0
     snapshots_sent: int = 0
     snapshots_installed: int = 0
+    snapshots_superseded: int = 0  # a slow snapshot overtaken by one installed from the leader
     crashes: int = 0
     pauses: int = 0
 
@@ -147,6 +153,7 @@ class SimNode:
         core_rng: random.Random,
         redelivery_by_local_clock: bool,
         apply_boundary: int,
+        plants: frozenset[str] = frozenset(),
     ) -> None:
         self.id = node_id
         self.directory = directory
@@ -162,6 +169,7 @@ class SimNode:
         self._core_rng = core_rng
         self._redelivery_by_local_clock = redelivery_by_local_clock
         self._apply_boundary = apply_boundary
+        self._plants = plants  # the driver's and recovery's planted bugs (simulations/plants.py)
         self.disk = SimLog.bootstrapped(bootstrap)  # the machine's disk: survives crashes
         self.stats = NodeStats()
         self.generation = 0  # bumped by every crash: events of an earlier life are ignored
@@ -201,7 +209,7 @@ class SimNode:
             redelivery_clock=redelivery,
         )
         self.snapshots = SnapshotStore(os.path.join(self.directory, "snapshots"))
-        recover_state_machine(self.state, self.snapshots, self.disk.snapshot)
+        recover_state_machine(self.state, self.snapshots, self.disk.snapshot, self._plants)
         self.core = self._new_core()
         self.driver = Driver(
             self.core,
@@ -209,6 +217,7 @@ class SimNode:
                 snapshot_interval_entries=self.raft.snapshot_interval_entries,
                 snapshot_trailing_entries=self.raft.snapshot_trailing_entries,
                 stream=SIM_STREAM,
+                plants=self._plants & DRIVER_PLANTS,
             ),
         )
         self._commit_seen = self.core.log.committed
@@ -237,7 +246,9 @@ class SimNode:
             options=options,
             applied=applied,
         )
-        streamable = streamable_snapshot(self.snapshots, core.log.applied, core.log.first_index())
+        streamable = streamable_snapshot(
+            self.snapshots, core.log.applied, core.log.first_index(), self._plants
+        )
         if streamable is not None:
             core.set_snapshot(streamable)
         return core
@@ -523,15 +534,38 @@ class SimNode:
     # --- snapshots ------------------------------------------------------------------------------
     def _take_snapshot(self) -> None:
         """Between rounds (no Ready outstanding): snapshot the state machine, then compact the
-        log behind it, as the driver decides (raft_zmq/driver/driver.py)."""
-        driver, state, store = self.driver, self.state, self.snapshots
-        assert driver is not None and state is not None and store is not None
+        log behind it, as the driver decides (raft_zmq/driver/driver.py). The state machine's
+        snapshot reads one transaction now; writing the file takes ``snapshot_write_us`` of the
+        profile, during which rounds go on (production's worker thread), so a snapshot received
+        from the leader may be installed before this one is registered (issue 10, finding 1)."""
+        state, store = self.state, self.snapshots
+        assert state is not None and store is not None
         tmp = store.new_temp_path()
         index, _term = state.snapshot(tmp)
+        delay_us = self.raft.snapshot_write_us
+        if delay_us:
+            self.loop.after(delay_us, self._snapshot_file_done, self.generation, tmp, index)
+        else:
+            self._snapshot_written(tmp, index)
+
+    def _snapshot_file_done(self, generation: int, tmp: str, index: int) -> None:
+        """The file is written: the rest happens between rounds, as production's core loop
+        takes the worker's result (``Driver.call``)."""
+        if generation != self.generation:
+            return  # the process died while writing: the temp file stays, as in production
+        assert self.driver is not None
+        self.driver.call(lambda: self._snapshot_written(tmp, index))
+        self._wake()
+
+    def _snapshot_written(self, tmp: str, index: int) -> None:
+        driver, store = self.driver, self.snapshots
+        assert driver is not None and store is not None
         meta = driver.snapshot_written(index)
         if meta is None:
             store.discard_temp(tmp)
             driver.snapshot_finished(False)
+            self.stats.snapshots_superseded += 1
+            self.trace.add(self.loop.now_us, f"{self.id} snapshot at {index} superseded")
             return
         store.finalize(tmp, meta)
         compact = driver.snapshot_registered(meta)
@@ -582,6 +616,7 @@ class SimNode:
         if install is not None:
             driver.receive([install])
             self._wake()
+            self.observer.on_snapshot_staged(self)
 
     def _install_snapshot(self, rnd: Round) -> None:
         """The received snapshot is in the log now; restore the state machine from its file."""

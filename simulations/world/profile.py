@@ -22,6 +22,9 @@ FAR_CLOCK_OFFSET_MS = 120_000  # twice doq's bound on command times (doq/clockbo
 FAULT_CLASS_ON_PROBABILITY = 0.75  # each fault class is switched off in a quarter of the seeds
 CHURN_PROBABILITY = 0.4  # seeds of the "churn" scenario (see _faults)
 TICK_MS = 10
+# How long a state machine's snapshot takes to write: at once (between two rounds) in some seeds,
+# in others as long as a large state's, while rounds and received snapshots go on.
+SNAPSHOT_WRITE_US = (0, 0, 5_000, 50_000, 500_000)
 
 
 @attrs.frozen
@@ -79,6 +82,7 @@ class RaftProfile:
     max_inflight_appends: int
     snapshot_interval_entries: int
     snapshot_trailing_entries: int
+    snapshot_write_us: int = 0  # how long writing a snapshot's file takes (rounds go on)
 
 
 @attrs.frozen
@@ -133,6 +137,11 @@ def _far_offset_ms(seed: int) -> int:
     if rng.random() >= FAR_CLOCK_PROBABILITY:
         return 0
     return rng.choice((FAR_CLOCK_OFFSET_MS, -FAR_CLOCK_OFFSET_MS))
+
+
+def _snapshot_write_us(seed: int) -> int:
+    """Drawn from its own generator, so that the rest of each seed's profile stays as it was."""
+    return derive(seed, "profile:snapshot-write").choice(SNAPSHOT_WRITE_US)
 
 
 def _on(rng: random.Random) -> bool:
@@ -229,6 +238,6 @@ def draw_profile(seed: int, nodes: int | None = None) -> Profile:
             drift_max=rng.choice((0.0, 0.001, 0.02, 0.05)),
             far_offset_ms=_far_offset_ms(seed),
         ),
-        raft=_raft(rng, level, churn),
+        raft=attrs.evolve(_raft(rng, level, churn), snapshot_write_us=_snapshot_write_us(seed)),
         workload=_workload(rng),
     )
