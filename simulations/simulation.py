@@ -348,6 +348,7 @@ class Simulation:
             client.stop()
         self.network.heal()
         for node_id, node in self.nodes.items():
+            node.disk_full_until_us = 0  # room again: a waiting write or apply goes through
             if not node.up:
                 self._restart(node_id)
             elif node.paused:

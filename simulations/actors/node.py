@@ -41,7 +41,11 @@ from raft_zmq.driver import (
     Round,
     StreamOptions,
 )
-from raft_zmq.driver.limits import SNAPSHOT_CHUNKS_IN_FLIGHT_MAX, SNAPSHOT_KEEP
+from raft_zmq.driver.limits import (
+    SNAPSHOT_CHUNKS_IN_FLIGHT_MAX,
+    SNAPSHOT_KEEP,
+    STORAGE_FULL_RETRY_INTERVAL_MS,
+)
 from raft_zmq.driver.plants import DRIVER_PLANTS
 from raft_zmq.recovery import recover_state_machine, streamable_snapshot
 from raft_zmq.snapshot_stream import accept_chunk
@@ -129,6 +133,7 @@ class NodeStats:
     snapshots_taken: int = 0
     snapshots_sent: int = 0
     snapshots_installed: int = 0
+    storage_full_retries: int = 0
     snapshots_superseded: int = 0  # a slow snapshot overtaken by one installed from the leader
     crashes: int = 0
     pauses: int = 0
@@ -180,6 +185,7 @@ class SimNode:
         self.state: QueueStateMachine | None = None
         self.snapshots: SnapshotStore | None = None
         self.packet_handler: Callable[[Packet], None] | None = None  # the service's traffic
+        self.disk_full_until_us = 0  # the machine's disk has no room until then (StorageFull)
         self._reset_process_memory()
 
     def _reset_process_memory(self) -> None:
@@ -416,7 +422,8 @@ class SimNode:
                 write = self.disk.begin_write(rd.hard_state, rd.entries, rd.snapshot)
                 self.loop.after(self._sync_latency_us(), self._synced, self.generation, rnd, write)
                 return
-            self._finish_round(rnd)
+            if not self._finish_round(rnd):
+                return  # its apply waits for room
 
     def _note_commit(self, core: RaftCore) -> None:
         committed = core.log.committed
@@ -439,6 +446,8 @@ class SimNode:
         if self.paused:
             self._deferred = lambda: self._synced(generation, rnd, write)
             return
+        if self._storage_full(lambda: self._synced(generation, rnd, write)):
+            return  # the log's save raised StorageFull: nothing of it took effect
         done = self.disk.complete_write(write)
         self.stats.entries_persisted += len(write.entries)
         self.observer.on_persisted(self, write, done)
@@ -464,20 +473,61 @@ class SimNode:
 
     def _round_done(self, rnd: Round) -> None:
         self.busy = False
-        self._finish_round(rnd)
-        self._rounds()
+        if self._finish_round(rnd):
+            self._rounds()
 
-    def _finish_round(self, rnd: Round) -> None:
+    def _storage_full(self, retry: Callable[[], None]) -> bool:
+        """raft_zmq/node.py's ``_storage_retry``: while the disk is full, the write or apply
+        raises StorageFull, the driver is flagged blocked (proposals are refused, the service
+        answers "insufficient storage"), and the same work is tried again after
+        ``STORAGE_FULL_RETRY_INTERVAL_MS``. False once there is room (the flag is cleared)."""
+        driver = self.driver
+        assert driver is not None
+        if self.loop.now_us < self.disk_full_until_us:
+            if not driver.storage_blocked:
+                self.trace.add(self.loop.now_us, f"{self.id} storage full: retrying")
+            driver.storage_blocked = True
+            self.stats.storage_full_retries += 1
+            generation = self.generation
+
+            def again() -> None:
+                if generation != self.generation:
+                    return
+                if self.paused:
+                    self._deferred = again
+                    return
+                retry()
+
+            self.loop.after(STORAGE_FULL_RETRY_INTERVAL_MS * US_PER_MS, again)
+            return True
+        if driver.storage_blocked:
+            driver.storage_blocked = False
+            self.trace.add(self.loop.now_us, f"{self.id} storage has room again")
+        return False
+
+    def _finish_round(self, rnd: Round) -> bool:
+        """Send, apply, finish; False when the apply waits for room (the node stays busy: no
+        other round until this one is finished)."""
+        self._send_all(rnd.late)
+        return self._apply_and_finish(rnd, resumed=False)
+
+    def _apply_and_finish(self, rnd: Round, resumed: bool) -> bool:
         driver = self.driver
         assert driver is not None
         rd = rnd.ready
-        self._send_all(rnd.late)
+        if rd.committed and self._storage_full(lambda: self._apply_and_finish(rnd, True)):
+            self.busy = True  # the state machine's apply raised StorageFull: nothing applied
+            return False
         results: list[Any] = []
         if rd.committed:
             self.observer.on_committed(self, rd.committed)
             results = self._apply(rd.committed)
         # finish() advances the core: an installed snapshot becomes the one to stream on.
         self._on_outcomes(driver.finish(rnd, results))
+        if resumed:  # the retry finished the round: the node may take the next one
+            self.busy = False
+            self._rounds()
+        return True
 
     def _send_all(self, messages: tuple[Message, ...]) -> None:
         for msg in messages:

@@ -325,6 +325,10 @@ class SimService:
             detail = f"not the leader (leader: {node.leader_id})"
             reply(ClientResponse(request.request_id, Outcome.FAILED, detail=detail))
             return
+        if node.driver is not None and node.driver.storage_blocked:  # doq's 507: nothing done
+            detail = "insufficient storage: a write is waiting for room"
+            reply(ClientResponse(request.request_id, Outcome.FAILED, detail=detail))
+            return
         command = self._command(request.op, ts_ms)
         request_id = request.request_id
 

@@ -27,6 +27,7 @@ DISCONNECT_MIN_MS = 20  # a young leader cut off comes back soon: it may win aga
 DISCONNECT_MAX_MS = 500
 DOWN_MIN_MS = 20
 PAUSE_MIN_MS = 20
+DISK_FULL_MIN_MS = 100
 PARTITION_SHAPES = ("split", "one_way", "isolate_leader", "stall", "bridge")
 CRASH_TARGETS = ("random", "leader", "writing", "several", "all")
 YOUNG_LEADER_MOMENTS = ("at_once", "first_commit", "soon")
@@ -66,6 +67,7 @@ class FaultScheduler:
             (p.pause_mean_gap_ms, self._pause),
             (p.clock_jump_mean_gap_ms, self._clock_jump),
             (p.churn_mean_gap_ms, self._churn),
+            (p.disk_full_mean_gap_ms, self._disk_full),
         ):
             if mean_ms:
                 self._schedule(mean_ms, fault)
@@ -161,6 +163,18 @@ class FaultScheduler:
             node_id = disconnected.pop(rng.randrange(len(disconnected)))
             self._net.reconnect(node_id)
             self._note("churn:reconnect", f"reconnect {node_id}")
+
+    # --- full disks ---------------------------------------------------------------------------
+    def _disk_full(self) -> None:
+        """One node's disk has no room for a while: its log's writes and its state machine's
+        applies raise StorageFull, and its shell retries them (simulations/actors/node.py)."""
+        rng, up = self._rng, self._up()
+        if not up:
+            return
+        node_id = rng.choice(up)
+        duration_us = rng.randint(DISK_FULL_MIN_MS, self._profile.disk_full_max_ms) * US_PER_MS
+        self._nodes[node_id].disk_full_until_us = self._loop.now_us + duration_us
+        self._note("disk_full", f"disk of {node_id} full for {duration_us // US_PER_MS} ms")
 
     # --- crashes --------------------------------------------------------------------------------
     def _crash(self) -> None:

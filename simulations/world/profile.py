@@ -54,6 +54,8 @@ class FaultProfile:
     churn_mean_gap_ms: int  # leaders disconnected, nodes reconnected (partitions are off then)
     young_leader_rate: float  # newly elected leaders crashed or cut off soon after winning
     young_leader_delay_max_us: int
+    disk_full_mean_gap_ms: int = 0  # one node's stores refuse writes for a while (StorageFull)
+    disk_full_max_ms: int = 0
 
 
 @attrs.frozen
@@ -117,7 +119,8 @@ class Profile:
             f"drop {n.drop_rate:.2f}, dup {n.duplicate_rate:.2f}, reorder {n.reorder_rate:.2f}; "
             f"gaps (ms) partition {f.partition_mean_gap_ms}, churn {f.churn_mean_gap_ms}, "
             f"crash {f.crash_mean_gap_ms}, "
-            f"pause {f.pause_mean_gap_ms}, clock jump {f.clock_jump_mean_gap_ms}; "
+            f"pause {f.pause_mean_gap_ms}, clock jump {f.clock_jump_mean_gap_ms}, "
+            f"disk full {f.disk_full_mean_gap_ms}; "
             f"young leaders hit {f.young_leader_rate:.1f}; "
             f"sync {d.sync_min_us}-{d.sync_max_us} us; clocks +-{self.clocks.offset_max_ms} ms "
             f"drift {self.clocks.drift_max:.3f}{self._far()}; "
@@ -137,6 +140,15 @@ def _far_offset_ms(seed: int) -> int:
     if rng.random() >= FAR_CLOCK_PROBABILITY:
         return 0
     return rng.choice((FAR_CLOCK_OFFSET_MS, -FAR_CLOCK_OFFSET_MS))
+
+
+def _disk_full(seed: int, level: int, faults: FaultProfile) -> FaultProfile:
+    """Drawn from its own generator, so that the rest of each seed's profile stays as it was."""
+    rng = derive(seed, "profile:disk-full")
+    if rng.random() >= FAULT_CLASS_ON_PROBABILITY:
+        return faults
+    gap_ms = (10_000, 5_000, 2_500)[level]
+    return attrs.evolve(faults, disk_full_mean_gap_ms=gap_ms, disk_full_max_ms=3_000)
 
 
 def _snapshot_write_us(seed: int) -> int:
@@ -226,7 +238,7 @@ def draw_profile(seed: int, nodes: int | None = None) -> Profile:
         scenario="churn" if churn else "mixed",
         intensity=INTENSITIES[level],
         network=network,
-        faults=_faults(rng, level, network, churn),
+        faults=_disk_full(seed, level, _faults(rng, level, network, churn)),
         disk=DiskProfile(
             sync_min_us=rng.randint(100, 500),
             sync_max_us=rng.randint(sync_max_us // 2, sync_max_us),
