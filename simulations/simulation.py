@@ -27,17 +27,24 @@ import attrs
 
 from doq.state.results import Enqueued
 from raft_zmq.core.ready import CoreOptions, SoftState
-from raft_zmq.core.types import ClusterConfig, Entry, Server
+from raft_zmq.core.types import ClusterConfig, Entry, Server, Suffrage
 from raft_zmq.driver.plants import PLANT_SNAPSHOT_WRITTEN_UNCHECKED
 from raft_zmq.recovery import PLANT_RESTORE_NEWEST_SNAPSHOT
 from simulations import plants as plant_list
 from simulations.actors.clients import Client, QueueSpec
 from simulations.actors.node import SimNode
+from simulations.actors.operator import Operator
 from simulations.actors.service import SimService
 from simulations.checkers.clock_bound import ClockBound
 from simulations.checkers.history import History, OpRecord
 from simulations.checkers.linearizability import HistoryOp, SearchResult, check, result_key
-from simulations.checkers.liveness import LIVENESS_BOUND_S, Prober, cluster_settled, describe_nodes
+from simulations.checkers.liveness import (
+    LIVENESS_BOUND_S,
+    Prober,
+    cluster_settled,
+    describe_nodes,
+    members,
+)
 from simulations.checkers.model import Call, QueueKind
 from simulations.checkers.queue_safety import (
     STATE_DIGEST_STRIDE,
@@ -54,6 +61,7 @@ from simulations.wire import (
     ForwardReply,
     OpAck,
     OpCreate,
+    OpDeleteQueue,
     OpDequeue,
     OpEnqueue,
     OpInfo,
@@ -68,7 +76,7 @@ from simulations.world.disk import CompletedWrite, PendingWrite
 from simulations.world.faults import FaultScheduler
 from simulations.world.loop import US_PER_S, EventLoop
 from simulations.world.network import Packet, SimNetwork
-from simulations.world.profile import Profile, draw_profile
+from simulations.world.profile import MembershipProfile, Profile, draw_profile
 from simulations.world.rng import derive
 
 DEFAULT_TIME_S = 20.0
@@ -86,6 +94,7 @@ class RunConfig:
     keep_trace: bool = False
     far_clock_ms: int | None = None  # None: drawn from the seed (profile.py); 0: none
     snapshot_write_us: int | None = None  # None: drawn from the seed (profile.py)
+    membership: MembershipProfile | None = None  # None: drawn from the seed (profile.py)
 
     def __attrs_post_init__(self) -> None:
         for name in self.plants:
@@ -153,10 +162,9 @@ class _Observer:
 
     def on_applied(self, node: SimNode, entries: tuple[Entry, ...], results: list[Any]) -> None:
         now = self.sim.loop.now_us
-        voters = node.core.config.voters if node.core is not None else frozenset(self.sim.ids)
         for entry, result in self.agreement.on_applied(node.id, entries, results, now):
             self.queues.on_entry(entry, result)
-            self.clocks.on_entry(entry, voters)
+            self.clocks.on_entry(entry)
         if entries[-1].index % STATE_DIGEST_STRIDE == 0:
             self._compare_state(node, entries[-1].index)
 
@@ -188,6 +196,8 @@ class Simulation:
         if config.snapshot_write_us is not None:
             raft = attrs.evolve(profile.raft, snapshot_write_us=config.snapshot_write_us)
             profile = attrs.evolve(profile, raft=raft)
+        if config.membership is not None:
+            profile = attrs.evolve(profile, membership=config.membership)
         self.profile: Profile = profile
         self.loop = EventLoop()
         self.trace = Trace(keep_all=config.keep_trace)
@@ -198,7 +208,11 @@ class Simulation:
         self.services: dict[str, SimService] = {}
         self.clients: dict[str, Client | Prober] = {}
         self.faults: FaultScheduler | None = None
-        self.ids = tuple(f"node-{i}" for i in range(self.profile.nodes))
+        founders, spares = self.profile.nodes, self.profile.membership.spares
+        self.ids = tuple(f"node-{i}" for i in range(founders + spares))
+        self.founders = self.ids[:founders]
+        self.operator: Operator | None = None
+        self.retired: set[str] = set()
         self.network = SimNetwork(
             self.loop,
             derive(config.seed, "network"),
@@ -232,7 +246,15 @@ class Simulation:
         p, seed = self.profile, self.config.seed
         self.trace.add(0, f"seed {seed}: {p.describe()}")
         ids = self.ids
-        config = ClusterConfig(tuple(Server(i, f"{i}:9000") for i in ids))
+        first_learner = len(self.founders) - p.membership.learners
+        config = ClusterConfig(
+            tuple(
+                Server(i, f"{i}:9000", Suffrage.VOTER if n < first_learner else Suffrage.NONVOTER)
+                for n, i in enumerate(self.founders)
+            )
+        )
+        if not p.membership.mean_gap_ms:
+            self.observer.raft.static_voters = config.voters
         core_plants = frozenset(name for name in self.config.plants if plant_list.plant(name).core)
         core_options = CoreOptions(
             max_append_bytes=p.raft.max_append_bytes,
@@ -261,6 +283,7 @@ class Simulation:
                 redelivery_by_local_clock=redelivery,
                 apply_boundary=STATE_DIGEST_STRIDE,
                 plants=self.config.plants & NODE_PLANTS,
+                joining=node_id not in self.founders,
             )
             self.nodes[node_id] = node
             self.services[node_id] = SimService(
@@ -282,6 +305,15 @@ class Simulation:
                 nodes=ids,
             )
             self.clients[client.name] = client
+        if p.membership.mean_gap_ms:
+            self.operator = Operator(
+                self.loop,
+                derive(seed, "operator"),
+                self.trace,
+                self.nodes,
+                p.membership.mean_gap_ms,
+                self._retire,
+            )
         self.faults = FaultScheduler(
             self.loop,
             derive(seed, "faults"),
@@ -329,7 +361,16 @@ class Simulation:
             if other_id != node_id:
                 service.peer_down(node_id)
 
+    def _retire(self, node_id: str) -> None:
+        """Removed from the cluster: stopped for good (simulations/actors/operator.py)."""
+        self.retired.add(node_id)
+        self.trace.add(self.loop.now_us, f"{node_id} retired")
+        if self.nodes[node_id].up:
+            self._crash(node_id)
+
     def _restart(self, node_id: str) -> None:
+        if node_id in self.retired:
+            return
         self.nodes[node_id].start()
         self.services[node_id].reset()
 
@@ -338,17 +379,23 @@ class Simulation:
         for client in self.clients.values():
             client.start()
         self.faults.start()
+        if self.operator is not None:
+            self.operator.start()
         self.loop.run_until(int(self.config.time_s * US_PER_S))
 
     def _heal_and_wait(self) -> None:
         """Heal everything, probe, and wait (boundedly) for the cluster to settle."""
         assert self.faults is not None
         self.faults.stop()
+        if self.operator is not None:
+            self.operator.stop()
         for client in self.clients.values():
             client.stop()
         self.network.heal()
         for node_id, node in self.nodes.items():
             node.disk_full_until_us = 0  # room again: a waiting write or apply goes through
+            if node_id in self.retired:
+                continue
             if not node.up:
                 self._restart(node_id)
             elif node.paused:
@@ -382,7 +429,7 @@ class Simulation:
 
     # --- end checks -----------------------------------------------------------------------------
     def _end_checks(self) -> None:
-        dumps = {node_id: node.state.logical_dump() for node_id, node in self.nodes.items()}  # type: ignore[union-attr]
+        dumps = {i: node.state.logical_dump() for i, node in members(self.nodes).items()}  # type: ignore[union-attr]
         reference_id, reference = next(iter(dumps.items()))
         for node_id, dump in dumps.items():
             if dump != reference:
@@ -460,6 +507,10 @@ class Simulation:
             stats[f"ops_{outcome.value}"] = sum(1 for r in records if r.outcome is outcome)
         stats["ops_pending"] = sum(1 for r in records if r.outcome is None)
         stats["elections"] = len(self.observer.raft.leaders)
+        if self.operator is not None:
+            for action, count in self.operator.done.items():
+                stats[f"membership_{action}"] = count
+            stats["membership_retired"] = len(self.retired)
         stats["commit_index"] = self.observer.raft.commit_index
         stats["clock_checked"] = self.observer.clocks.checked
         stats["stamps_clamped"] = sum(s.clamped_stamps for s in self.services.values())
@@ -504,7 +555,10 @@ def _history_op(
     if isinstance(op, OpCreate):
         call = Call("create")
     elif isinstance(op, OpEnqueue):
-        message_id = op.client_id if op.client_id is not None else (key[1] if key else None)
+        message_id = op.client_id
+        if message_id is None and key is not None:
+            # the ID the leader chose; a rejected enqueue (its queue deleted) stored nothing
+            message_id = key[1] if key[0] == "enqueued" else 0
         if message_id is None:
             return None
         call = Call("enqueue", message_id, op.priority, op.group, op.content)
@@ -518,6 +572,8 @@ def _history_op(
         call = Call("touch", op.id)
     elif isinstance(op, OpUpdatePriority):
         call = Call("update_priority", op.id, op.priority)
+    elif isinstance(op, OpDeleteQueue):
+        call = Call("delete")
     else:
         assert isinstance(op, OpInfo), op
         call = Call("info")

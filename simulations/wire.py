@@ -88,7 +88,24 @@ class OpInfo:
     queue: str
 
 
-Op = OpCreate | OpEnqueue | OpDequeue | OpAck | OpNack | OpTouch | OpUpdatePriority | OpInfo
+@attrs.frozen
+class OpDeleteQueue:
+    """Delete the queue and every message in it (a client that finds it gone creates it again)."""
+
+    queue: str
+
+
+Op = (
+    OpCreate
+    | OpEnqueue
+    | OpDequeue
+    | OpAck
+    | OpNack
+    | OpTouch
+    | OpUpdatePriority
+    | OpInfo
+    | OpDeleteQueue
+)
 WRITE_OPS = (OpCreate, OpEnqueue, OpDequeue, OpAck, OpNack, OpTouch, OpUpdatePriority)
 
 

@@ -29,7 +29,15 @@ import attrs
 
 from doq.state.machine import QueueStateMachine
 from raft_zmq.core.raft import RaftCore
-from raft_zmq.core.ready import CoreOptions, NotLeader, ProposalDropped, Role, SoftState
+from raft_zmq.core.ready import (
+    ConfigChange,
+    ConfigChangeRejected,
+    CoreOptions,
+    NotLeader,
+    ProposalDropped,
+    Role,
+    SoftState,
+)
 from raft_zmq.core.types import ClusterConfig, Entry, InstallSnapshot, Message, SnapshotChunk
 from raft_zmq.driver import (
     ChunkSender,
@@ -121,6 +129,8 @@ def _failure(error: Exception) -> tuple[str, Any]:
         return "lost", str(error)
     if isinstance(error, LeadershipLost):
         return "leadership_lost", str(error)
+    if isinstance(error, ConfigChangeRejected):
+        return "rejected", str(error)
     assert isinstance(error, ProposalDropped), error
     return "dropped", str(error)
 
@@ -159,6 +169,7 @@ class SimNode:
         redelivery_by_local_clock: bool,
         apply_boundary: int,
         plants: frozenset[str] = frozenset(),
+        joining: bool = False,
     ) -> None:
         self.id = node_id
         self.directory = directory
@@ -175,7 +186,9 @@ class SimNode:
         self._redelivery_by_local_clock = redelivery_by_local_clock
         self._apply_boundary = apply_boundary
         self._plants = plants  # the driver's and recovery's planted bugs (simulations/plants.py)
-        self.disk = SimLog.bootstrapped(bootstrap)  # the machine's disk: survives crashes
+        # The machine's disk (survives crashes): a founding member's holds the bootstrap
+        # configuration; a spare's is empty until a leader adds it and sends it the log.
+        self.disk = SimLog() if joining else SimLog.bootstrapped(bootstrap)
         self.stats = NodeStats()
         self.generation = 0  # bumped by every crash: events of an earlier life are ignored
         self.up = False
@@ -368,6 +381,12 @@ class SimNode:
         except NotLeader as exc:
             done("not_leader", exc.leader)
             return
+        self._wake()
+
+    def propose_config(self, change: ConfigChange, done: ProposalDone) -> None:
+        """A membership change through the driver; ``done`` once it is applied (or failed)."""
+        assert self.driver is not None
+        self.driver.propose_config(change, _Token(done))
         self._wake()
 
     def call(self, fn: Callable[[], None]) -> None:

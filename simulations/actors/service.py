@@ -30,6 +30,7 @@ from doq.commands import (
     AssignNodeNumber,
     Command,
     CreateQueue,
+    DeleteQueue,
     Dequeue,
     Enqueue,
     Nack,
@@ -55,6 +56,7 @@ from simulations.wire import (
     Op,
     OpAck,
     OpCreate,
+    OpDeleteQueue,
     OpDequeue,
     OpEnqueue,
     OpInfo,
@@ -367,4 +369,6 @@ class SimService:
             return Touch(ts, op.queue, op.id)
         if isinstance(op, OpUpdatePriority):
             return UpdatePriority(ts, op.queue, op.id, op.priority)
+        if isinstance(op, OpDeleteQueue):
+            return DeleteQueue(ts, op.queue)
         raise AssertionError(f"not a write: {op!r}")

@@ -29,6 +29,7 @@ from doq.state.results import (
     Nacked,
     PriorityUpdated,
     QueueCreated,
+    QueueDeleted,
     QueueInfo,
     Rejected,
     Touched,
@@ -76,6 +77,8 @@ def result_key(result: Any) -> tuple:
         return ("touched", result.id)
     if isinstance(result, PriorityUpdated):
         return ("priority", result.id, result.priority)
+    if isinstance(result, QueueDeleted):
+        return ("deleted", result.messages_removed)
     if isinstance(result, QueueInfo):
         return ("info", result.total, result.enqueued_total, result.acked_total)
     raise AssertionError(f"no model key for {result!r}")

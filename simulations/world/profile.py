@@ -25,6 +25,8 @@ TICK_MS = 10
 # How long a state machine's snapshot takes to write: at once (between two rounds) in some seeds,
 # in others as long as a large state's, while rounds and received snapshots go on.
 SNAPSHOT_WRITE_US = (0, 0, 5_000, 50_000, 500_000)
+SINGLE_VOTER_PROBABILITY = 0.1  # one voter, the other nodes learners (issue 10, finding 2)
+MEMBERSHIP_PROBABILITY = 0.3  # seeds where the operator adds, promotes, removes, transfers
 
 
 @attrs.frozen
@@ -99,6 +101,17 @@ class WorkloadProfile:
 
 
 @attrs.frozen
+class MembershipProfile:
+    """Who is in the cluster: at the start (``learners`` of the nodes are non-voters; nodes - 1
+    of them makes a single-voter cluster), and how it changes (``spares`` more nodes wait to be
+    added; the operator acts every ``mean_gap_ms`` on average, 0: never)."""
+
+    learners: int = 0
+    spares: int = 0
+    mean_gap_ms: int = 0
+
+
+@attrs.frozen
 class Profile:
     seed: int
     nodes: int
@@ -110,6 +123,7 @@ class Profile:
     clocks: ClockProfile
     raft: RaftProfile
     workload: WorkloadProfile
+    membership: MembershipProfile = MembershipProfile()
 
     def describe(self) -> str:
         n, f, d = self.network, self.faults, self.disk
@@ -127,7 +141,15 @@ class Profile:
             f"append {self.raft.max_append_bytes} B x "
             f"{self.raft.max_inflight_appends}, snapshot every "
             f"{self.raft.snapshot_interval_entries}; {self.workload.clients} clients"
+            + self._members()
         )
+
+    def _members(self) -> str:
+        m = self.membership
+        text = f"; {m.learners} learners" if m.learners else ""
+        if m.mean_gap_ms:
+            text += f"; membership changes every {m.mean_gap_ms} ms, {m.spares} spares"
+        return text
 
     def _far(self) -> str:
         far_ms = self.clocks.far_offset_ms
@@ -149,6 +171,19 @@ def _disk_full(seed: int, level: int, faults: FaultProfile) -> FaultProfile:
         return faults
     gap_ms = (10_000, 5_000, 2_500)[level]
     return attrs.evolve(faults, disk_full_mean_gap_ms=gap_ms, disk_full_max_ms=3_000)
+
+
+def _membership(seed: int, nodes: int) -> MembershipProfile:
+    """Drawn from its own generator, so that the rest of each seed's profile stays as it was."""
+    rng = derive(seed, "profile:membership")
+    draw = rng.random()
+    if draw < SINGLE_VOTER_PROBABILITY and nodes > 1:
+        return MembershipProfile(learners=nodes - 1)
+    if draw < SINGLE_VOTER_PROBABILITY + MEMBERSHIP_PROBABILITY:
+        return MembershipProfile(
+            spares=rng.choice((1, 2)), mean_gap_ms=rng.choice((500, 1_500, 4_000))
+        )
+    return MembershipProfile()
 
 
 def _snapshot_write_us(seed: int) -> int:
@@ -252,4 +287,5 @@ def draw_profile(seed: int, nodes: int | None = None) -> Profile:
         ),
         raft=attrs.evolve(_raft(rng, level, churn), snapshot_write_us=_snapshot_write_us(seed)),
         workload=_workload(rng),
+        membership=_membership(seed, nodes if nodes is not None else drawn_nodes),
     )
