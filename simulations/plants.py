@@ -74,8 +74,8 @@ PLANTS: tuple[Plant, ...] = (
         PLANT_COMMAND_TIME_UNBOUNDED,
         "e",
         "doq.clockbound",
-        "stamp commands with the leader's own clock, unbounded by its peers' clocks (issue 10 "
-        "finding 4): a leader far ahead fixes the queue's clock in the future",
+        "stamp commands with the leader's own clock, unbounded by its peers' clocks: a leader "
+        "far ahead fixes the queue's clock in the future",
         core=False,
         finding=4,
         targeted={"far_clock_ms": 120_000},
@@ -85,8 +85,7 @@ PLANTS: tuple[Plant, ...] = (
         "f",
         "raft_zmq.driver",
         "register a slow snapshot without checking that one installed from the leader has not "
-        "compacted its index away meanwhile (issue 10 finding 1): the core's assertion ends the "
-        "node",
+        "compacted its index away meanwhile: the core's assertion ends the node",
         core=False,
         finding=1,
         targeted={"snapshot_write_us": 500_000},
@@ -95,8 +94,7 @@ PLANTS: tuple[Plant, ...] = (
         PLANT_RESTORE_NEWEST_SNAPSHOT,
         "g",
         "raft_zmq.recovery",
-        "at start, restore and stream the newest snapshot file, not the one the log names "
-        "(issue 10 finding 5)",
+        "at start, restore and stream the newest snapshot file, not the one the log names",
         core=False,
         finding=5,
     ),

@@ -30,6 +30,7 @@ from raft_zmq.core.ready import CoreOptions, SoftState
 from raft_zmq.core.types import ClusterConfig, Entry, Server, Suffrage
 from raft_zmq.driver.plants import PLANT_SNAPSHOT_WRITTEN_UNCHECKED
 from raft_zmq.recovery import PLANT_RESTORE_NEWEST_SNAPSHOT
+from raft_zmq.storage import StorageCorruptError
 from simulations import plants as plant_list
 from simulations.actors.clients import Client, QueueSpec
 from simulations.actors.node import SimNode
@@ -72,7 +73,7 @@ from simulations.wire import (
     describe_op,
 )
 from simulations.world.clock import NodeClock
-from simulations.world.disk import CompletedWrite, PendingWrite
+from simulations.world.disk import CompletedWrite, PendingWrite, SimLog
 from simulations.world.faults import FaultScheduler
 from simulations.world.loop import US_PER_S, EventLoop
 from simulations.world.network import Packet, SimNetwork
@@ -80,6 +81,7 @@ from simulations.world.profile import MembershipProfile, Profile, draw_profile
 from simulations.world.rng import derive
 
 DEFAULT_TIME_S = 20.0
+CORRUPT_RATE = 0.1  # fault crashes in operator seeds that leave the last log entry corrupt
 NODE_PLANTS = frozenset({PLANT_SNAPSHOT_WRITTEN_UNCHECKED, PLANT_RESTORE_NEWEST_SNAPSHOT})
 QUEUES = (QueueSpec("delayed", fair=False), QueueSpec("fair", fair=True))
 SHM_DIR = "/dev/shm"
@@ -213,6 +215,7 @@ class Simulation:
         self.founders = self.ids[:founders]
         self.operator: Operator | None = None
         self.retired: set[str] = set()
+        self._corrupt_rng = derive(config.seed, "corrupt")
         self.network = SimNetwork(
             self.loop,
             derive(config.seed, "network"),
@@ -321,7 +324,7 @@ class Simulation:
             self.trace,
             self.nodes,
             self.network,
-            self._crash,
+            self._fault_crash,
             self._restart,
         )
 
@@ -361,6 +364,16 @@ class Simulation:
             if other_id != node_id:
                 service.peer_down(node_id)
 
+    def _wipe(self, node_id: str) -> None:
+        """``doq repair``'s move aside: the node's files go; it starts again empty, to join."""
+        node = self.nodes[node_id]
+        if node.up:
+            self._crash(node_id)
+        shutil.rmtree(node.directory, ignore_errors=True)
+        node.disk = SimLog()
+        self.trace.add(self.loop.now_us, f"{node_id} wiped, starting empty to rejoin")
+        self._restart(node_id)
+
     def _retire(self, node_id: str) -> None:
         """Removed from the cluster: stopped for good (simulations/actors/operator.py)."""
         self.retired.add(node_id)
@@ -368,10 +381,31 @@ class Simulation:
         if self.nodes[node_id].up:
             self._crash(node_id)
 
+    def _fault_crash(self, node_id: str) -> None:
+        """A crash of the fault schedule; in seeds with an operator, now and then it leaves the
+        node's last log entry corrupt, if the voters are enough to remove it (finding 6)."""
+        self._crash(node_id)
+        operator, node = self.operator, self.nodes[node_id]
+        if operator is None or operator.repairing or self._corrupt_rng.random() >= CORRUPT_RATE:
+            return
+        leader = next((n for n in self.nodes.values() if n.is_leader), None)
+        if leader is not None and leader.core is not None:
+            voters = leader.core.config.voters
+            if len(voters) >= 3 and leader.core.config.get(node_id) is not None:
+                node.disk.corrupt_last = True
+                self.trace.add(self.loop.now_us, f"FAULT {node_id}'s last log entry is corrupt")
+                self.stats["corruptions"] += 1
+
     def _restart(self, node_id: str) -> None:
         if node_id in self.retired:
             return
-        self.nodes[node_id].start()
+        try:
+            self.nodes[node_id].start()
+        except StorageCorruptError as exc:  # it refuses to start: the operator repairs it
+            self.trace.add(self.loop.now_us, f"{node_id} refuses to start: {exc}")
+            assert self.operator is not None
+            self.operator.repair(node_id, self._wipe)
+            return
         self.services[node_id].reset()
 
     def _work(self) -> None:

@@ -58,6 +58,7 @@ from raft_zmq.driver.plants import DRIVER_PLANTS
 from raft_zmq.recovery import recover_state_machine, streamable_snapshot
 from raft_zmq.snapshot_stream import accept_chunk
 from raft_zmq.snapshots import SnapshotStore
+from raft_zmq.storage import StorageCorruptError
 from simulations.trace import Trace
 from simulations.wire import describe
 from simulations.world.clock import NodeClock
@@ -219,6 +220,9 @@ class SimNode:
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         assert not self.up, f"{self.id} is already running"
+        if self.disk.corrupt_last:  # as raft_zmq/storage.py finds it at open: fatal, no drop
+            index = self.disk.last_index()
+            raise StorageCorruptError(f"log entry {index}: checksum mismatch (the last entry)")
         self._reset_process_memory()
         redelivery = self._local_clock_ms if self._redelivery_by_local_clock else None
         self.state = QueueStateMachine(

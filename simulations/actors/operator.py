@@ -24,6 +24,7 @@ from simulations.world.loop import US_PER_MS, EventLoop
 
 VOTERS_MIN = 1  # single-voter clusters are a configuration worth running (issue 10, finding 2)
 ACTIONS = ("add_learner", "promote", "remove", "transfer")
+REPAIR_RETRY_MS = 200  # the repair looks again this often (no leader yet, still catching up)
 
 
 class Operator:
@@ -44,8 +45,9 @@ class Operator:
         self._retire = retire
         self._running = False
         self.retired: set[str] = set()
-        self._removing: dict[str, str] = {}  # node being removed -> the leader asked
         self.done: dict[str, int] = {}
+        self.repairing: set[str] = set()  # nodes whose log is corrupt, until they are back
+        self._wipe: Callable[[str], None] | None = None
 
     def start(self) -> None:
         self._running = True
@@ -57,6 +59,49 @@ class Operator:
     def _schedule(self) -> None:
         gap_us = int(self._rng.expovariate(1.0 / self._mean_gap_ms) * US_PER_MS) + 1
         self._loop.after(gap_us, self._act)
+
+    # --- repair of a corrupt node (finding 6; docs/operations.md, "doq repair") ----------------
+    def repair(self, node_id: str, wipe: Callable[[str], None]) -> None:
+        """As an operator runs ``doq repair``: remove the node through the leader (retried until
+        it is done), wipe its files, start it empty, add it as a learner and, once it has caught
+        up, promote it. Runs until done, after healing too."""
+        if node_id in self.repairing:
+            return
+        self.repairing.add(node_id)
+        self._wipe = wipe
+        self._trace.add(self._loop.now_us, f"OPERATOR repairs {node_id}: remove, wipe, rejoin")
+        self._repair_step(node_id, "remove")
+
+    def _repair_step(self, node_id: str, stage: str) -> None:
+        leader = self._leader()
+        retry_us = REPAIR_RETRY_MS * US_PER_MS
+        if leader is None or leader.core is None or leader.paused or leader.busy:
+            self._loop.after(retry_us, self._repair_step, node_id, stage)
+            return
+        config = leader.core.config
+        if stage == "remove" and config.get(node_id) is None:
+            assert self._wipe is not None
+            self._wipe(node_id)  # removed: wipe it and start it empty
+            stage = "add"
+        if stage == "add" and config.get(node_id) is not None:
+            stage = "promote"
+        if stage == "promote":
+            node = self._nodes[node_id]
+            if node_id in config.voters:
+                self.repairing.discard(node_id)
+                self.done["repair"] = self.done.get("repair", 0) + 1
+                self._trace.add(self._loop.now_us, f"OPERATOR repaired {node_id}")
+                return
+            if node.applied_index < leader.core.log.committed:  # catching up first
+                self._loop.after(retry_us, self._repair_step, node_id, stage)
+                return
+        kind = {
+            "remove": ConfigChangeKind.REMOVE,
+            "add": ConfigChangeKind.ADD_NONVOTER,
+            "promote": ConfigChangeKind.ADD_VOTER,
+        }[stage]
+        self._change(leader, kind, node_id, retire=False)
+        self._loop.after(retry_us, self._repair_step, node_id, stage)
 
     def _leader(self) -> SimNode | None:
         leaders = [n for n in self._nodes.values() if n.is_leader and n.core is not None]
@@ -78,10 +123,14 @@ class Operator:
             for i, n in self._nodes.items()
             if i not in config.ids and i not in self.retired and n.up
         )
+        spares = [i for i in spares if i not in self.repairing]
+        learners = [i for i in learners if i not in self.repairing]
         if action == "add_learner" and spares:
             self._change(leader, ConfigChangeKind.ADD_NONVOTER, self._rng.choice(spares))
         elif action == "promote" and learners:
             self._change(leader, ConfigChangeKind.ADD_VOTER, self._rng.choice(learners))
+        elif action == "remove" and self.repairing:
+            return  # no other removal while a node is being repaired: the voters stay enough
         elif action == "remove" and (learners or len(voters) > VOTERS_MIN):
             pool = learners + (voters if len(voters) > VOTERS_MIN else [])
             self._change(leader, ConfigChangeKind.REMOVE, self._rng.choice(pool))
@@ -89,7 +138,9 @@ class Operator:
             target = self._rng.choice([v for v in voters if v != leader.id])
             self._transfer(leader, target)
 
-    def _change(self, leader: SimNode, kind: ConfigChangeKind, node_id: str) -> None:
+    def _change(
+        self, leader: SimNode, kind: ConfigChangeKind, node_id: str, retire: bool = True
+    ) -> None:
         text = f"{kind.value} {node_id} (leader {leader.id})"
         self._trace.add(self._loop.now_us, f"OPERATOR asks {text}")
 
@@ -97,7 +148,7 @@ class Operator:
             self._trace.add(self._loop.now_us, f"OPERATOR {text}: {outcome}")
             if outcome == "ok":
                 self.done[kind.value] = self.done.get(kind.value, 0) + 1
-                if kind is ConfigChangeKind.REMOVE:
+                if kind is ConfigChangeKind.REMOVE and retire:
                     self._loop.soon(self._retire_removed, node_id)
 
         leader.propose_config(ConfigChange(kind, node_id, f"{node_id}:9000"), done)

@@ -39,3 +39,12 @@ def test_a_single_voter_with_learners_serves_and_its_learners_apply_everything()
     leader = next(n for n in sim.nodes.values() if n.is_leader)
     assert leader.core is not None and leader.core.config.voters == {leader.id}
     assert result.stats["ops_ok"] > 100
+
+
+def test_a_node_with_a_corrupt_last_entry_refuses_to_start_and_is_repaired_as_an_operator_would():
+    """Finding 6: the node does not drop the entry and start; the operator removes it through
+    the leader, wipes it, and it rejoins empty as a learner, promoted once caught up."""
+    membership = MembershipProfile(spares=1, mean_gap_ms=1_500)
+    result = Simulation(RunConfig(2, nodes=5, time_s=TIME_S, membership=membership)).run()
+    assert result.ok, (result.invariant, result.detail)
+    assert result.stats["corruptions"] == 1 and result.stats["membership_repair"] == 1
