@@ -388,6 +388,8 @@ class Simulation:
         operator, node = self.operator, self.nodes[node_id]
         if operator is None or operator.repairing or self._corrupt_rng.random() >= CORRUPT_RATE:
             return
+        if any(n.disk.corrupt_last for n in self.nodes.values()):
+            return  # one at a time (a crash of several nodes would corrupt them all at once)
         leader = next((n for n in self.nodes.values() if n.is_leader), None)
         if leader is not None and leader.core is not None:
             voters = leader.core.config.voters
