@@ -20,7 +20,6 @@ before.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 
 ID_EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z, in Unix milliseconds
@@ -53,13 +52,6 @@ def id_unix_ms(message_id: int) -> int:
     """The Unix time in milliseconds that a generated ID carries (meaningless for an ID a client
     made up in another layout; see ``QueueStateMachine`` for how the state treats those)."""
     return (message_id >> _TIME_SHIFT) + ID_EPOCH_MS
-
-
-def node_number_for(node_id: str) -> int:
-    """A node number (0..ID_NODE_MAX) hashed from a node ID string. Two node IDs can map to the
-    same number (``node-9`` and ``node-16`` do), so doq's service does not use it: it assigns
-    numbers through the log. Only the simulator's service (simulations/service.py) still does."""
-    return zlib.crc32(node_id.encode()) & ID_NODE_MAX
 
 
 class IdGenerator:

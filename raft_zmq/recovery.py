@@ -1,5 +1,6 @@
 """What a starting node does before it builds its core, the same in production (raft_zmq/node.py)
-and in the simulator (simulations/node.py): bring the state machine up to the log's start, and
+and in the simulator
+(simulations/actors/node.py): bring the state machine up to the log's start, and
 pick the snapshot to stream to lagging followers.
 
 The snapshot store may hold files that the log never adopted: a snapshot received from a leader
@@ -20,13 +21,21 @@ from raft_zmq.statemachine import StateMachine
 
 logger = logging.getLogger(__name__)
 
+# A planted bug (issue 10 finding 5 put back): restore and register the newest snapshot file,
+# whatever the log names. Only the simulator passes it (``plants=``, simulations/plants.py), to
+# prove its checkers see it; production never does.
+PLANT_RESTORE_NEWEST_SNAPSHOT = "restore_newest_snapshot"
+
 
 class RecoveryError(RuntimeError):
     """The node's files cannot make a consistent start (a repair is needed: docs/operations.md)."""
 
 
 def recover_state_machine(
-    state_machine: StateMachine, store: SnapshotStore, log_snapshot: SnapshotMeta
+    state_machine: StateMachine,
+    store: SnapshotStore,
+    log_snapshot: SnapshotMeta,
+    plants: frozenset[str] = frozenset(),
 ) -> None:
     """After a crash between installing a received snapshot in the log and restoring the state
     machine from it, the state machine is behind the log's start: restore that snapshot."""
@@ -34,6 +43,8 @@ def recover_state_machine(
     if applied >= log_snapshot.index:
         return
     snapshot = store.find(log_snapshot.index, log_snapshot.term)
+    if PLANT_RESTORE_NEWEST_SNAPSHOT in plants:
+        snapshot = store.latest()
     if snapshot is None:
         raise RecoveryError(
             f"state machine applied {applied} but the log starts after {log_snapshot.index}"
@@ -43,9 +54,14 @@ def recover_state_machine(
     state_machine.restore(snapshot.path)
 
 
-def streamable_snapshot(store: SnapshotStore, applied: int, log_start: int) -> SnapshotMeta | None:
+def streamable_snapshot(
+    store: SnapshotStore, applied: int, log_start: int, plants: frozenset[str] = frozenset()
+) -> SnapshotMeta | None:
     """The newest snapshot at or below ``applied`` that the log has not been compacted past
     (its index is at least ``log_start - 1``): the one to stream to followers behind the log."""
+    if PLANT_RESTORE_NEWEST_SNAPSHOT in plants:
+        latest = store.latest()
+        return latest.meta if latest is not None else None
     for snapshot in reversed(store.snapshots()):
         if snapshot.meta.index <= applied:
             return snapshot.meta if snapshot.meta.index >= log_start - 1 else None

@@ -24,10 +24,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-from simulations.plants import PLANT_NAMES, PLANTS
+from simulations.plants import PLANT_NAMES, PLANT_SEEDS_MAX, PLANTS
 from simulations.simulation import DEFAULT_TIME_S, RunConfig, RunResult, Simulation
 
 PROGRESS_BAR_CHARS = 30
+PLANT_CHECK_TIME_S = 10.0  # as tests/simulations/test_plants.py runs them
 
 
 def run_one(config: RunConfig) -> RunResult:
@@ -74,25 +75,51 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--nodes", type=int, choices=(3, 5, 7), help="default: per seed")
         sub.add_argument("--time", type=float, default=DEFAULT_TIME_S, help="virtual seconds")
         sub.add_argument("--plant", action="append", default=[], choices=PLANT_NAMES)
-    commands.add_parser("plants", help="list the planted bugs")
+    plants = commands.add_parser("plants", help="list the planted bugs (--check: catch each)")
+    plants.add_argument(
+        "--check",
+        action="store_true",
+        help=f"run seeds from 0 with each plant until caught (at most {PLANT_SEEDS_MAX})",
+    )
+    plants.add_argument("--time", type=float, default=PLANT_CHECK_TIME_S, help="virtual seconds")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "plants":
-        return _plants()
+        return _plants(args)
     if args.command == "run":
         return _run(args)
     return _swarm(args)
 
 
 # --- plants ------------------------------------------------------------------------------------
-def _plants() -> int:
+def _plants(args: argparse.Namespace) -> int:
     width = max(len(p.name) for p in PLANTS)
     for p in PLANTS:
-        print(f"({p.letter}) {p.name:<{width}}  [{p.where}] {p.description}")
-    return 0
+        finding = f" (issue 10 finding {p.finding})" if p.finding else ""
+        print(f"({p.letter}) {p.name:<{width}}  [{p.where}]{finding} {p.description}")
+    if not args.check:
+        return 0
+    missed = 0
+    for p in PLANTS:
+        caught = _first_catch(p.name, args.time)
+        if caught is None:
+            missed += 1
+            print(f"({p.letter}) {p.name}: NOT caught in seeds 0-{PLANT_SEEDS_MAX - 1}", flush=True)
+        else:
+            print(f"({p.letter}) {p.name}: caught at seed {caught.seed} ({caught.invariant})")
+    return 1 if missed else 0
+
+
+def _first_catch(name: str, time_s: float) -> RunResult | None:
+    """The first seed from 0 whose drawn profile catches the plant ``name`` (no targeting)."""
+    for seed in range(PLANT_SEEDS_MAX):
+        result = run_one(RunConfig(seed=seed, time_s=time_s, plants=frozenset({name})))
+        if not result.ok:
+            return result
+    return None
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -150,7 +177,8 @@ def _summary(r: RunResult, wall_s: float) -> str:
     if r.ok:
         inconclusive = s.get("linearizability_inconclusive", 0)
         lines.append(
-            f"checks passed: raft safety, replicas agree, queue safety, liveness (settled "
+            f"checks passed: raft safety, replicas agree, queue safety, clock bound "
+            f"({s.get('clock_checked', 0)} commands), liveness (settled "
             f"{s.get('recovery_ms', 0)} ms after healing), linearizability "
             f"({s.get('linearizability_ops', 0)} operations, "
             f"{s.get('linearizability_states', 0)} states"

@@ -1,20 +1,26 @@
 """The planted bugs: switched on only here, to prove that the checkers can fail.
 
-Three live in the consensus core (``CoreOptions.plants``, raft_zmq/core/ready.py); the fourth is
-the queue state machine's ``redelivery_clock`` hook, which the simulator points at the node's own
-(skewed, drifting) clock. A planted run must end in a violation; tests/simulations/test_plants.py
-asserts that each is caught within ``PLANT_SEEDS_MAX`` seeds.
+Some live in the consensus core (``CoreOptions.plants``, raft_zmq/core/plants.py), one is the queue
+state machine's ``redelivery_clock`` hook, which the simulator points at the node's own (skewed,
+drifting) clock, and the others put back a bug of issue 10 (``finding``) through a hook of the real
+code that only the simulator sets (``PLANT_*``, default off). A planted run must end in a violation;
+tests/simulations/test_plants.py asserts that each is caught within ``PLANT_SEEDS_MAX`` seeds.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
+from doq.clockbound import PLANT_COMMAND_TIME_UNBOUNDED
 from raft_zmq.core.ready import (
     PLANT_ACK_BEFORE_SYNC,
     PLANT_COMMIT_PREVIOUS_TERM,
     PLANT_VOTE_WITHOUT_LOG_CHECK,
 )
+from raft_zmq.driver.plants import PLANT_SNAPSHOT_WRITTEN_UNCHECKED
+from raft_zmq.recovery import PLANT_RESTORE_NEWEST_SNAPSHOT
 
 PLANT_REDELIVERY_BY_LOCAL_CLOCK = "redelivery_by_local_clock"
 PLANT_SEEDS_MAX = 200  # the issue: each planted bug is caught within this many seeds
@@ -26,7 +32,11 @@ class Plant:
     letter: str  # the issue's name for it: (a) to (d)
     where: str
     description: str
-    core: bool  # switched on through CoreOptions.plants (else: the state machine's hook)
+    core: bool  # switched on through CoreOptions.plants (else: its own hook)
+    finding: int | None = None  # the finding of issue 10 it puts back, if any
+    # RunConfig fields of a profile that reaches the bug within few seeds (the CI test's; the
+    # 200-seed claim on drawn profiles is `python -m simulations swarm --plant NAME`'s)
+    targeted: dict[str, Any] = attrs.field(factory=dict)
 
 
 PLANTS: tuple[Plant, ...] = (
@@ -59,6 +69,34 @@ PLANTS: tuple[Plant, ...] = (
         "decide redelivery of in-flight messages by the node's own clock instead of the "
         "command's timestamp",
         core=False,
+    ),
+    Plant(
+        PLANT_COMMAND_TIME_UNBOUNDED,
+        "e",
+        "doq.clockbound",
+        "stamp commands with the leader's own clock, unbounded by its peers' clocks: a leader "
+        "far ahead fixes the queue's clock in the future",
+        core=False,
+        finding=4,
+        targeted={"far_clock_ms": 120_000},
+    ),
+    Plant(
+        PLANT_SNAPSHOT_WRITTEN_UNCHECKED,
+        "f",
+        "raft_zmq.driver",
+        "register a slow snapshot without checking that one installed from the leader has not "
+        "compacted its index away meanwhile: the core's assertion ends the node",
+        core=False,
+        finding=1,
+        targeted={"snapshot_write_us": 500_000},
+    ),
+    Plant(
+        PLANT_RESTORE_NEWEST_SNAPSHOT,
+        "g",
+        "raft_zmq.recovery",
+        "at start, restore and stream the newest snapshot file, not the one the log names",
+        core=False,
+        finding=5,
     ),
 )
 PLANT_NAMES = tuple(p.name for p in PLANTS)

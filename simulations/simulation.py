@@ -2,7 +2,8 @@
 
 The run has three phases. For ``time_s`` of virtual time the clients work and the fault schedule
 strikes, while the Raft and replica checkers watch every event. Then every fault heals and the
-cluster must show it is live (simulations/liveness.py). Last, the end checks: every replica holds
+cluster must show it is live
+(simulations/checkers/liveness.py). Last, the end checks: every replica holds
 the same state, every acknowledged enqueue is accounted for, and each queue's client history is
 linearizable. The first violation stops the run; it is reported with the seed, the invariant and
 the trace lines before it. Any exception is a finding too (the core's and the state machine's
@@ -26,29 +27,33 @@ import attrs
 
 from doq.state.results import Enqueued
 from raft_zmq.core.ready import CoreOptions, SoftState
-from raft_zmq.core.types import ClusterConfig, Entry, Server
+from raft_zmq.core.types import ClusterConfig, Entry, Server, Suffrage
+from raft_zmq.driver.plants import PLANT_SNAPSHOT_WRITTEN_UNCHECKED
+from raft_zmq.recovery import PLANT_RESTORE_NEWEST_SNAPSHOT
+from raft_zmq.storage import StorageCorruptError
 from simulations import plants as plant_list
-from simulations.clients import Client, QueueSpec
-from simulations.clock import NodeClock
-from simulations.disk import CompletedWrite, PendingWrite
-from simulations.faults import FaultScheduler
-from simulations.history import History, OpRecord
-from simulations.linearizability import HistoryOp, SearchResult, check, result_key
-from simulations.liveness import LIVENESS_BOUND_S, Prober, cluster_settled, describe_nodes
-from simulations.loop import US_PER_S, EventLoop
-from simulations.model import Call, QueueKind
-from simulations.network import Packet, SimNetwork
-from simulations.node import SimNode
-from simulations.profile import Profile, draw_profile
-from simulations.queue_safety import (
+from simulations.actors.clients import Client, QueueSpec
+from simulations.actors.node import SimNode
+from simulations.actors.operator import Operator
+from simulations.actors.service import SimService
+from simulations.checkers.clock_bound import ClockBound
+from simulations.checkers.history import History, OpRecord
+from simulations.checkers.linearizability import HistoryOp, SearchResult, check, result_key
+from simulations.checkers.liveness import (
+    LIVENESS_BOUND_S,
+    Prober,
+    cluster_settled,
+    describe_nodes,
+    members,
+)
+from simulations.checkers.model import Call, QueueKind
+from simulations.checkers.queue_safety import (
     STATE_DIGEST_STRIDE,
     QueueSafety,
     ReplicaAgreement,
     state_digest,
 )
-from simulations.raft_safety import RaftSafety, Violation
-from simulations.rng import derive
-from simulations.service import SimService
+from simulations.checkers.raft_safety import RaftSafety, Violation
 from simulations.trace import Trace
 from simulations.wire import (
     ClientRequest,
@@ -57,6 +62,7 @@ from simulations.wire import (
     ForwardReply,
     OpAck,
     OpCreate,
+    OpDeleteQueue,
     OpDequeue,
     OpEnqueue,
     OpInfo,
@@ -66,8 +72,17 @@ from simulations.wire import (
     Outcome,
     describe_op,
 )
+from simulations.world.clock import NodeClock
+from simulations.world.disk import CompletedWrite, PendingWrite, SimLog
+from simulations.world.faults import FaultScheduler
+from simulations.world.loop import US_PER_S, EventLoop
+from simulations.world.network import Packet, SimNetwork
+from simulations.world.profile import MembershipProfile, Profile, draw_profile
+from simulations.world.rng import derive
 
 DEFAULT_TIME_S = 20.0
+CORRUPT_RATE = 0.1  # fault crashes in operator seeds that leave the last log entry corrupt
+NODE_PLANTS = frozenset({PLANT_SNAPSHOT_WRITTEN_UNCHECKED, PLANT_RESTORE_NEWEST_SNAPSHOT})
 QUEUES = (QueueSpec("delayed", fair=False), QueueSpec("fair", fair=True))
 SHM_DIR = "/dev/shm"
 
@@ -79,6 +94,9 @@ class RunConfig:
     time_s: float = DEFAULT_TIME_S
     plants: frozenset[str] = frozenset()
     keep_trace: bool = False
+    far_clock_ms: int | None = None  # None: drawn from the seed (profile.py); 0: none
+    snapshot_write_us: int | None = None  # None: drawn from the seed (profile.py)
+    membership: MembershipProfile | None = None  # None: drawn from the seed (profile.py)
 
     def __attrs_post_init__(self) -> None:
         for name in self.plants:
@@ -114,13 +132,14 @@ class RunResult:
 
 
 class _Observer:
-    """Connects the nodes' events to the checkers (simulations/node.py's NodeObserver)."""
+    """Connects the nodes' events to the checkers (simulations/actors/node.py's NodeObserver)."""
 
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
         self.raft = RaftSafety(sim.nodes)
         self.agreement = ReplicaAgreement()
         self.queues = QueueSafety()
+        self.clocks = ClockBound(lambda node_id: sim.nodes[node_id].clock_ms())
 
     def on_soft_state(self, node: SimNode, soft: SoftState) -> None:
         assert node.core is not None
@@ -147,6 +166,7 @@ class _Observer:
         now = self.sim.loop.now_us
         for entry, result in self.agreement.on_applied(node.id, entries, results, now):
             self.queues.on_entry(entry, result)
+            self.clocks.on_entry(entry)
         if entries[-1].index % STATE_DIGEST_STRIDE == 0:
             self._compare_state(node, entries[-1].index)
 
@@ -158,6 +178,10 @@ class _Observer:
         if index % STATE_DIGEST_STRIDE == 0:
             self._compare_state(node, index)
 
+    def on_snapshot_staged(self, node: SimNode) -> None:
+        if self.sim.faults is not None:
+            self.sim.faults.on_snapshot_staged(node.id)
+
     def _compare_state(self, node: SimNode, index: int) -> None:
         assert node.state is not None
         digest = state_digest(node.state, os.path.join(node.directory, "digest.snap"))
@@ -167,7 +191,16 @@ class _Observer:
 class Simulation:
     def __init__(self, config: RunConfig) -> None:
         self.config = config
-        self.profile: Profile = draw_profile(config.seed, config.nodes)
+        profile = draw_profile(config.seed, config.nodes)
+        if config.far_clock_ms is not None:
+            clocks = attrs.evolve(profile.clocks, far_offset_ms=config.far_clock_ms)
+            profile = attrs.evolve(profile, clocks=clocks)
+        if config.snapshot_write_us is not None:
+            raft = attrs.evolve(profile.raft, snapshot_write_us=config.snapshot_write_us)
+            profile = attrs.evolve(profile, raft=raft)
+        if config.membership is not None:
+            profile = attrs.evolve(profile, membership=config.membership)
+        self.profile: Profile = profile
         self.loop = EventLoop()
         self.trace = Trace(keep_all=config.keep_trace)
         self.history = History()
@@ -177,7 +210,12 @@ class Simulation:
         self.services: dict[str, SimService] = {}
         self.clients: dict[str, Client | Prober] = {}
         self.faults: FaultScheduler | None = None
-        self.ids = tuple(f"node-{i}" for i in range(self.profile.nodes))
+        founders, spares = self.profile.nodes, self.profile.membership.spares
+        self.ids = tuple(f"node-{i}" for i in range(founders + spares))
+        self.founders = self.ids[:founders]
+        self.operator: Operator | None = None
+        self.retired: set[str] = set()
+        self._corrupt_rng = derive(config.seed, "corrupt")
         self.network = SimNetwork(
             self.loop,
             derive(config.seed, "network"),
@@ -211,7 +249,15 @@ class Simulation:
         p, seed = self.profile, self.config.seed
         self.trace.add(0, f"seed {seed}: {p.describe()}")
         ids = self.ids
-        config = ClusterConfig(tuple(Server(i, f"{i}:9000") for i in ids))
+        first_learner = len(self.founders) - p.membership.learners
+        config = ClusterConfig(
+            tuple(
+                Server(i, f"{i}:9000", Suffrage.VOTER if n < first_learner else Suffrage.NONVOTER)
+                for n, i in enumerate(self.founders)
+            )
+        )
+        if not p.membership.mean_gap_ms:
+            self.observer.raft.static_voters = config.voters
         core_plants = frozenset(name for name in self.config.plants if plant_list.plant(name).core)
         core_options = CoreOptions(
             max_append_bytes=p.raft.max_append_bytes,
@@ -239,10 +285,17 @@ class Simulation:
                 core_rng=derive(seed, f"core:{node_id}"),
                 redelivery_by_local_clock=redelivery,
                 apply_boundary=STATE_DIGEST_STRIDE,
+                plants=self.config.plants & NODE_PLANTS,
+                joining=node_id not in self.founders,
             )
             self.nodes[node_id] = node
-            self.services[node_id] = SimService(node, self.network, self.history.on_proposed)
+            self.services[node_id] = SimService(
+                node, self.network, self.history.on_proposed, self.config.plants
+            )
             node.start()
+        if p.clocks.far_offset_ms:  # one node's clock far off: drawn apart, the rest unchanged
+            far_id = derive(seed, "far-clock").choice(ids)
+            self.nodes[far_id].clock.step(p.clocks.far_offset_ms)
         for number in range(p.workload.clients):
             client = Client(
                 number,
@@ -255,6 +308,15 @@ class Simulation:
                 nodes=ids,
             )
             self.clients[client.name] = client
+        if p.membership.mean_gap_ms:
+            self.operator = Operator(
+                self.loop,
+                derive(seed, "operator"),
+                self.trace,
+                self.nodes,
+                p.membership.mean_gap_ms,
+                self._retire,
+            )
         self.faults = FaultScheduler(
             self.loop,
             derive(seed, "faults"),
@@ -262,7 +324,7 @@ class Simulation:
             self.trace,
             self.nodes,
             self.network,
-            self._crash,
+            self._fault_crash,
             self._restart,
         )
 
@@ -302,8 +364,50 @@ class Simulation:
             if other_id != node_id:
                 service.peer_down(node_id)
 
+    def _wipe(self, node_id: str) -> None:
+        """``doq repair``'s move aside: the node's files go; it starts again empty, to join."""
+        node = self.nodes[node_id]
+        if node.up:
+            self._crash(node_id)
+        shutil.rmtree(node.directory, ignore_errors=True)
+        node.disk = SimLog()
+        self.trace.add(self.loop.now_us, f"{node_id} wiped, starting empty to rejoin")
+        self._restart(node_id)
+
+    def _retire(self, node_id: str) -> None:
+        """Removed from the cluster: stopped for good (simulations/actors/operator.py)."""
+        self.retired.add(node_id)
+        self.trace.add(self.loop.now_us, f"{node_id} retired")
+        if self.nodes[node_id].up:
+            self._crash(node_id)
+
+    def _fault_crash(self, node_id: str) -> None:
+        """A crash of the fault schedule; in seeds with an operator, now and then it leaves the
+        node's last log entry corrupt, if the voters are enough to remove it (finding 6)."""
+        self._crash(node_id)
+        operator, node = self.operator, self.nodes[node_id]
+        if operator is None or operator.repairing or self._corrupt_rng.random() >= CORRUPT_RATE:
+            return
+        if any(n.disk.corrupt_last for n in self.nodes.values()):
+            return  # one at a time (a crash of several nodes would corrupt them all at once)
+        leader = next((n for n in self.nodes.values() if n.is_leader), None)
+        if leader is not None and leader.core is not None:
+            voters = leader.core.config.voters
+            if len(voters) >= 3 and leader.core.config.get(node_id) is not None:
+                node.disk.corrupt_last = True
+                self.trace.add(self.loop.now_us, f"FAULT {node_id}'s last log entry is corrupt")
+                self.stats["corruptions"] += 1
+
     def _restart(self, node_id: str) -> None:
-        self.nodes[node_id].start()
+        if node_id in self.retired:
+            return
+        try:
+            self.nodes[node_id].start()
+        except StorageCorruptError as exc:  # it refuses to start: the operator repairs it
+            self.trace.add(self.loop.now_us, f"{node_id} refuses to start: {exc}")
+            assert self.operator is not None
+            self.operator.repair(node_id, self._wipe)
+            return
         self.services[node_id].reset()
 
     def _work(self) -> None:
@@ -311,16 +415,23 @@ class Simulation:
         for client in self.clients.values():
             client.start()
         self.faults.start()
+        if self.operator is not None:
+            self.operator.start()
         self.loop.run_until(int(self.config.time_s * US_PER_S))
 
     def _heal_and_wait(self) -> None:
         """Heal everything, probe, and wait (boundedly) for the cluster to settle."""
         assert self.faults is not None
         self.faults.stop()
+        if self.operator is not None:
+            self.operator.stop()
         for client in self.clients.values():
             client.stop()
         self.network.heal()
         for node_id, node in self.nodes.items():
+            node.disk_full_until_us = 0  # room again: a waiting write or apply goes through
+            if node_id in self.retired:
+                continue
             if not node.up:
                 self._restart(node_id)
             elif node.paused:
@@ -354,7 +465,7 @@ class Simulation:
 
     # --- end checks -----------------------------------------------------------------------------
     def _end_checks(self) -> None:
-        dumps = {node_id: node.state.logical_dump() for node_id, node in self.nodes.items()}  # type: ignore[union-attr]
+        dumps = {i: node.state.logical_dump() for i, node in members(self.nodes).items()}  # type: ignore[union-attr]
         reference_id, reference = next(iter(dumps.items()))
         for node_id, dump in dumps.items():
             if dump != reference:
@@ -402,7 +513,8 @@ class Simulation:
 
     def _modelled(self, record: OpRecord) -> HistoryOp | None:
         """One operation for the linearizability check: as the client saw it, or resolved from
-        the committed log when the client never learnt its outcome (simulations/history.py)."""
+        the committed log when the client never learnt its outcome
+        (simulations/checkers/history.py)."""
         if record.outcome is Outcome.FAILED:
             return None  # definitely not done
         label = f"#{record.request_id} {record.client} {describe_op(record.op)}"
@@ -431,7 +543,13 @@ class Simulation:
             stats[f"ops_{outcome.value}"] = sum(1 for r in records if r.outcome is outcome)
         stats["ops_pending"] = sum(1 for r in records if r.outcome is None)
         stats["elections"] = len(self.observer.raft.leaders)
+        if self.operator is not None:
+            for action, count in self.operator.done.items():
+                stats[f"membership_{action}"] = count
+            stats["membership_retired"] = len(self.retired)
         stats["commit_index"] = self.observer.raft.commit_index
+        stats["clock_checked"] = self.observer.clocks.checked
+        stats["stamps_clamped"] = sum(s.clamped_stamps for s in self.services.values())
         for node in self.nodes.values():
             for name, value in attrs.asdict(node.stats).items():
                 stats[name] += value
@@ -473,7 +591,10 @@ def _history_op(
     if isinstance(op, OpCreate):
         call = Call("create")
     elif isinstance(op, OpEnqueue):
-        message_id = op.client_id if op.client_id is not None else (key[1] if key else None)
+        message_id = op.client_id
+        if message_id is None and key is not None:
+            # the ID the leader chose; a rejected enqueue (its queue deleted) stored nothing
+            message_id = key[1] if key[0] == "enqueued" else 0
         if message_id is None:
             return None
         call = Call("enqueue", message_id, op.priority, op.group, op.content)
@@ -487,6 +608,8 @@ def _history_op(
         call = Call("touch", op.id)
     elif isinstance(op, OpUpdatePriority):
         call = Call("update_priority", op.id, op.priority)
+    elif isinstance(op, OpDeleteQueue):
+        call = Call("delete")
     else:
         assert isinstance(op, OpInfo), op
         call = Call("info")

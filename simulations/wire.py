@@ -88,7 +88,24 @@ class OpInfo:
     queue: str
 
 
-Op = OpCreate | OpEnqueue | OpDequeue | OpAck | OpNack | OpTouch | OpUpdatePriority | OpInfo
+@attrs.frozen
+class OpDeleteQueue:
+    """Delete the queue and every message in it (a client that finds it gone creates it again)."""
+
+    queue: str
+
+
+Op = (
+    OpCreate
+    | OpEnqueue
+    | OpDequeue
+    | OpAck
+    | OpNack
+    | OpTouch
+    | OpUpdatePriority
+    | OpInfo
+    | OpDeleteQueue
+)
 WRITE_OPS = (OpCreate, OpEnqueue, OpDequeue, OpAck, OpNack, OpTouch, OpUpdatePriority)
 
 
@@ -125,6 +142,21 @@ class ForwardReply:
 
 
 # --- one-line names for the trace --------------------------------------------------------------
+
+
+@attrs.frozen
+class ClockProbe:
+    """doq/peerclock.py's GET /API/v1/cluster/time: the prober's clock when it asked."""
+
+    sent_ms: int
+
+
+@attrs.frozen
+class ClockReply:
+    """The answer: the probed node's own (unbounded) clock, and the probe's send time echoed."""
+
+    sent_ms: int
+    peer_ms: int
 
 
 def describe(payload: Any) -> str:
@@ -166,6 +198,10 @@ def describe(payload: Any) -> str:
         return f"fwd req#{payload.request.request_id}"
     if t is ForwardReply:
         return f"fwd-resp#{payload.response.request_id} {payload.response.outcome.value}"
+    if t is ClockProbe:
+        return "clock?"
+    if t is ClockReply:
+        return f"clock {payload.peer_ms}"
     return t.__name__
 
 

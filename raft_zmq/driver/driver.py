@@ -1,6 +1,7 @@
 """The driver's logic, without I/O: everything between the consensus core and the world that is
-the same in production (raft_zmq/node.py, under Trio) and in the simulator (simulations/node.py,
-under virtual time). This is the split etcd makes between ``RawNode`` and ``node.go``: the shells
+the same in production (raft_zmq/node.py, under Trio) and in the simulator
+(simulations/actors/node.py, under virtual time). This is the split etcd makes between
+``RawNode`` and ``node.go``: the shells
 only send, persist, apply and wait; what to feed the core, what a Ready means for the proposals
 and reads waiting on it, when to snapshot and compact, and the snapshot streams' bookkeeping are
 decided here, once (docs/raft.md, "The driver").
@@ -57,6 +58,7 @@ from raft_zmq.driver.limits import (
     SNAPSHOT_CHUNK_TIMEOUT_MS,
     SNAPSHOT_CHUNKS_IN_FLIGHT_MAX,
 )
+from raft_zmq.driver.plants import PLANT_SNAPSHOT_WRITTEN_UNCHECKED
 from raft_zmq.driver.routes import Routes
 
 T = TypeVar("T")
@@ -71,6 +73,7 @@ class DriverOptions:
     snapshot_interval_entries: int = 50_000  # applied entries between two snapshots
     snapshot_trailing_entries: int = 10_000  # entries kept in the log behind a snapshot
     stream: StreamOptions = attrs.field(factory=lambda: _DEFAULT_STREAM)
+    plants: frozenset[str] = frozenset()  # the simulator's planted bugs (driver/plants.py)
 
 
 @attrs.define
@@ -264,6 +267,8 @@ class Driver(Generic[T]):
         its metadata, or None when it is already superseded (a snapshot received from the leader
         was installed meanwhile): discard the file then."""
         core = self.core
+        if PLANT_SNAPSHOT_WRITTEN_UNCHECKED in self.options.plants:
+            return core.snapshot_meta(index)
         latest = core.latest_snapshot
         if latest is not None and latest.index >= index:
             return None

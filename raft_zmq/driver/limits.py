@@ -1,5 +1,5 @@
 """The driver's named limits, declared once: the Trio shell (raft_zmq/node.py) and the simulated
-process (simulations/node.py) both read them from here (docs/raft.md, "Limits")."""
+process (simulations/actors/node.py) both read them from here (docs/raft.md, "Limits")."""
 
 from __future__ import annotations
 

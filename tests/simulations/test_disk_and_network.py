@@ -8,11 +8,11 @@ import random
 import pytest
 
 from raft_zmq.core.types import ClusterConfig, Entry, EntryKind, HardState, Server, SnapshotMeta
-from simulations.disk import SimLog
-from simulations.loop import EventLoop
-from simulations.network import Packet, SimNetwork
-from simulations.profile import NetworkProfile
 from simulations.trace import Trace
+from simulations.world.disk import SimLog
+from simulations.world.loop import EventLoop
+from simulations.world.network import Packet, SimNetwork
+from simulations.world.profile import NetworkProfile
 
 CONFIG = ClusterConfig((Server("a", "a:1"), Server("b", "b:1"), Server("c", "c:1")))
 NODES = ("a", "b", "c")

@@ -4,8 +4,8 @@ unknown outcomes, and rejects what it does not."""
 
 from __future__ import annotations
 
-from simulations.linearizability import HistoryOp, check
-from simulations.model import Call, QueueKind
+from simulations.checkers.linearizability import HistoryOp, check
+from simulations.checkers.model import Call, QueueKind
 
 DELAYED = QueueKind(fair=False, max_unacked=0)
 FAIR = QueueKind(fair=True, max_unacked=0)

@@ -27,8 +27,8 @@ from doq.state.results import (
     Rejected,
 )
 from raft_zmq.core.types import Entry, EntryKind
-from simulations.queue_safety import QueueSafety, ReplicaAgreement
-from simulations.raft_safety import Violation
+from simulations.checkers.queue_safety import QueueSafety, ReplicaAgreement
+from simulations.checkers.raft_safety import Violation
 
 T0_MS = 1_750_000_000_000
 ACK_TIMEOUT_S = 2

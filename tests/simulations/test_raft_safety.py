@@ -8,8 +8,8 @@ import pytest
 
 from raft_zmq.core.ready import Role, SoftState
 from raft_zmq.core.types import ClusterConfig, Entry, EntryKind, HardState, Server
-from simulations.disk import SimLog
-from simulations.raft_safety import RaftSafety, Violation
+from simulations.checkers.raft_safety import RaftSafety, Violation
+from simulations.world.disk import SimLog
 
 CONFIG = ClusterConfig(tuple(Server(f"n{i}", f"n{i}:1") for i in range(3)))
 

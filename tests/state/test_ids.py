@@ -15,7 +15,6 @@ from doq.ids import (
     IdSpaceExhaustedError,
     compose_id,
     id_unix_ms,
-    node_number_for,
 )
 
 NOW_MS = 1_750_000_000_000
@@ -89,8 +88,3 @@ def test_bad_arguments_are_refused() -> None:
         IdGenerator(0, FakeClock(NOW_MS), floor=-1)
     with pytest.raises(ValueError, match="count"):
         IdGenerator(0, FakeClock(NOW_MS)).next_ids(-1)
-
-
-def test_node_numbers_from_names_are_stable_and_in_range() -> None:
-    assert node_number_for("node-0") == node_number_for("node-0")
-    assert all(0 <= node_number_for(f"node-{i}") <= ID_NODE_MAX for i in range(50))

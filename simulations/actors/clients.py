@@ -16,17 +16,15 @@ import random
 
 import attrs
 
-from doq.state.results import Dequeued, Enqueued
-from simulations.history import History, OpRecord
-from simulations.loop import US_PER_MS, EventLoop
-from simulations.network import Packet, SimNetwork
-from simulations.profile import WorkloadProfile
+from doq.state.results import Dequeued, Enqueued, RejectCode, Rejected
+from simulations.checkers.history import History, OpRecord
 from simulations.wire import (
     ClientRequest,
     ClientResponse,
     Op,
     OpAck,
     OpCreate,
+    OpDeleteQueue,
     OpDequeue,
     OpEnqueue,
     OpInfo,
@@ -35,6 +33,9 @@ from simulations.wire import (
     OpUpdatePriority,
     Outcome,
 )
+from simulations.world.loop import US_PER_MS, EventLoop
+from simulations.world.network import Packet, SimNetwork
+from simulations.world.profile import WorkloadProfile
 
 GROUPS = ("a", "b", "a.x", "c.y.z")  # fair-queue groups: dotted levels take turns too
 DELAYED_PRIORITY_MAX = 9  # small priorities: always due (a priority is a Unix time on a delayed
@@ -52,6 +53,7 @@ OP_WEIGHTS = (
     ("touch", 6),
     ("update_priority", 6),
     ("info", 5),
+    ("delete_queue", 1),
     ("stale", 3),  # ack or nack a message this client gave up holding
 )
 
@@ -158,6 +160,8 @@ class Client:
             return OpDequeue(queue.name, ack=rng.random() < 0.2)
         if kind == "info":
             return OpInfo(queue.name)
+        if kind == "delete_queue":
+            return OpDeleteQueue(queue.name)
         return self._enqueue(queue)
 
     def _on_held(self, kind: str) -> Op:
@@ -242,6 +246,10 @@ class Client:
         if isinstance(op, OpCreate) and self._to_create and self._to_create[0].name == op.queue:
             self._to_create.pop(0)
         result = response.result
+        if isinstance(result, Rejected) and result.code is RejectCode.QUEUE_NOT_FOUND:
+            spec = next(q for q in self._queues if q.name == op.queue)
+            if spec not in self._to_create:
+                self._to_create.append(spec)  # deleted (by anyone): create it again
         if isinstance(op, OpDequeue) and not op.ack and isinstance(result, Dequeued):
             self._held.extend((op.queue, m.id) for m in result.messages)
         elif isinstance(op, OpEnqueue) and isinstance(result, Enqueued):

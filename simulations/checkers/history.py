@@ -17,8 +17,8 @@ from typing import Any
 
 import attrs
 
-from simulations.queue_safety import AppliedEntry
-from simulations.raft_safety import CommittedEntry
+from simulations.checkers.queue_safety import AppliedEntry
+from simulations.checkers.raft_safety import CommittedEntry
 from simulations.wire import Op, Outcome
 
 

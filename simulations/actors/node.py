@@ -9,13 +9,13 @@ starts the synced write, and only when the simulated sync completes sends the la
 applies the committed entries and finishes the round. While a write is in flight the node takes
 no other round, so everything that arrives meanwhile joins the next one (group commit).
 
-Crash semantics (docs/simulations.md): a crash is a process crash. The Raft log loses the write
-in flight (simulations/disk.py); the state machine's LMDB keeps every committed transaction and
+Crash semantics (docs/simulations.md): a crash is a process crash. The Raft log loses the write in
+flight (simulations/world/disk.py); the state machine's LMDB keeps every committed transaction and
 the snapshot store keeps every finalized file (both are real files in the node's directory, and a
-killed process loses nothing the kernel already has). A restart rebuilds the node with the same
-code as raft_zmq/node.py (raft_zmq/recovery.py): restore the state machine from the snapshot the
-log names if it is behind the log's start, then build the core from the durable hard state,
-snapshot and log, resuming after the state machine's last applied index.
+killed process loses nothing the kernel already has). A restart rebuilds the node with the same code
+as raft_zmq/node.py (raft_zmq/recovery.py): restore the state machine from the snapshot the log
+names if it is behind the log's start, then build the core from the durable hard state, snapshot and
+log, resuming after the state machine's last applied index.
 """
 
 from __future__ import annotations
@@ -29,7 +29,15 @@ import attrs
 
 from doq.state.machine import QueueStateMachine
 from raft_zmq.core.raft import RaftCore
-from raft_zmq.core.ready import CoreOptions, NotLeader, ProposalDropped, Role, SoftState
+from raft_zmq.core.ready import (
+    ConfigChange,
+    ConfigChangeRejected,
+    CoreOptions,
+    NotLeader,
+    ProposalDropped,
+    Role,
+    SoftState,
+)
 from raft_zmq.core.types import ClusterConfig, Entry, InstallSnapshot, Message, SnapshotChunk
 from raft_zmq.driver import (
     ChunkSender,
@@ -41,17 +49,23 @@ from raft_zmq.driver import (
     Round,
     StreamOptions,
 )
-from raft_zmq.driver.limits import SNAPSHOT_CHUNKS_IN_FLIGHT_MAX, SNAPSHOT_KEEP
+from raft_zmq.driver.limits import (
+    SNAPSHOT_CHUNKS_IN_FLIGHT_MAX,
+    SNAPSHOT_KEEP,
+    STORAGE_FULL_RETRY_INTERVAL_MS,
+)
+from raft_zmq.driver.plants import DRIVER_PLANTS
 from raft_zmq.recovery import recover_state_machine, streamable_snapshot
 from raft_zmq.snapshot_stream import accept_chunk
 from raft_zmq.snapshots import SnapshotStore
-from simulations.clock import NodeClock
-from simulations.disk import CompletedWrite, PendingWrite, SimLog
-from simulations.loop import US_PER_MS, EventLoop
-from simulations.network import Packet, SimNetwork
-from simulations.profile import DiskProfile, RaftProfile
+from raft_zmq.storage import StorageCorruptError
 from simulations.trace import Trace
 from simulations.wire import describe
+from simulations.world.clock import NodeClock
+from simulations.world.disk import CompletedWrite, PendingWrite, SimLog
+from simulations.world.loop import US_PER_MS, EventLoop
+from simulations.world.network import Packet, SimNetwork
+from simulations.world.profile import DiskProfile, RaftProfile
 
 STATE_MAP_SIZE_BYTES = 64 << 20  # address space of each simulated node's LMDB state
 ALL_BYTES = 1 << 62  # no byte limit on a read of the log
@@ -88,6 +102,10 @@ class NodeObserver(Protocol):
 
     def on_snapshot_restored(self, node: SimNode, index: int) -> None: ...
 
+    def on_snapshot_staged(self, node: SimNode) -> None:
+        """A received snapshot's file is complete; the core has yet to take it into the log."""
+        ...
+
 
 class ProposalDone(Protocol):
     def __call__(self, outcome: str, value: Any) -> None:
@@ -112,6 +130,8 @@ def _failure(error: Exception) -> tuple[str, Any]:
         return "lost", str(error)
     if isinstance(error, LeadershipLost):
         return "leadership_lost", str(error)
+    if isinstance(error, ConfigChangeRejected):
+        return "rejected", str(error)
     assert isinstance(error, ProposalDropped), error
     return "dropped", str(error)
 
@@ -124,6 +144,8 @@ class NodeStats:
     snapshots_taken: int = 0
     snapshots_sent: int = 0
     snapshots_installed: int = 0
+    storage_full_retries: int = 0
+    snapshots_superseded: int = 0  # a slow snapshot overtaken by one installed from the leader
     crashes: int = 0
     pauses: int = 0
 
@@ -147,6 +169,8 @@ class SimNode:
         core_rng: random.Random,
         redelivery_by_local_clock: bool,
         apply_boundary: int,
+        plants: frozenset[str] = frozenset(),
+        joining: bool = False,
     ) -> None:
         self.id = node_id
         self.directory = directory
@@ -162,7 +186,10 @@ class SimNode:
         self._core_rng = core_rng
         self._redelivery_by_local_clock = redelivery_by_local_clock
         self._apply_boundary = apply_boundary
-        self.disk = SimLog.bootstrapped(bootstrap)  # the machine's disk: survives crashes
+        self._plants = plants  # the driver's and recovery's planted bugs (simulations/plants.py)
+        # The machine's disk (survives crashes): a founding member's holds the bootstrap
+        # configuration; a spare's is empty until a leader adds it and sends it the log.
+        self.disk = SimLog() if joining else SimLog.bootstrapped(bootstrap)
         self.stats = NodeStats()
         self.generation = 0  # bumped by every crash: events of an earlier life are ignored
         self.up = False
@@ -172,6 +199,7 @@ class SimNode:
         self.state: QueueStateMachine | None = None
         self.snapshots: SnapshotStore | None = None
         self.packet_handler: Callable[[Packet], None] | None = None  # the service's traffic
+        self.disk_full_until_us = 0  # the machine's disk has no room until then (StorageFull)
         self._reset_process_memory()
 
     def _reset_process_memory(self) -> None:
@@ -192,6 +220,9 @@ class SimNode:
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         assert not self.up, f"{self.id} is already running"
+        if self.disk.corrupt_last:  # as raft_zmq/storage.py finds it at open: fatal, no drop
+            index = self.disk.last_index()
+            raise StorageCorruptError(f"log entry {index}: checksum mismatch (the last entry)")
         self._reset_process_memory()
         redelivery = self._local_clock_ms if self._redelivery_by_local_clock else None
         self.state = QueueStateMachine(
@@ -201,7 +232,7 @@ class SimNode:
             redelivery_clock=redelivery,
         )
         self.snapshots = SnapshotStore(os.path.join(self.directory, "snapshots"))
-        recover_state_machine(self.state, self.snapshots, self.disk.snapshot)
+        recover_state_machine(self.state, self.snapshots, self.disk.snapshot, self._plants)
         self.core = self._new_core()
         self.driver = Driver(
             self.core,
@@ -209,6 +240,7 @@ class SimNode:
                 snapshot_interval_entries=self.raft.snapshot_interval_entries,
                 snapshot_trailing_entries=self.raft.snapshot_trailing_entries,
                 stream=SIM_STREAM,
+                plants=self._plants & DRIVER_PLANTS,
             ),
         )
         self._commit_seen = self.core.log.committed
@@ -237,7 +269,9 @@ class SimNode:
             options=options,
             applied=applied,
         )
-        streamable = streamable_snapshot(self.snapshots, core.log.applied, core.log.first_index())
+        streamable = streamable_snapshot(
+            self.snapshots, core.log.applied, core.log.first_index(), self._plants
+        )
         if streamable is not None:
             core.set_snapshot(streamable)
         return core
@@ -330,7 +364,7 @@ class SimNode:
             self.packet_handler(packet)
 
     def propose(
-        self, data: bytes, done: ProposalDone, proposed: Callable[[int, int], None]
+        self, data: bytes, done: ProposalDone, proposed: Callable[[int, int], None] | None
     ) -> None:
         """Propose ``data``; ``proposed(index, term)`` is called once it is in the log, ``done``
         once its outcome is known (never, if the node crashes first)."""
@@ -351,6 +385,12 @@ class SimNode:
         except NotLeader as exc:
             done("not_leader", exc.leader)
             return
+        self._wake()
+
+    def propose_config(self, change: ConfigChange, done: ProposalDone) -> None:
+        """A membership change through the driver; ``done`` once it is applied (or failed)."""
+        assert self.driver is not None
+        self.driver.propose_config(change, _Token(done))
         self._wake()
 
     def call(self, fn: Callable[[], None]) -> None:
@@ -405,7 +445,8 @@ class SimNode:
                 write = self.disk.begin_write(rd.hard_state, rd.entries, rd.snapshot)
                 self.loop.after(self._sync_latency_us(), self._synced, self.generation, rnd, write)
                 return
-            self._finish_round(rnd)
+            if not self._finish_round(rnd):
+                return  # its apply waits for room
 
     def _note_commit(self, core: RaftCore) -> None:
         committed = core.log.committed
@@ -428,6 +469,8 @@ class SimNode:
         if self.paused:
             self._deferred = lambda: self._synced(generation, rnd, write)
             return
+        if self._storage_full(lambda: self._synced(generation, rnd, write)):
+            return  # the log's save raised StorageFull: nothing of it took effect
         done = self.disk.complete_write(write)
         self.stats.entries_persisted += len(write.entries)
         self.observer.on_persisted(self, write, done)
@@ -453,20 +496,61 @@ class SimNode:
 
     def _round_done(self, rnd: Round) -> None:
         self.busy = False
-        self._finish_round(rnd)
-        self._rounds()
+        if self._finish_round(rnd):
+            self._rounds()
 
-    def _finish_round(self, rnd: Round) -> None:
+    def _storage_full(self, retry: Callable[[], None]) -> bool:
+        """raft_zmq/node.py's ``_storage_retry``: while the disk is full, the write or apply
+        raises StorageFull, the driver is flagged blocked (proposals are refused, the service
+        answers "insufficient storage"), and the same work is tried again after
+        ``STORAGE_FULL_RETRY_INTERVAL_MS``. False once there is room (the flag is cleared)."""
+        driver = self.driver
+        assert driver is not None
+        if self.loop.now_us < self.disk_full_until_us:
+            if not driver.storage_blocked:
+                self.trace.add(self.loop.now_us, f"{self.id} storage full: retrying")
+            driver.storage_blocked = True
+            self.stats.storage_full_retries += 1
+            generation = self.generation
+
+            def again() -> None:
+                if generation != self.generation:
+                    return
+                if self.paused:
+                    self._deferred = again
+                    return
+                retry()
+
+            self.loop.after(STORAGE_FULL_RETRY_INTERVAL_MS * US_PER_MS, again)
+            return True
+        if driver.storage_blocked:
+            driver.storage_blocked = False
+            self.trace.add(self.loop.now_us, f"{self.id} storage has room again")
+        return False
+
+    def _finish_round(self, rnd: Round) -> bool:
+        """Send, apply, finish; False when the apply waits for room (the node stays busy: no
+        other round until this one is finished)."""
+        self._send_all(rnd.late)
+        return self._apply_and_finish(rnd, resumed=False)
+
+    def _apply_and_finish(self, rnd: Round, resumed: bool) -> bool:
         driver = self.driver
         assert driver is not None
         rd = rnd.ready
-        self._send_all(rnd.late)
+        if rd.committed and self._storage_full(lambda: self._apply_and_finish(rnd, True)):
+            self.busy = True  # the state machine's apply raised StorageFull: nothing applied
+            return False
         results: list[Any] = []
         if rd.committed:
             self.observer.on_committed(self, rd.committed)
             results = self._apply(rd.committed)
         # finish() advances the core: an installed snapshot becomes the one to stream on.
         self._on_outcomes(driver.finish(rnd, results))
+        if resumed:  # the retry finished the round: the node may take the next one
+            self.busy = False
+            self._rounds()
+        return True
 
     def _send_all(self, messages: tuple[Message, ...]) -> None:
         for msg in messages:
@@ -523,15 +607,38 @@ class SimNode:
     # --- snapshots ------------------------------------------------------------------------------
     def _take_snapshot(self) -> None:
         """Between rounds (no Ready outstanding): snapshot the state machine, then compact the
-        log behind it, as the driver decides (raft_zmq/driver/driver.py)."""
-        driver, state, store = self.driver, self.state, self.snapshots
-        assert driver is not None and state is not None and store is not None
+        log behind it, as the driver decides (raft_zmq/driver/driver.py). The state machine's
+        snapshot reads one transaction now; writing the file takes ``snapshot_write_us`` of the
+        profile, during which rounds go on (production's worker thread), so a snapshot received
+        from the leader may be installed before this one is registered (issue 10, finding 1)."""
+        state, store = self.state, self.snapshots
+        assert state is not None and store is not None
         tmp = store.new_temp_path()
         index, _term = state.snapshot(tmp)
+        delay_us = self.raft.snapshot_write_us
+        if delay_us:
+            self.loop.after(delay_us, self._snapshot_file_done, self.generation, tmp, index)
+        else:
+            self._snapshot_written(tmp, index)
+
+    def _snapshot_file_done(self, generation: int, tmp: str, index: int) -> None:
+        """The file is written: the rest happens between rounds, as production's core loop
+        takes the worker's result (``Driver.call``)."""
+        if generation != self.generation:
+            return  # the process died while writing: the temp file stays, as in production
+        assert self.driver is not None
+        self.driver.call(lambda: self._snapshot_written(tmp, index))
+        self._wake()
+
+    def _snapshot_written(self, tmp: str, index: int) -> None:
+        driver, store = self.driver, self.snapshots
+        assert driver is not None and store is not None
         meta = driver.snapshot_written(index)
         if meta is None:
             store.discard_temp(tmp)
             driver.snapshot_finished(False)
+            self.stats.snapshots_superseded += 1
+            self.trace.add(self.loop.now_us, f"{self.id} snapshot at {index} superseded")
             return
         store.finalize(tmp, meta)
         compact = driver.snapshot_registered(meta)
@@ -582,6 +689,7 @@ class SimNode:
         if install is not None:
             driver.receive([install])
             self._wake()
+            self.observer.on_snapshot_staged(self)
 
     def _install_snapshot(self, rnd: Round) -> None:
         """The received snapshot is in the log now; restore the state machine from its file."""

@@ -3,11 +3,13 @@ that queue, so the history splits per queue and each part is checked alone).
 
 The search is Wing and Gong's, with Lowe's memoization: take the operations in invocation order;
 an operation may be linearized next if no other pending operation returned before it was
-invoked; try each such operation against the sequential model (simulations/model.py), keep the
+invoked; try each such operation against the sequential model
+(simulations/checkers/model.py), keep the
 model states whose result matches what the client saw, and backtrack. A pair (set of operations
 linearized, model state) already explored is never explored again, which turns the exponential
-search into one that is usually linear in the history. Operations whose outcome is unknown (see
-simulations/history.py) have no return time and any result: they may be linearized at any point
+search into one that is usually linear in the history. Operations whose outcome is unknown
+(see simulations/checkers/history.py) have no return time and any result: they may be
+linearized at any point
 after their invocation, or never.
 
 The search gives up (inconclusive, reported apart from violations) after ``SEARCH_STATES_MAX``
@@ -27,11 +29,12 @@ from doq.state.results import (
     Nacked,
     PriorityUpdated,
     QueueCreated,
+    QueueDeleted,
     QueueInfo,
     Rejected,
     Touched,
 )
-from simulations.model import INITIAL, Call, QueueKind, State, transitions
+from simulations.checkers.model import INITIAL, Call, QueueKind, State, transitions
 
 SEARCH_STATES_MAX = 400_000
 _NEVER_US = 1 << 62  # the return time of an operation that may never have returned
@@ -74,6 +77,8 @@ def result_key(result: Any) -> tuple:
         return ("touched", result.id)
     if isinstance(result, PriorityUpdated):
         return ("priority", result.id, result.priority)
+    if isinstance(result, QueueDeleted):
+        return ("deleted", result.messages_removed)
     if isinstance(result, QueueInfo):
         return ("info", result.total, result.enqueued_total, result.acked_total)
     raise AssertionError(f"no model key for {result!r}")

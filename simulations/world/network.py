@@ -24,10 +24,10 @@ from typing import Any
 
 import attrs
 
-from simulations.loop import EventLoop
-from simulations.profile import NetworkProfile
 from simulations.trace import Trace
 from simulations.wire import describe
+from simulations.world.loop import EventLoop
+from simulations.world.profile import NetworkProfile
 
 
 @attrs.frozen

@@ -16,17 +16,18 @@ import random
 from collections import Counter
 from collections.abc import Callable
 
-from simulations.loop import US_PER_MS, EventLoop
-from simulations.network import SimNetwork
-from simulations.node import SNAPSHOT_RESTORE_US, SimNode
-from simulations.profile import FaultProfile
+from simulations.actors.node import SNAPSHOT_RESTORE_US, SimNode
 from simulations.trace import Trace
+from simulations.world.loop import US_PER_MS, EventLoop
+from simulations.world.network import SimNetwork
+from simulations.world.profile import FaultProfile
 
 PARTITION_MIN_MS = 100
 DISCONNECT_MIN_MS = 20  # a young leader cut off comes back soon: it may win again with what it has
 DISCONNECT_MAX_MS = 500
 DOWN_MIN_MS = 20
 PAUSE_MIN_MS = 20
+DISK_FULL_MIN_MS = 100
 PARTITION_SHAPES = ("split", "one_way", "isolate_leader", "stall", "bridge")
 CRASH_TARGETS = ("random", "leader", "writing", "several", "all")
 YOUNG_LEADER_MOMENTS = ("at_once", "first_commit", "soon")
@@ -66,6 +67,7 @@ class FaultScheduler:
             (p.pause_mean_gap_ms, self._pause),
             (p.clock_jump_mean_gap_ms, self._clock_jump),
             (p.churn_mean_gap_ms, self._churn),
+            (p.disk_full_mean_gap_ms, self._disk_full),
         ):
             if mean_ms:
                 self._schedule(mean_ms, fault)
@@ -162,6 +164,18 @@ class FaultScheduler:
             self._net.reconnect(node_id)
             self._note("churn:reconnect", f"reconnect {node_id}")
 
+    # --- full disks ---------------------------------------------------------------------------
+    def _disk_full(self) -> None:
+        """One node's disk has no room for a while: its log's writes and its state machine's
+        applies raise StorageFull, and its shell retries them (simulations/actors/node.py)."""
+        rng, up = self._rng, self._up()
+        if not up:
+            return
+        node_id = rng.choice(up)
+        duration_us = rng.randint(DISK_FULL_MIN_MS, self._profile.disk_full_max_ms) * US_PER_MS
+        self._nodes[node_id].disk_full_until_us = self._loop.now_us + duration_us
+        self._note("disk_full", f"disk of {node_id} full for {duration_us // US_PER_MS} ms")
+
     # --- crashes --------------------------------------------------------------------------------
     def _crash(self) -> None:
         rng, up = self._rng, self._up()
@@ -191,6 +205,18 @@ class FaultScheduler:
         if self._running and self._profile.crash_mean_gap_ms and self._rng.random() < 0.2:
             delay_us = self._rng.randint(0, SNAPSHOT_RESTORE_US - 1)
             self._loop.after(delay_us, self._crash_restoring, node_id)
+
+    def on_snapshot_staged(self, node_id: str) -> None:
+        """A node holds a complete received snapshot file that its log has not taken yet: in
+        seeds with crashes, sometimes crash it right there, so that its next start finds a
+        snapshot newer than the one its log names (issue 10, finding 5)."""
+        if self._running and self._profile.crash_mean_gap_ms and self._rng.random() < 0.2:
+            self._loop.after(0, self._crash_staged, node_id)
+
+    def _crash_staged(self, node_id: str) -> None:
+        if self._running and self._nodes[node_id].up:
+            self._crash_and_restart(node_id)
+            self._note("crash:staged", f"crash {node_id} with a received snapshot not installed")
 
     def _crash_restoring(self, node_id: str) -> None:
         if self._running and self._nodes[node_id].restoring:

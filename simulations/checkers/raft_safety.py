@@ -29,10 +29,11 @@ from typing import Protocol
 
 import attrs
 
+from raft_zmq.core.configcodec import decode_config
 from raft_zmq.core.raft import RaftCore
 from raft_zmq.core.ready import Role, SoftState
-from raft_zmq.core.types import Entry
-from simulations.disk import CompletedWrite, PendingWrite, SimLog
+from raft_zmq.core.types import Entry, EntryKind
+from simulations.world.disk import CompletedWrite, PendingWrite, SimLog
 
 
 class Violation(Exception):
@@ -74,6 +75,10 @@ class RaftSafety:
         self._seen: dict[tuple[int, int], tuple[bytes, int]] = {}  # (index, term) -> (digest, prev)
         self.committed: dict[int, CommittedEntry] = {}
         self.commit_index = 0  # every index up to here is in ``committed``
+        # The voters, when they never change (None: membership changes; see _voters)
+        self.static_voters: frozenset[str] | None = frozenset(self._nodes) or None
+        self._config_seen_index = 1  # the newest configuration entry any node has persisted
+        self._committed_config: tuple[int, frozenset[str]] | None = None  # (index, voters)
 
     # --- election safety and leader completeness ------------------------------------------------
     def on_soft_state(self, node_id: str, soft: SoftState, core: RaftCore) -> None:
@@ -103,6 +108,8 @@ class RaftSafety:
     def on_persisted(self, node_id: str, write: PendingWrite, done: CompletedWrite) -> None:
         prev_term = done.prev_term
         for entry in write.entries:
+            if entry.kind is EntryKind.CONFIG:
+                self._config_seen_index = max(self._config_seen_index, entry.index)
             key = (entry.index, entry.term)
             seen = self._seen.setdefault(key, (entry_digest(entry), prev_term))
             if seen != (entry_digest(entry), prev_term):
@@ -140,6 +147,8 @@ class RaftSafety:
                     entry.term, entry_digest(entry), node_id, term
                 )
                 self.commit_index = entry.index
+                if entry.kind is EntryKind.CONFIG:
+                    self._committed_config = (entry.index, decode_config(entry.data).voters)
                 continue
             known.commit_term = min(known.commit_term, term)
             if (known.term, known.digest) != (entry.term, entry_digest(entry)):
@@ -151,13 +160,30 @@ class RaftSafety:
                 )
 
     # --- prospective leader completeness ----------------------------------------------------
+    def _voters(self) -> frozenset[str] | None:
+        """Whose votes elect a leader now: the fixed voters, or under membership changes the
+        voters of the newest committed configuration, provided no node has persisted a newer
+        configuration entry (then candidates may count by different configurations, and the
+        check waits until one is committed). Sound for single-server changes: the committed
+        configuration's majority holds every entry committed before or under it."""
+        if self.static_voters is not None:
+            return self.static_voters
+        committed = self._committed_config
+        if committed is None or committed[0] < self._config_seen_index:
+            return None
+        return committed[1]
+
     def _check_no_rival(self, index: int) -> None:
         """No node lacking committed entry ``index`` could gather a majority of votes. Checking
         the newest committed entry covers the older ones: a log holding it holds them all."""
+        voters = self._voters()
+        if voters is None:
+            return  # a configuration change is under way: which majority a rival needs depends
+            # on the configuration it holds; checked again once the change is committed
         term = self.committed[index].term
-        durable_last = {n.id: _last(n.disk) for n in self._nodes.values()}
-        majority = len(self._nodes) // 2 + 1
-        for node in self._nodes.values():
+        durable_last = {v: _last(self._nodes[v].disk) for v in voters}
+        majority = len(voters) // 2 + 1
+        for node in (self._nodes[v] for v in sorted(voters)):
             views = [("durable", node.disk, _last(node.disk))]
             if node.core is not None:
                 log = node.core.log
@@ -175,7 +201,7 @@ class RaftSafety:
                         "leader completeness",
                         f"entry {index}/{term} is committed, yet {node.id}, whose {name} log "
                         f"lacks it (last entry {last[1]}/{last[0]}), is at least as up to date "
-                        f"as the durable logs of {votes} of {len(self._nodes)} nodes: it could be "
+                        f"as the durable logs of {votes} of {len(voters)} voters: it could be "
                         "elected and overwrite it",
                     )
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import random
 
-from simulations.history import History
-from simulations.loop import US_PER_MS, US_PER_S, EventLoop
-from simulations.network import Packet, SimNetwork
-from simulations.node import SimNode
+from simulations.actors.node import SimNode
+from simulations.checkers.history import History
 from simulations.wire import ClientRequest, ClientResponse, OpCreate, Outcome
+from simulations.world.loop import US_PER_MS, US_PER_S, EventLoop
+from simulations.world.network import Packet, SimNetwork
 
 LIVENESS_BOUND_S = 20  # virtual seconds after healing
 PROBE_TIMEOUT_US = 1 * US_PER_S
@@ -88,7 +88,8 @@ class Prober:
 
 
 def cluster_settled(nodes: dict[str, SimNode]) -> bool:
-    """One leader known to all, its log fully committed and applied everywhere."""
+    """One leader known to all, its log fully committed and applied everywhere. "All" are the
+    members of the leader's configuration: a spare never added and a retired node are not."""
     leaders = [n for n in nodes.values() if n.is_leader]
     if len(leaders) != 1:
         return False
@@ -97,12 +98,21 @@ def cluster_settled(nodes: dict[str, SimNode]) -> bool:
     commit = core.log.committed
     if commit != core.log.last_index():
         return False
-    for node in nodes.values():
+    for node in members(nodes).values():
         if not node.up or node.paused or node.core is None:
             return False
         if node.core.leader != leaders[0].id or node.applied_index != commit:
             return False
     return True
+
+
+def members(nodes: dict[str, SimNode]) -> dict[str, SimNode]:
+    """The nodes in the configuration of the newest leader (every node without one)."""
+    leaders = [n for n in nodes.values() if n.is_leader and n.core is not None]
+    if not leaders:
+        return nodes
+    config = max(leaders, key=lambda n: n.core.term).core.config  # type: ignore[union-attr]
+    return {i: n for i, n in nodes.items() if i in config.ids}
 
 
 def describe_nodes(nodes: dict[str, SimNode]) -> str:

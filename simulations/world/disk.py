@@ -51,6 +51,9 @@ class SimLog:
         self._in_flight: PendingWrite | None = None
         self.writes_completed = 0
         self.writes_lost = 0
+        # The last durable entry fails its checksum (a fault at a crash): raft_zmq/storage.py
+        # then raises StorageCorruptError at open and the node refuses to start (finding 6).
+        self.corrupt_last = False
 
     @classmethod
     def bootstrapped(cls, config: ClusterConfig) -> SimLog:

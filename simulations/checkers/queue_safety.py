@@ -34,7 +34,7 @@ from doq.state.results import (
     Touched,
 )
 from raft_zmq.core.types import Entry, EntryKind
-from simulations.raft_safety import Violation
+from simulations.checkers.raft_safety import Violation
 
 MS_PER_S = 1000
 

@@ -12,14 +12,21 @@ import random
 
 import attrs
 
-from simulations.rng import derive
+from simulations.world.rng import derive
 
 NODE_COUNTS = (3, 3, 5, 5, 7)  # drawn per seed unless --nodes is given
 CHURN_NODE_COUNTS = (3, 3, 5)  # leadership changes hands fastest in small clusters
 INTENSITIES = ("calm", "moderate", "brutal")
+FAR_CLOCK_PROBABILITY = 0.2  # seeds where one node's clock is far off (ahead or behind)
+FAR_CLOCK_OFFSET_MS = 120_000  # twice doq's bound on command times (doq/clockbound.py)
 FAULT_CLASS_ON_PROBABILITY = 0.75  # each fault class is switched off in a quarter of the seeds
 CHURN_PROBABILITY = 0.4  # seeds of the "churn" scenario (see _faults)
 TICK_MS = 10
+# How long a state machine's snapshot takes to write: at once (between two rounds) in some seeds,
+# in others as long as a large state's, while rounds and received snapshots go on.
+SNAPSHOT_WRITE_US = (0, 0, 5_000, 50_000, 500_000)
+SINGLE_VOTER_PROBABILITY = 0.1  # one voter, the other nodes learners (issue 10, finding 2)
+MEMBERSHIP_PROBABILITY = 0.3  # seeds where the operator adds, promotes, removes, transfers
 
 
 @attrs.frozen
@@ -49,6 +56,8 @@ class FaultProfile:
     churn_mean_gap_ms: int  # leaders disconnected, nodes reconnected (partitions are off then)
     young_leader_rate: float  # newly elected leaders crashed or cut off soon after winning
     young_leader_delay_max_us: int
+    disk_full_mean_gap_ms: int = 0  # one node's stores refuse writes for a while (StorageFull)
+    disk_full_max_ms: int = 0
 
 
 @attrs.frozen
@@ -65,6 +74,7 @@ class DiskProfile:
 class ClockProfile:
     offset_max_ms: int  # each node's clock starts up to this far off, either way
     drift_max: float  # and runs fast or slow by up to this fraction (ticks follow it)
+    far_offset_ms: int = 0  # one node's clock this much further off: beyond doq's 60 s bound
 
 
 @attrs.frozen
@@ -76,6 +86,7 @@ class RaftProfile:
     max_inflight_appends: int
     snapshot_interval_entries: int
     snapshot_trailing_entries: int
+    snapshot_write_us: int = 0  # how long writing a snapshot's file takes (rounds go on)
 
 
 @attrs.frozen
@@ -90,6 +101,17 @@ class WorkloadProfile:
 
 
 @attrs.frozen
+class MembershipProfile:
+    """Who is in the cluster: at the start (``learners`` of the nodes are non-voters; nodes - 1
+    of them makes a single-voter cluster), and how it changes (``spares`` more nodes wait to be
+    added; the operator acts every ``mean_gap_ms`` on average, 0: never)."""
+
+    learners: int = 0
+    spares: int = 0
+    mean_gap_ms: int = 0
+
+
+@attrs.frozen
 class Profile:
     seed: int
     nodes: int
@@ -101,6 +123,7 @@ class Profile:
     clocks: ClockProfile
     raft: RaftProfile
     workload: WorkloadProfile
+    membership: MembershipProfile = MembershipProfile()
 
     def describe(self) -> str:
         n, f, d = self.network, self.faults, self.disk
@@ -110,13 +133,62 @@ class Profile:
             f"drop {n.drop_rate:.2f}, dup {n.duplicate_rate:.2f}, reorder {n.reorder_rate:.2f}; "
             f"gaps (ms) partition {f.partition_mean_gap_ms}, churn {f.churn_mean_gap_ms}, "
             f"crash {f.crash_mean_gap_ms}, "
-            f"pause {f.pause_mean_gap_ms}, clock jump {f.clock_jump_mean_gap_ms}; "
+            f"pause {f.pause_mean_gap_ms}, clock jump {f.clock_jump_mean_gap_ms}, "
+            f"disk full {f.disk_full_mean_gap_ms}; "
             f"young leaders hit {f.young_leader_rate:.1f}; "
             f"sync {d.sync_min_us}-{d.sync_max_us} us; clocks +-{self.clocks.offset_max_ms} ms "
-            f"drift {self.clocks.drift_max:.3f}; append {self.raft.max_append_bytes} B x "
+            f"drift {self.clocks.drift_max:.3f}{self._far()}; "
+            f"append {self.raft.max_append_bytes} B x "
             f"{self.raft.max_inflight_appends}, snapshot every "
             f"{self.raft.snapshot_interval_entries}; {self.workload.clients} clients"
+            + self._members()
         )
+
+    def _members(self) -> str:
+        m = self.membership
+        text = f"; {m.learners} learners" if m.learners else ""
+        if m.mean_gap_ms:
+            text += f"; membership changes every {m.mean_gap_ms} ms, {m.spares} spares"
+        return text
+
+    def _far(self) -> str:
+        far_ms = self.clocks.far_offset_ms
+        return f", one clock {far_ms:+} ms off" if far_ms else ""
+
+
+def _far_offset_ms(seed: int) -> int:
+    """Drawn from its own generator, so that the rest of each seed's profile stays as it was."""
+    rng = derive(seed, "profile:far-clock")
+    if rng.random() >= FAR_CLOCK_PROBABILITY:
+        return 0
+    return rng.choice((FAR_CLOCK_OFFSET_MS, -FAR_CLOCK_OFFSET_MS))
+
+
+def _disk_full(seed: int, level: int, faults: FaultProfile) -> FaultProfile:
+    """Drawn from its own generator, so that the rest of each seed's profile stays as it was."""
+    rng = derive(seed, "profile:disk-full")
+    if rng.random() >= FAULT_CLASS_ON_PROBABILITY:
+        return faults
+    gap_ms = (10_000, 5_000, 2_500)[level]
+    return attrs.evolve(faults, disk_full_mean_gap_ms=gap_ms, disk_full_max_ms=3_000)
+
+
+def _membership(seed: int, nodes: int) -> MembershipProfile:
+    """Drawn from its own generator, so that the rest of each seed's profile stays as it was."""
+    rng = derive(seed, "profile:membership")
+    draw = rng.random()
+    if draw < SINGLE_VOTER_PROBABILITY and nodes > 1:
+        return MembershipProfile(learners=nodes - 1)
+    if draw < SINGLE_VOTER_PROBABILITY + MEMBERSHIP_PROBABILITY:
+        return MembershipProfile(
+            spares=rng.choice((1, 2)), mean_gap_ms=rng.choice((500, 1_500, 4_000))
+        )
+    return MembershipProfile()
+
+
+def _snapshot_write_us(seed: int) -> int:
+    """Drawn from its own generator, so that the rest of each seed's profile stays as it was."""
+    return derive(seed, "profile:snapshot-write").choice(SNAPSHOT_WRITE_US)
 
 
 def _on(rng: random.Random) -> bool:
@@ -143,7 +215,7 @@ def _gap_ms(rng: random.Random, level: int, gaps_ms: tuple[int, int, int]) -> in
 
 def _faults(rng: random.Random, level: int, network: NetworkProfile, churn: bool) -> FaultProfile:
     """In the "churn" scenario, instead of partitions, leaders are disconnected again and again
-    and nearly every new leader is struck young (simulations/faults.py): the fault shape that
+    and nearly every new leader is struck young (simulations/world/faults.py): the fault shape that
     produces Figure 8 of the Raft paper, where entries of several terms live on minorities."""
     return FaultProfile(
         partition_mean_gap_ms=0 if churn else _gap_ms(rng, level, (8_000, 3_000, 1_200)),
@@ -201,7 +273,7 @@ def draw_profile(seed: int, nodes: int | None = None) -> Profile:
         scenario="churn" if churn else "mixed",
         intensity=INTENSITIES[level],
         network=network,
-        faults=_faults(rng, level, network, churn),
+        faults=_disk_full(seed, level, _faults(rng, level, network, churn)),
         disk=DiskProfile(
             sync_min_us=rng.randint(100, 500),
             sync_max_us=rng.randint(sync_max_us // 2, sync_max_us),
@@ -211,7 +283,9 @@ def draw_profile(seed: int, nodes: int | None = None) -> Profile:
         clocks=ClockProfile(
             offset_max_ms=rng.choice((0, 200, 1_000, 3_000)),
             drift_max=rng.choice((0.0, 0.001, 0.02, 0.05)),
+            far_offset_ms=_far_offset_ms(seed),
         ),
-        raft=_raft(rng, level, churn),
+        raft=attrs.evolve(_raft(rng, level, churn), snapshot_write_us=_snapshot_write_us(seed)),
         workload=_workload(rng),
+        membership=_membership(seed, nodes if nodes is not None else drawn_nodes),
     )

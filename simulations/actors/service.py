@@ -2,15 +2,21 @@
 
 It does what doq/service.py and doq's HTTP layer do, in callbacks instead of tasks:
 - on the leader, the first write of each term waits for a ReadIndex barrier (the new leader has
-  applied everything its predecessors committed) and raises the ID generator's floor above the
-  state's; then every write is stamped with the node's own clock (skewed, drifting), enqueues
-  get IDs from the node's generator, and the command is proposed; the answer is the result this
-  node's state machine returned when it applied the entry;
+  applied everything its predecessors committed); a node's first leadership has its node number
+  assigned through the log (``AssignNodeNumber``, doq/state/identity.py) before it hands out an
+  ID; then the ID generator's floor is raised above the state's. Every write is stamped with the
+  node's own clock (skewed, drifting) clamped into the window its peers' clocks allow
+  (doq/clockbound.py, the same ``PeerClocks`` as production, fed by simulated probes of each
+  voter's clock as doq/peerclock.py does over HTTP); without a majority's estimate a write waits
+  ``CLOCK_ESTIMATE_WAIT_S_MAX`` and then answers "unavailable". Enqueues get IDs from the node's
+  generator, whose clock is shifted as the last stamp was; the command is proposed and the
+  answer is the result this node's state machine returned when it applied the entry;
 - a read (queue info) is served after a ReadIndex barrier;
 - on a follower, the request is forwarded to the leader it knows and the answer relayed; with no
   leader known, the client is told so (nothing was proposed).
 What the client can tell apart is what an HTTP client can: an answer, "not the leader / no
-leader" (nothing was done), or "unavailable" and silence (the outcome is unknown).
+leader" (nothing was done), or "unavailable" and silence (the outcome is unknown). The service
+does not serve ``POST /API/v1/ids`` (so no ``ReserveIds``): the workload has no use for it.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from doq.clockbound import PeerClocks, Window
 from doq.commands import (
     Ack,
+    AssignNodeNumber,
     Command,
     CreateQueue,
+    DeleteQueue,
     Dequeue,
     Enqueue,
     Nack,
@@ -32,19 +41,22 @@ from doq.commands import (
     UpdatePriority,
     encode_command,
 )
-from doq.ids import IdGenerator, node_number_for
-from doq.state.results import RejectCode, Rejected
-from simulations.loop import US_PER_MS
-from simulations.network import Packet, SimNetwork
-from simulations.node import SimNode
+from doq.ids import IdGenerator
+from doq.peerclock import CLOCK_PROBE_INTERVAL_S, CLOCK_PROBE_RETRY_S
+from doq.service import CLOCK_ESTIMATE_POLL_S, CLOCK_ESTIMATE_WAIT_S_MAX
+from doq.state.results import NodeNumberAssigned, RejectCode, Rejected
+from simulations.actors.node import SimNode
 from simulations.wire import (
     ClientRequest,
     ClientResponse,
+    ClockProbe,
+    ClockReply,
     Forward,
     ForwardReply,
     Op,
     OpAck,
     OpCreate,
+    OpDeleteQueue,
     OpDequeue,
     OpEnqueue,
     OpInfo,
@@ -53,6 +65,8 @@ from simulations.wire import (
     OpUpdatePriority,
     Outcome,
 )
+from simulations.world.loop import US_PER_MS, US_PER_S
+from simulations.world.network import Packet, SimNetwork
 
 FORWARDS_MAX = 10_000  # forwarded requests awaiting the leader's answer, per node
 FORWARD_TIMEOUT_US = 500 * US_PER_MS  # then the client is told "unavailable" (outcome unknown)
@@ -62,8 +76,16 @@ ProposedHook = Callable[[int, int, int], None]  # (request_id, index, term)
 
 
 class SimService:
-    def __init__(self, node: SimNode, network: SimNetwork, on_proposed: ProposedHook) -> None:
+    def __init__(
+        self,
+        node: SimNode,
+        network: SimNetwork,
+        on_proposed: ProposedHook,
+        plants: frozenset[str] = frozenset(),
+    ) -> None:
         self.node = node
+        self._plants = plants
+        self.clamped_stamps = 0  # over every life of the node, like a metric
         self.network = network
         self._on_proposed = on_proposed
         node.packet_handler = self.on_packet
@@ -72,10 +94,70 @@ class SimService:
     def reset(self) -> None:
         """A (re)started process: nothing of the previous life's memory is left."""
         node = self.node
-        self._ids = IdGenerator(node_number_for(node.id), node.clock_ms)
+        self._ids: IdGenerator | None = None  # made once the node number is known
+        self._correction_ms = 0  # the last stamp minus the node's own clock at that moment
         self._prepared_term = -1
+        self.peer_clocks = PeerClocks(plants=self._plants)
         # request ID -> (the client to relay the answer to, the leader it was forwarded to)
         self._forwards: dict[int, tuple[str, str]] = {}
+        node.loop.after(0, self._probe_clocks, node.generation)
+
+    # --- the clock ------------------------------------------------------------------------------
+    def _mono_ms(self) -> int:
+        return self.node.loop.now_us // US_PER_MS
+
+    def _probe_clocks(self, generation: int) -> None:
+        """doq/peerclock.py's loop: ask every other voter its clock, every second (every 100 ms
+        while a majority's estimate is missing)."""
+        node = self.node
+        if generation != node.generation:
+            return
+        voters = node.core.config.voters if node.up and node.core is not None else frozenset()
+        if voters and not node.paused:
+            self.peer_clocks.forget_others(voters - {node.id})
+            for voter in sorted(voters - {node.id}):
+                self._send(voter, ClockProbe(node.clock_ms()))
+        short = self.clock_window() is None
+        interval_s = (
+            min(CLOCK_PROBE_INTERVAL_S, CLOCK_PROBE_RETRY_S) if short else CLOCK_PROBE_INTERVAL_S
+        )
+        node.loop.after(int(interval_s * US_PER_S), self._probe_clocks, generation)
+
+    def clock_window(self) -> Window | None:
+        """The command times the voters' clocks allow now (None: no majority estimate yet)."""
+        node = self.node
+        if node.core is None:
+            return None
+        voters = node.core.config.voters
+        return self.peer_clocks.window(node.clock_ms(), self._mono_ms(), voters, node.id)
+
+    def _bounded_now(self, then: Callable[[int], None], fail: Callable[[], None]) -> None:
+        """doq/service.py's ``_bounded_now``: the node's clock clamped into the window; wait
+        (polling) up to CLOCK_ESTIMATE_WAIT_S_MAX for a window, then ``fail``."""
+        node, generation = self.node, self.node.generation
+        deadline_us = node.loop.now_us + int(CLOCK_ESTIMATE_WAIT_S_MAX * US_PER_S)
+
+        def attempt() -> None:
+            if generation != node.generation:
+                return
+            window = self.clock_window()
+            if window is None:
+                if node.loop.now_us >= deadline_us:
+                    fail()
+                else:
+                    node.loop.after(int(CLOCK_ESTIMATE_POLL_S * US_PER_S), attempt)
+                return
+            own_ms = node.clock_ms()
+            stamp_ms = window.clamp(own_ms)
+            if stamp_ms != own_ms:
+                self.clamped_stamps += 1
+            self._correction_ms = stamp_ms - own_ms
+            then(stamp_ms)
+
+        attempt()
+
+    def _id_clock_ms(self) -> int:
+        return self.node.clock_ms() + self._correction_ms
 
     # --- traffic --------------------------------------------------------------------------------
     def on_packet(self, packet: Packet) -> None:
@@ -85,6 +167,13 @@ class SimService:
         elif isinstance(payload, Forward):
             origin = payload.origin
             self._serve(payload.request, lambda r: self._send(origin, ForwardReply(r)))
+        elif isinstance(payload, ClockProbe):
+            self._send(packet.src, ClockReply(payload.sent_ms, self.node.clock_ms()))
+        elif isinstance(payload, ClockReply):
+            received_ms = self.node.clock_ms()
+            self.peer_clocks.record(
+                packet.src, payload.sent_ms, payload.peer_ms, received_ms, self._mono_ms()
+            )
         elif isinstance(payload, ForwardReply):
             forward = self._forwards.pop(payload.response.request_id, None)
             if forward is not None:
@@ -163,13 +252,29 @@ class SimService:
         node.read_barrier(barrier_done)
 
     def _stamp(self, request: ClientRequest, reply: Reply) -> None:
-        """doq/service.py's ``_stamp``: the first write of a term catches up first."""
+        """doq/service.py's ``_stamp``: the first write of a term catches up first (and the
+        node's first leadership has its number assigned); every write is stamped within the
+        window of its peers' clocks."""
         node = self.node
         assert node.core is not None
         term, generation = node.core.term, node.generation
+
+        def unavailable() -> None:
+            detail = "no clock estimate from a majority of the voters"
+            reply(ClientResponse(request.request_id, Outcome.UNKNOWN, detail=detail))
+
+        def write() -> None:
+            self._bounded_now(lambda ts: self._write(request, ts, reply), unavailable)
+
         if self._prepared_term == term:
-            self._write(request, node.clock_ms(), reply)
+            write()
             return
+
+        def prepared() -> None:
+            assert node.state is not None and self._ids is not None
+            self._ids.raise_floor(node.state.id_floor())
+            self._prepared_term = term
+            write()
 
         def barrier_done(outcome: str, _value: Any) -> None:
             if generation != node.generation:
@@ -177,15 +282,55 @@ class SimService:
             if outcome != "ok":
                 reply(ClientResponse(request.request_id, Outcome.FAILED, detail="not the leader"))
                 return
-            assert node.state is not None
-            self._ids.raise_floor(node.state.id_floor())
-            self._prepared_term = term
-            self._write(request, node.clock_ms(), reply)
+            if self._ids is not None:
+                prepared()
+            else:
+                self._node_number(prepared, request, reply)
 
         node.read_barrier(barrier_done)
 
+    def _node_number(self, then: Callable[[], None], request: ClientRequest, reply: Reply) -> None:
+        """doq/service.py's ``_node_number``: this node's number in message IDs, assigned
+        through the log on first need (an earlier life's assignment is in the state)."""
+        node, generation = self.node, self.node.generation
+        assert node.state is not None
+        number = node.state.node_number(node.id)
+        if number is not None:
+            self._ids = IdGenerator(number, self._id_clock_ms)
+            then()
+            return
+
+        def assigned(outcome: str, value: Any) -> None:
+            if generation != node.generation:
+                return
+            if outcome != "ok":  # as doq answers 503: the request itself was not proposed
+                detail = f"node number not assigned: {outcome}"
+                reply(ClientResponse(request.request_id, Outcome.UNKNOWN, detail=detail))
+                return
+            assert isinstance(value, NodeNumberAssigned), value
+            if self._ids is None:
+                self._ids = IdGenerator(value.number, self._id_clock_ms)
+            then()
+
+        def propose(ts: int) -> None:
+            node.propose(encode_command(AssignNodeNumber(ts, node.id)), assigned, None)
+
+        def unavailable() -> None:
+            detail = "no clock estimate from a majority of the voters"
+            reply(ClientResponse(request.request_id, Outcome.UNKNOWN, detail=detail))
+
+        self._bounded_now(propose, unavailable)
+
     def _write(self, request: ClientRequest, ts_ms: int, reply: Reply) -> None:
         node = self.node
+        if not node.is_leader:  # lost leadership while waiting for the clock window
+            detail = f"not the leader (leader: {node.leader_id})"
+            reply(ClientResponse(request.request_id, Outcome.FAILED, detail=detail))
+            return
+        if node.driver is not None and node.driver.storage_blocked:  # doq's 507: nothing done
+            detail = "insufficient storage: a write is waiting for room"
+            reply(ClientResponse(request.request_id, Outcome.FAILED, detail=detail))
+            return
         command = self._command(request.op, ts_ms)
         request_id = request.request_id
 
@@ -210,6 +355,7 @@ class SimService:
                 strategy = Strategy.WEIGHTED if op.weighted else Strategy.ROUND_ROBIN
             return CreateQueue(ts, op.queue, queue_type, op.ack_timeout_s, strategy, op.max_unacked)
         if isinstance(op, OpEnqueue):
+            assert self._ids is not None
             message_id = op.client_id if op.client_id is not None else self._ids.next_id()
             message = NewMessage(message_id, op.priority, op.content, op.group)
             return Enqueue(ts, op.queue, (message,))
@@ -223,4 +369,6 @@ class SimService:
             return Touch(ts, op.queue, op.id)
         if isinstance(op, OpUpdatePriority):
             return UpdatePriority(ts, op.queue, op.id, op.priority)
+        if isinstance(op, OpDeleteQueue):
+            return DeleteQueue(ts, op.queue)
         raise AssertionError(f"not a write: {op!r}")

@@ -44,7 +44,7 @@ class Call:
     """One operation as the model sees it. ``id`` is known for every operation but a dequeue
     (for an enqueue it comes from the result, when the leader chose it)."""
 
-    kind: str  # create, enqueue, dequeue, ack, nack, touch, update_priority, info, final
+    kind: str  # create, delete, enqueue, dequeue, ack, nack, touch, update_priority, info, final
     id: int = 0
     priority: int = 0
     group: str = "default"
@@ -61,6 +61,8 @@ def transitions(kind: QueueKind, state: State, call: Call) -> list[Transition]:
         return [(final_key(state), state)]
     if not exists:
         return [(NOT_FOUND_QUEUE, state)]
+    if call.kind == "delete":  # every message goes; a queue created again starts afresh
+        return [(("deleted", len(state[1])), INITIAL)]
     if call.kind == "enqueue":
         return [_enqueue(state, call)]
     if call.kind == "info":
