@@ -166,13 +166,30 @@ class StreamSession:
         except NotLeaderError as exc:
             self.end(not_leader_ending(exc))
         except ServiceError as exc:
-            self.end(problem_ending(problem_for_service_error(exc)))
+            self.end(await self._service_ending(exc))
         except trio.TooSlowError:
             timeout_s = self.api.settings.request_timeout_s
             self.end(problem_ending(unanswered_in_time(timeout_s, is_write=True)))
         except Exception as exc:  # a bug: logged, and the stream ends; the node goes on
             log.error("unexpected error in a stream of queue %s", self.queue, exc_info=exc)
             self.end(problem_ending(ApiProblem(500, "internal error; it has been logged")))
+
+    async def _service_ending(self, exc: ServiceError) -> Ending:
+        """A 503 on a node that no longer leads (a wait cut by a leadership change) names the
+        new leader, as the serve decision finds it (waiting for one within the request timeout),
+        so the client reconnects there."""
+        ending = problem_ending(problem_for_service_error(exc))
+        if ending.frame is None or ending.frame.status != 503 or self.api.service.raft.is_leader:
+            return ending
+        timeout_s = self.api.settings.request_timeout_s
+        try:
+            leader = await self.api.dispatcher.decision.stream_home(trio.current_time() + timeout_s)
+        except ApiProblem:
+            return ending
+        if leader is None:  # it leads again: the client may as well reconnect here
+            return ending
+        frame = msgspec.structs.replace(ending.frame, leader=f"http://{leader}")
+        return Ending(frame, ending.code)
 
     async def _send(self, frame: msgspec.Struct) -> None:
         text = ENCODER.encode(frame).decode()

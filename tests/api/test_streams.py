@@ -202,3 +202,22 @@ async def test_a_follower_names_the_leader_and_closes(tmp_path):
             error, code = await closed_with(ws)
         assert (error["status"], code) == (503, 1013)
         assert error["leader"] == f"http://{leader.http_address}"
+
+
+async def test_a_leader_change_ends_a_waiting_stream_naming_the_new_leader(tmp_path):
+    async with served_cluster(str(tmp_path)) as nodes:
+        leader = leader_of(nodes)
+        successor = followers_of(nodes)[0]
+        client = leader.app.test_client()
+        await setup_queue(client)
+        async with client.websocket(S) as ws:
+            await ws.send(json.dumps({"op": "credit", "credit": 10}))
+            with trio.fail_after(10):
+                while leader.app.doq.waits.waiting("q") < 1:
+                    await trio.sleep(0.005)
+            await leader.service.raft.transfer_leadership(successor.node_id)
+            error, code = await closed_with(ws)
+        assert (error["status"], code) == (503, 1013)
+        assert "nothing was dequeued" in error["detail"]
+        assert error["leader"] == f"http://{successor.http_address}"
+        assert successor.service.state.queue_info("q").unacked == 0
