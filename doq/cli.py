@@ -6,6 +6,8 @@ doq repair --storage.data_dir D --cluster.node_id N --cluster.join_addr H     re
 doq devcluster [--nodes 3] [--data-dir data]                                  a local cluster
 doq bench state [...]                                                         state machine
 doq bench http --url URL [...]                                                HTTP load
+doq bench stream --url URL [...]                                              streams, wake-ups
+doq bench throughput [--short] [--json]                                       issue 8's figures
 doq prestop                                                                   Kubernetes preStop
 """
 
@@ -131,5 +133,16 @@ def _bench(args: list[str]) -> int:
         from doq.bench import compare
 
         return compare.main(args[1:])
-    print("usage: doq bench state|http|compare [options]  (each takes --help)", file=sys.stderr)
+    if args[:1] == ["stream"]:
+        from doq.bench import stream
+
+        return stream.main(args[1:])
+    if args[:1] == ["throughput"]:
+        from doq.bench import throughput
+
+        return throughput.main(args[1:])
+    print(
+        "usage: doq bench state|http|compare|stream|throughput [options]  (each takes --help)",
+        file=sys.stderr,
+    )
     return 2

@@ -4,8 +4,8 @@ text frame, told apart by its ``op`` (docs/api.md, "Streams").
 From the client: ``credit`` (how many more messages the server may push), ``enqueue`` (a message,
 with a client-chosen correlation ``ref``), ``ack``, ``nack`` and ``touch`` (an in-flight message,
 with its ``ref`` and optionally its delivery ``receipt``). From the server: ``deliver`` (messages,
-each with its receipt), ``result`` (the outcome of one client frame, by its ``ref``) and ``error``
-(why the stream ends, just before the server closes it).
+each with its receipt), ``results`` (the outcomes of client frames, each by its ``ref``) and
+``error`` (why the stream ends, just before the server closes it).
 
 The message and item fields are the batch endpoints' own (doq/api/schemas.py), so a frame is
 validated by the rules of the request it stands for.
@@ -85,11 +85,18 @@ class DeliverFrame(_ServerFrame, tag="deliver"):
     messages: list[DeliveredBody]
 
 
-class ResultFrame(_ServerFrame, tag="result"):
+class RefResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The outcome of the client frame ``ref``: an enqueue's or an ack, nack or touch's item."""
 
     ref: str
     result: EnqueuedItemBody | InFlightResultBody
+
+
+class ResultsFrame(_ServerFrame, tag="results"):
+    """The outcomes of the client frames one command applied, in the order they came (one frame
+    for many: a WebSocket frame costs the server more than a result's bytes)."""
+
+    results: list[RefResult]
 
 
 class ErrorFrame(_ServerFrame, tag="error"):

@@ -3,7 +3,8 @@
 Why: one HTTP request per message makes HTTP parsing, not consensus, the limit (issue 8). On a
 stream the frames a client sends while a command is in flight are gathered, and each run of
 frames of one kind becomes one replicated command (an ``Enqueue`` of many messages, an
-``AckMany``, ``NackMany`` or ``TouchMany``), answered frame by frame by the client's ``ref``; and
+``AckMany``, ``NackMany`` or ``TouchMany``), answered in one ``results`` frame, an outcome per
+client frame by its ``ref``; and
 a consumer that granted credit gets messages pushed as they become ready, woken by the same
 events as a long-polling dequeue (doq/longpoll.py), never more than the credit it granted.
 
@@ -48,7 +49,8 @@ from doq.api.stream_frames import (
     EnqueueFrame,
     ErrorFrame,
     NackFrame,
-    ResultFrame,
+    RefResult,
+    ResultsFrame,
     TouchFrame,
     client_frame_of,
 )
@@ -275,8 +277,11 @@ class StreamSession:
                 item_result(pending.item.id, outcome)  # type: ignore[arg-type, union-attr]
                 for pending, outcome in zip(run, result.results, strict=True)
             ]
-        for pending, body in zip(run, bodies, strict=True):
-            await self._send(ResultFrame(ref=pending.ref, result=body))
+        results = [
+            RefResult(ref=pending.ref, result=body)
+            for pending, body in zip(run, bodies, strict=True)
+        ]
+        await self._send(ResultsFrame(results=results))
 
     # --- the pusher ------------------------------------------------------------------------------
 

@@ -142,7 +142,6 @@ class Bench:
             elapsed += time.perf_counter() - started
         return batches * self.batch_entries / elapsed
 
-
     def batched_dequeue_ack_rate(self, name: str, batches: int) -> float:
         """Pairs/s when each entry is a Dequeue of ``batch_messages`` and its acks one AckMany,
         as batch and streaming consumers send them: ``batch_entries`` dequeues per apply, then

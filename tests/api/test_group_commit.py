@@ -87,7 +87,8 @@ async def test_concurrent_batch_single_and_stream_writes_share_one_transaction(t
                 nursery.start_soon(_enqueue, client, "single")
                 acks = {"ids": [{"id": taken["id"], "receipt": taken["receipt"]}]}
                 nursery.start_soon(_ack, client, acks)
-            assert json.loads(await ws.receive())["result"]["status"] == "ENQUEUED"
+            (answer,) = json.loads(await ws.receive())["results"]
+            assert answer["result"]["status"] == "ENQUEUED"
         # a stream's Enqueue, a batch Enqueue, a single Enqueue and an AckMany: one round, one
         # transaction
         assert len(recorder.rounds) == 1, recorder.rounds
