@@ -7,6 +7,7 @@ with its ``ref`` and optionally its delivery ``receipt``). From the server: ``de
 each with its receipt), ``results`` (the outcomes of client frames, each by its ``ref``) and
 ``error`` (why the stream ends, just before the server closes it).
 
+A text frame holds one client frame or an array of them (a bundle), taken whole or not at all.
 The message and item fields are the batch endpoints' own (doq/api/schemas.py), so a frame is
 validated by the rules of the request it stands for.
 """
@@ -18,6 +19,7 @@ from typing import Annotated
 import msgspec
 
 from doq.api.schemas import (
+    BATCH_ITEMS_MAX,
     DeliveredBody,
     EnqueuedItemBody,
     EnqueueRequest,
@@ -109,10 +111,16 @@ class ErrorFrame(_ServerFrame, tag="error"):
     leader: str | None = None
 
 
-CLIENT_DECODER = msgspec.json.Decoder(ClientFrame)
+# A text frame holds one client frame, or an array of them (a bundle, at most BATCH_ITEMS_MAX):
+# each WebSocket frame costs the server several task hops, so a client that has many frames ready
+# sends them in one.
+Bundle = Annotated[list[ClientFrame], msgspec.Meta(min_length=1, max_length=BATCH_ITEMS_MAX)]
+CLIENT_DECODER = msgspec.json.Decoder(ClientFrame | Bundle)
 ENCODER = msgspec.json.Encoder()
 
 
-def client_frame_of(data: str | bytes) -> ClientFrame:
-    """A client frame; raises ``msgspec.DecodeError`` or ``msgspec.ValidationError``."""
-    return CLIENT_DECODER.decode(data)
+def client_frames_of(data: str | bytes) -> list[ClientFrame]:
+    """The client frames of a text frame; raises ``msgspec.DecodeError`` or
+    ``msgspec.ValidationError`` (for the whole bundle: none of it is taken)."""
+    decoded = CLIENT_DECODER.decode(data)
+    return decoded if isinstance(decoded, list) else [decoded]

@@ -52,7 +52,7 @@ from doq.api.stream_frames import (
     RefResult,
     ResultsFrame,
     TouchFrame,
-    client_frame_of,
+    client_frames_of,
 )
 from doq.commands import DEQUEUE_COUNT_MAX, InFlightItem, NackItem
 from doq.longpoll import WAIT_S_MAX, dequeue_waiting
@@ -207,11 +207,7 @@ class StreamSession:
             try:
                 if len(data) > limit_bytes:
                     raise ApiProblem(413, f"a frame may have at most {limit_bytes} bytes")
-                frame = client_frame_of(data)
-                if isinstance(frame, CreditFrame):
-                    self._grant(frame.credit)
-                    continue
-                self._pending.append(pending_of(frame, len(data)))
+                self._take(client_frames_of(data), len(data))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 problem = validation_problem(str(exc), "frame")
                 self.end(problem_ending(problem, CLOSE_BAD_FRAME))
@@ -219,6 +215,16 @@ class StreamSession:
             except ApiProblem as problem:
                 self.end(problem_ending(problem, CLOSE_BAD_FRAME))
                 return
+
+    def _take(self, frames: list[ClientFrame], size_bytes: int) -> None:
+        """Queue a text frame's client frames for the writer, or (one invalid) none of them."""
+        credit = sum(frame.credit for frame in frames if isinstance(frame, CreditFrame))
+        share_bytes = size_bytes // len(frames)
+        pending = [pending_of(f, share_bytes) for f in frames if not isinstance(f, CreditFrame)]
+        if credit:
+            self._grant(credit)
+        if pending:
+            self._pending += pending
             self._pending_added.set()
 
     def _grant(self, credit: int) -> None:
@@ -234,8 +240,21 @@ class StreamSession:
             await self._pending_added.wait()
             self._pending_added = trio.Event()
             while self._pending:
+                await self._gather()
                 run = self._take_run()
                 await self._apply(run)
+
+    async def _gather(self) -> None:
+        """Let the frames already read from the socket reach the reader before a run is taken.
+        Each frame passes a few tasks (Hypercorn's, Quart's, the reader) one scheduling round at
+        a time, while a command holds the event loop through its apply and fsync; taking a run
+        as soon as one frame is there made commands of one or two messages (measured: frames
+        came in pairs, streaming enqueue ran at a fifth of batch enqueue). Stops as soon as a
+        round brings nothing new: no waiting for frames that are not there."""
+        seen = -1
+        while seen != len(self._pending) and len(self._pending) < BATCH_ITEMS_MAX:
+            seen = len(self._pending)
+            await trio.sleep(0)
 
     def _take_run(self) -> list[Pending]:
         """The longest leading run of frames of one kind that fits one command."""

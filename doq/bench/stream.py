@@ -5,9 +5,11 @@
 Three phases on a fresh queue, against the node at URL (the leader: streams are served there):
 
 1. streaming enqueue: one WebSocket (docs/api.md "Streams") sending enqueue frames of 100-byte
-   messages, keeping ``--window`` frames unanswered, for S seconds: messages/s (results counted);
+   messages, ``--bundle`` (100) to a text frame, keeping ``--window`` frames unanswered, for S
+   seconds: messages/s (results counted);
 2. streaming consume+ack: one WebSocket granting ``--credit`` (256), acking every delivered
-   message on the socket with its receipt and granting credit again for each, until the queue
+   message on the socket with its receipt (the acks of a delivery in one bundle) and granting
+   credit again for each, until the queue
    from phase 1 is drained or S seconds pass: messages/s (acks answered ACKNOWLEDGED);
 3. wake-up latency: a long-polling consumer (``GET ...?count=1&wait=5``) waits on the empty
    queue; another connection enqueues one message; the time from the enqueue's 200 to the
@@ -34,6 +36,8 @@ from doq.bench.http import MESSAGE_CONTENT_BYTES, RawConnection
 from doq.bench.wsclient import WsClient
 
 WINDOW_DEFAULT = 1_000
+BUNDLE_DEFAULT = 100  # enqueue frames sent in one text frame (docs/api.md, "Streams": bundles)
+BUNDLE_FRAMES_MAX = 1_000  # the server's limit (doq/api/stream_frames.py)
 CREDIT_DEFAULT = 256
 WAKEUPS_DEFAULT = 50
 WAKEUP_WAIT_S = 5
@@ -49,13 +53,16 @@ def percentile_ms(latencies_s: list[float], fraction: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000, 3)
 
 
-async def stream_enqueue(host: str, port: int, queue: str, seconds: float, window: int) -> float:
-    """Messages/s of streaming enqueue, ``window`` frames in flight."""
+async def stream_enqueue(
+    host: str, port: int, queue: str, seconds: float, window: int, bundle: int
+) -> float:
+    """Messages/s of streaming enqueue: frames sent ``bundle`` to a text frame, at most
+    ``window`` unanswered."""
     ws = await WsClient.connect(host, port, f"{QUEUES}/{queue}/stream")
     message = {"priority": 0, "content": "x" * MESSAGE_CONTENT_BYTES}
     answered = 0
     sent = 0
-    room = trio.Semaphore(window)
+    room = trio.Semaphore(max(1, window // bundle))  # bundles in flight
     deadline = trio.current_time() + seconds
     started_s = time.perf_counter()
 
@@ -63,8 +70,11 @@ async def stream_enqueue(host: str, port: int, queue: str, seconds: float, windo
         nonlocal sent
         while trio.current_time() < deadline:
             await room.acquire()
-            sent += 1
-            await ws.send(json.dumps({"op": "enqueue", "ref": str(sent), "message": message}))
+            frames = [
+                {"op": "enqueue", "ref": str(sent + n), "message": message} for n in range(bundle)
+            ]
+            sent += bundle
+            await ws.send(json.dumps(frames))
 
     async def receive() -> None:
         nonlocal answered
@@ -77,7 +87,8 @@ async def stream_enqueue(host: str, port: int, queue: str, seconds: float, windo
                     if outcome["result"]["status"] != "ENQUEUED":
                         raise SystemExit(f"unexpected result: {outcome}")
                     answered += 1
-                    room.release()
+                    if answered % bundle == 0:
+                        room.release()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(send)
@@ -99,7 +110,7 @@ async def stream_consume(host: str, port: int, queue: str, seconds: float, credi
                 texts = await ws.receive()
             if quiet.cancelled_caught:
                 break  # drained
-            frames: list[str] = []
+            frames: list[dict[str, Any]] = []
             delivered = 0
             for text in texts:
                 frame = json.loads(text)
@@ -107,7 +118,7 @@ async def stream_consume(host: str, port: int, queue: str, seconds: float, credi
                     for m in frame["messages"]:
                         ref = m["id"]
                         ack = {"op": "ack", "ref": ref, "id": m["id"], "receipt": m["receipt"]}
-                        frames.append(json.dumps(ack))
+                        frames.append(ack)
                     delivered += len(frame["messages"])
                 elif frame["op"] == "results":
                     for outcome in frame["results"]:
@@ -115,9 +126,9 @@ async def stream_consume(host: str, port: int, queue: str, seconds: float, credi
                 else:
                     raise SystemExit(f"unexpected frame: {text[:200]}")
             if delivered:
-                frames.append(json.dumps({"op": "credit", "credit": delivered}))
-            if frames:
-                await ws.send_many(frames)
+                frames.append({"op": "credit", "credit": delivered})
+            for start in range(0, len(frames), BUNDLE_FRAMES_MAX):  # acks in bundles
+                await ws.send(json.dumps(frames[start : start + BUNDLE_FRAMES_MAX]))
     elapsed_s = time.perf_counter() - started_s - (QUIET_END_S if quiet.cancelled_caught else 0)
     await ws.aclose()
     return acked / max(elapsed_s, 1e-9)
@@ -170,7 +181,9 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     if status != 200:
         raise SystemExit(f"creating the queue failed: {status} {answer[:200]!r}")
     try:
-        enqueue_per_s = await stream_enqueue(host, port, queue, args.seconds, args.window)
+        enqueue_per_s = await stream_enqueue(
+            host, port, queue, args.seconds, args.window, args.bundle
+        )
         consume_per_s = await stream_consume(host, port, queue, args.seconds, args.credit)
         await control.request("DELETE", f"{QUEUES}/{queue}", b"")
         await control.request("POST", QUEUES, create)  # empty again, for the wake-ups
@@ -194,6 +207,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=10.0, help="length of each stream phase")
     p.add_argument("--window", type=int, default=WINDOW_DEFAULT)
     p.add_argument("--credit", type=int, default=CREDIT_DEFAULT)
+    p.add_argument(
+        "--bundle", type=int, default=BUNDLE_DEFAULT, help="enqueue frames to a text frame"
+    )
     p.add_argument("--wakeups", type=int, default=WAKEUPS_DEFAULT)
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     return p

@@ -45,12 +45,6 @@ class WsClient:
         async with self._send_lock:
             await self._stream.send_all(self._ws.send(TextMessage(data=text)))
 
-    async def send_many(self, texts: list[str]) -> None:
-        """Several frames in one write."""
-        data = b"".join(self._ws.send(TextMessage(data=text)) for text in texts)
-        async with self._send_lock:
-            await self._stream.send_all(data)
-
     async def receive(self) -> list[str]:
         """The next text frames (at least one)."""
         while not self._texts:

@@ -227,3 +227,24 @@ async def test_a_leader_change_ends_a_waiting_stream_naming_the_new_leader(tmp_p
         assert "nothing was dequeued" in error["detail"]
         assert error["leader"] == f"http://{successor.http_address}"
         assert successor.service.state.queue_info("q").unacked == 0
+
+
+async def test_a_bundle_is_taken_whole_or_not_at_all(tmp_path):
+    async with api_app(str(tmp_path)) as api:
+        await setup_queue(api.client)
+        enqueue = {"op": "enqueue", "ref": "e", "message": {"priority": 0, "content": "b"}}
+        async with api.client.websocket(S) as ws:
+            await ws.send(json.dumps([enqueue, {"op": "credit", "credit": 1}, enqueue]))
+            seen = []
+            while len(seen) < 3:  # two results, and the delivery the credit allows
+                frame = await receive_json(ws)
+                seen += frame.get("results", []) + frame.get("messages", [])
+        assert [item.get("ref") for item in seen].count("e") == 2
+        async with api.client.websocket(S) as ws:
+            bad = dict(enqueue, message={"priority": -1, "content": "x"})
+            await ws.send(json.dumps([enqueue, bad]))
+            error, code = await closed_with(ws)
+        assert (error["status"], code) == (422, 1008)
+        info = api.service.state.queue_info("q")
+        # the two of the first bundle (one delivered, in flight), nothing of the second
+        assert (info.ready, info.unacked, info.enqueued_total) == (1, 1, 2)
