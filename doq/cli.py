@@ -9,6 +9,8 @@ doq bench http --url URL [...]                                                HT
 doq bench grpc --address HOST:PORT [...]                                      gRPC load
 doq bench grpc-servers [...]                                                  gRPC libraries
 doq bench worker [--url URL] [...]                                            worker runtime
+doq bench stream --url URL [...]                                              streams, wake-ups
+doq bench throughput [--short] [--json]                                       issue 8's figures
 doq prestop                                                                   Kubernetes preStop
 doq worker MODULE:HANDLER --queue Q [--concurrency 16]                       the worker runtime
 doq queues|send|recv|ack|nack|touch|get|delete|cluster|backup|restore ...     the client
@@ -144,6 +146,8 @@ BENCH_MODULES = {
     "grpc-servers": "grpc_servers",
     "compare": "compare",
     "worker": "worker",
+    "stream": "stream",
+    "throughput": "throughput",
 }
 
 

@@ -33,6 +33,7 @@ from doq.api.routes_docs import register_docs_routes
 from doq.api.routes_messages import register_in_flight_routes, register_message_routes
 from doq.api.routes_ops import register_ops_routes
 from doq.api.routes_queues import register_queue_routes
+from doq.api.routes_stream import register_stream_routes
 from doq.api.routes_ui import register_ui_routes
 from doq.api.serving import RequestMetrics
 from doq.api.settings import ApiSettings
@@ -105,6 +106,7 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     register_message_routes(app, api)
     register_in_flight_routes(app, api)
     register_batch_routes(app, api)
+    register_stream_routes(app, api)
     register_cluster_routes(app, api)
     register_ops_routes(app, api)
     register_docs_routes(app, settings.title)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import request
+from quart import has_websocket_context, request, websocket
 from werkzeug.sansio.utils import get_host
 
 from doq.api.forwarding import FORWARDED_HOST_HEADER
@@ -24,15 +24,20 @@ HOST_UNKNOWN = "localhost"  # no Host header and no server address (HTTP/1.0 wit
 _FORWARDED_HOST_KEY = FORWARDED_HOST_HEADER.lower().encode("latin-1")
 
 
+_HTTP_SCHEME_OF_WS = {"ws": "http", "wss": "https"}
+
+
 def schema_url(name: str) -> str:
-    """From the current Quart request."""
-    headers = request.headers
+    """From the current Quart request (or WebSocket handshake, refused with a problem)."""
+    current = websocket if has_websocket_context() else request
+    headers = current.headers
     # "in" first: a missing key makes werkzeug's Headers.get raise and catch an exception.
     if FORWARDED_HOST_HEADER in headers:
         host = headers[FORWARDED_HOST_HEADER]
     else:
-        host = request.host or HOST_UNKNOWN
-    return schema_url_at(schema_base(request.scheme, host), name)
+        host = current.host or HOST_UNKNOWN
+    scheme = _HTTP_SCHEME_OF_WS.get(current.scheme, current.scheme)
+    return schema_url_at(schema_base(scheme, host), name)
 
 
 def schema_base(scheme: str, host: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Response, current_app, request
+from quart import Response, current_app, has_websocket_context, request, websocket
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -88,6 +88,9 @@ def install_error_handlers(app: Any) -> None:
     @app.errorhandler(HTTPException)
     async def on_http_exception(error: HTTPException) -> Response:
         status = error.code or 500
+        if status == 405 and has_websocket_context():
+            # A path with HTTP routes and no WebSocket: for a WebSocket it is not there.
+            return problem_response(ApiProblem(404, _http_detail(error, status)))
         detail = _http_detail(error, status)
         headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         return problem_response(ApiProblem(status, detail, headers=headers))
@@ -97,11 +100,20 @@ def install_error_handlers(app: Any) -> None:
         original = getattr(error, "original_exception", None) or error
         if isinstance(original, _SERVICE_ERRORS):
             return problem_response(problem_for_service_error(original))
-        log.error("unexpected error in %s %s", request.method, request.path, exc_info=original)
+        log.error("unexpected error in %s", _what(), exc_info=original)
         return problem_response(ApiProblem(500, "internal error; it has been logged"))
 
 
+def _what() -> str:
+    """The request being answered, for a log line or a problem's detail."""
+    if has_websocket_context():
+        return f"WebSocket {websocket.path}"
+    return f"{request.method} {request.path}"
+
+
 def _http_detail(error: HTTPException, status: int) -> str:
+    if has_websocket_context() and status in (404, 405):
+        return f"no such resource: {_what()}"
     if status == 404:
         return f"no such resource: {request.method} {request.path}"
     if status == 405:

@@ -1,8 +1,9 @@
 """One serve decision: where, and until when, a request is served, for every door into doq.
 
-The Quart routes (doq/api/dispatch.py), the fast path (doq/api/fastpath.py), and later a WebSocket
-or gRPC front all call ``ServeDecision.serve``, so a change to the forwarding policy is made here
-once. The decision, for a call that needs the leader:
+The Quart routes (doq/api/dispatch.py), the fast path (doq/api/fastpath.py), and later a gRPC
+front all call ``ServeDecision.serve``, and the WebSocket streams (doq/api/routes_stream.py) call
+``ServeDecision.stream_home``, so a change to the forwarding policy is made here once.
+The decision, for a call that needs the leader:
 
 - the call runs here when this node leads (the service raises ``NotLeaderError`` otherwise);
 - on a follower the request is relayed to the leader the service named (doq/api/forwarding.py),
@@ -182,6 +183,20 @@ class ServeDecision:
             if not isinstance(outcome, Retry):
                 return outcome
             await trio.sleep(RETRY_PAUSE_S)
+
+    async def stream_home(self, deadline: float) -> str | None:
+        """Where a stream (doq/api/streams.py) is served: None when this node leads, else the
+        leader's HTTP address, for the client to reconnect to. Streams are not relayed, whether
+        forwarding is on or off (docs/api.md, "Streams", says why); with no leader known this
+        waits for one until ``deadline`` (Trio time), then raises the 503 ``ApiProblem``."""
+        with trio.move_on_at(deadline):
+            await self.wait_for_leader()
+            if self.service.raft.is_leader:
+                return None
+            leader = self.service.leader()
+            if leader is not None and leader.http_address:
+                return leader.http_address
+        raise unanswered_in_time(self.settings.request_timeout_s, is_write=False)
 
     async def wait_for_leader(self) -> None:
         """Until this node leads or knows a leader with an HTTP address (cancelled by the

@@ -29,10 +29,12 @@ from collections.abc import Sequence
 
 from doq.commands import (
     Ack,
+    AckMany,
     Command,
     CreateQueue,
     Dequeue,
     Enqueue,
+    InFlightItem,
     NewMessage,
     QueueType,
     Strategy,
@@ -65,12 +67,14 @@ class Bench:
         random_priorities: bool,
         sync: bool,
         batch_entries: int = DEFAULT_BATCH_ENTRIES,
+        batch_messages: int = 0,
     ) -> None:
         self.sm = QueueStateMachine(path, sync=sync)
         self.queue_type = queue_type
         self.groups = groups
         self.random_priorities = random_priorities
         self.batch_entries = batch_entries
+        self.batch_messages = batch_messages
         self.index = 0
         self.next_id = 1
         self.rng = random.Random(SEED)
@@ -122,6 +126,8 @@ class Bench:
         return batches * self.batch_entries / (time.perf_counter() - started)
 
     def dequeue_ack_rate(self, name: str, batches: int) -> float:
+        if self.batch_messages:
+            return self.batched_dequeue_ack_rate(name, batches)
         elapsed = 0.0
         for _ in range(batches):
             entries = self.entries([Dequeue(START_MS, name) for _ in range(self.batch_entries)])
@@ -136,6 +142,37 @@ class Bench:
             elapsed += time.perf_counter() - started
         return batches * self.batch_entries / elapsed
 
+    def batched_dequeue_ack_rate(self, name: str, batches: int) -> float:
+        """Pairs/s when each entry is a Dequeue of ``batch_messages`` and its acks one AckMany,
+        as batch and streaming consumers send them: ``batch_entries`` dequeues per apply, then
+        their acks in the next."""
+        count = self.batch_messages
+        info = self.sm.queue_info(name)
+        assert info is not None
+        needed = batches * self.batch_entries * count - info.ready
+        if needed > 0:  # the enqueue measurement left too few: topped up, not timed
+            self.prefill(name, needed)
+        elapsed = 0.0
+        for _ in range(batches):
+            entries = self.entries(
+                [Dequeue(START_MS, name, count=count) for _ in range(self.batch_entries)]
+            )
+            started = time.perf_counter()
+            results = self.sm.apply(entries)
+            elapsed += time.perf_counter() - started
+            acks = []
+            for result in results:
+                assert isinstance(result, Dequeued) and len(result.messages) == count, (
+                    "the queue ran dry during the measurement"
+                )
+                items = tuple(InFlightItem(message.id) for message in result.messages)
+                acks.append(AckMany(START_MS, name, items))
+            entries = self.entries(acks)
+            started = time.perf_counter()
+            self.sm.apply(entries)
+            elapsed += time.perf_counter() - started
+        return batches * self.batch_entries * count / elapsed
+
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     scratch = tempfile.mkdtemp(prefix="doq-bench-state-", dir=args.dir)
@@ -147,6 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             args.random_priorities,
             not args.no_sync,
             args.batch_entries,
+            args.batch_messages,
         )
         bench.create("empty")
         figures = {"enqueue_per_s": bench.enqueue_rate("empty", args.batches)}
@@ -175,6 +213,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=DEFAULT_BATCH_ENTRIES,
         help="entries per apply (the targets are set for 64)",
+    )
+    parser.add_argument(
+        "--batch-messages",
+        type=int,
+        default=0,
+        help="dequeue+ack as batch commands of this many messages (Dequeue count=N, AckMany)",
     )
     parser.add_argument("--queued", type=int, default=DEFAULT_QUEUED, help="the full queue's size")
     parser.add_argument(

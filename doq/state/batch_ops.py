@@ -12,7 +12,7 @@ no trace and does not stop the others.
 
 from __future__ import annotations
 
-from doq.commands import Ack, AckMany, ExpireDue, Nack, NackMany, Touch, TouchMany
+from doq.commands import AckMany, ExpireDue, Nack, NackMany, TouchMany
 from doq.state import handlers, lifecycle
 from doq.state.batch import WriteBatch
 from doq.state.results import ExpiredReturned, ManyResults, RejectCode, Rejected, Result
@@ -28,8 +28,7 @@ def ack_many(b: WriteBatch, cmd: AckMany, clock: handlers.Clock) -> Result:
     if missing := _no_queue(b, cmd.queue):
         return missing
     results = tuple(
-        handlers.ack(b, Ack(cmd.ts_ms, cmd.queue, item.id, item.delivery), clock)
-        for item in cmd.items
+        handlers.ack_item(b, cmd.queue, item.id, item.delivery, clock) for item in cmd.items
     )
     return ManyResults(results)  # type: ignore[arg-type]
 
@@ -52,8 +51,7 @@ def touch_many(b: WriteBatch, cmd: TouchMany, clock: handlers.Clock) -> Result:
     if missing := _no_queue(b, cmd.queue):
         return missing
     results = tuple(
-        handlers.touch(b, Touch(cmd.ts_ms, cmd.queue, item.id, item.delivery), clock)
-        for item in cmd.items
+        handlers.touch_item(b, cmd.queue, item.id, item.delivery, clock) for item in cmd.items
     )
     return ManyResults(results)  # type: ignore[arg-type]
 

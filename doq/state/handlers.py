@@ -226,13 +226,21 @@ def _in_flight(
 
 
 def ack(b: WriteBatch, cmd: Ack, clock: Clock) -> Result:
-    found = _in_flight(b, cmd.queue, cmd.id, clock, cmd.delivery)
+    return ack_item(b, cmd.queue, cmd.id, cmd.delivery, clock)
+
+
+def ack_item(
+    b: WriteBatch, queue: str, message_id: int, delivery: int | None, clock: Clock
+) -> Result:
+    """``Ack`` of one message, without a command value (AckMany's items: building an attrs
+    command per item, with its validators, cost more than the ack's LMDB work)."""
+    found = _in_flight(b, queue, message_id, clock, delivery)
     if isinstance(found, Rejected):
         return found
     q, record = found
-    lifecycle.remove(b, q, cmd.id, record)
+    lifecycle.remove(b, q, message_id, record)
     q.counters.acked += 1
-    return Acked(cmd.id)
+    return Acked(message_id)
 
 
 def nack(b: WriteBatch, cmd: Nack, clock: Clock) -> Result:
@@ -250,13 +258,20 @@ def nack(b: WriteBatch, cmd: Nack, clock: Clock) -> Result:
 
 
 def touch(b: WriteBatch, cmd: Touch, clock: Clock) -> Result:
-    found = _in_flight(b, cmd.queue, cmd.id, clock, cmd.delivery)
+    return touch_item(b, cmd.queue, cmd.id, cmd.delivery, clock)
+
+
+def touch_item(
+    b: WriteBatch, queue: str, message_id: int, delivery: int | None, clock: Clock
+) -> Result:
+    """``Touch`` of one message, without a command value (as ``ack_item``)."""
+    found = _in_flight(b, queue, message_id, clock, delivery)
     if isinstance(found, Rejected):
         return found
     q, record = found
     deadline_ms = clock.now_ms + q.record.ack_timeout_s * MS_PER_S
-    lifecycle.move_deadline(b, q, cmd.id, record, deadline_ms)
-    return Touched(cmd.id, deadline_ms)
+    lifecycle.move_deadline(b, q, message_id, record, deadline_ms)
+    return Touched(message_id, deadline_ms)
 
 
 def _stored(
