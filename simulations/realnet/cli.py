@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+import attrs
+
 from simulations.realnet.nemesis import EXTRA_FAULTS, FAULTS
 from simulations.realnet.netns import missing_tools
 from simulations.realnet.nodes import libfaketime
@@ -64,6 +66,7 @@ def main(argv: list[str]) -> int:
         default=",".join(FAULTS),
         help=f"comma-separated fault classes to schedule (also: {', '.join(EXTRA_FAULTS)})",
     )
+    parser.add_argument("--seconds", type=float, help="run this long instead of the profile's time")
     parser.add_argument("--install", action="store_true", help="apt-get install what is missing")
     args = parser.parse_args(argv)
     if args.install:
@@ -79,8 +82,11 @@ def main(argv: list[str]) -> int:
     workdir = args.workdir or tempfile.mkdtemp(prefix="doq-realnet-")
     os.makedirs(workdir, exist_ok=True)
     began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    profile = PROFILES[args.profile]
+    if args.seconds:
+        profile = attrs.evolve(profile, plan=attrs.evolve(profile.plan, seconds=args.seconds))
     outcome = execute(
-        PROFILES[args.profile],
+        profile,
         args.seed,
         workdir,
         log=lambda line: print(line, flush=True),
