@@ -13,6 +13,7 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,10 @@ def install() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", *DEBIAN_PACKAGES], check=False)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulations.realnet", description=__doc__)
     parser.add_argument("profile", choices=sorted(PROFILES))
@@ -69,6 +74,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, help="run this long instead of the profile's time")
     parser.add_argument("--install", action="store_true", help="apt-get install what is missing")
     args = parser.parse_args(argv)
+    # SIGTERM (and SIGINT, which a background job ignores) end the run through its cleanup.
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.install:
         install()
     chosen = tuple(args.faults.split(","))

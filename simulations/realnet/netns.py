@@ -134,6 +134,9 @@ class Network:
         """Remove what was created; keep going past errors so that nothing is left behind."""
         for host in self.hosts:
             run(["ip", "netns", "del", host.namespace], check=False)
+            # The namespace takes its veth end along only once nothing holds it: delete the pair
+            # from the outside too, so that no interface outlives the run.
+            run(["ip", "link", "del", f"dq{self.tag}v{host.index}"], check=False)
         self.hosts.clear()
         if self.bridge_up:
             run(["ip", "link", "del", self.bridge], check=False)
