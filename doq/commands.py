@@ -1,15 +1,16 @@
 """The replicated commands: what the leader proposes and every replica applies, and their codec.
 
 Each command is a frozen attrs value, complete in itself: the leader stamps ``ts_ms`` (its clock,
-Unix milliseconds), assigns message IDs and resolves every setting from its own configuration
-before proposing, so a replica applies a command from the command and its state alone (DESIGN.md
+Unix milliseconds), assigns message IDs and resolves every setting from its own configuration before
+proposing, so a replica applies a command from the command and its state alone (docs/design.md,
 rule 4). The validators here are the structural rules (ranges, lengths); whether a command makes
 sense against the state (the queue exists, the message is in flight) is the state machine's call.
 
 Wire form: one byte of format version, one byte naming the command, then the command as msgpack
 (msgspec, which reads and writes attrs classes directly: about a microsecond a command, several
-times faster than cattrs; DESIGN.md). ``decode_command`` raises ``CommandDecodeError`` and nothing
-else for bytes it cannot turn into a valid command, so a poisoned log entry becomes a rejection.
+times faster than cattrs; docs/design.md). ``decode_command`` raises ``CommandDecodeError`` and
+nothing else for bytes it cannot turn into a valid command, so a poisoned log entry becomes a
+rejection.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ GROUP_NAME_CHARS_MAX = 1024
 DEFAULT_GROUP = "default"
 ENQUEUE_MESSAGES_MAX = 10_000  # messages in one Enqueue command
 DEQUEUE_COUNT_MAX = 1_000  # messages one Dequeue command may deliver
+IN_FLIGHT_ITEMS_MAX = 10_000  # messages one AckMany, NackMany or TouchMany command addresses
 ACK_TIMEOUT_S_MAX = (1 << 31) - 1  # keeps every deadline far inside u64 milliseconds
 MAX_UNACKED_MAX = (1 << 32) - 1
 METADATA_ENTRIES_MAX = 1_000
@@ -105,6 +107,11 @@ def _count(_instance: object, attribute: attrs.Attribute[Any], value: int) -> No
         raise ValueError(f"{attribute.name} must be in 1..{DEQUEUE_COUNT_MAX}")
 
 
+def _items(_instance: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    if not 1 <= len(value) <= IN_FLIGHT_ITEMS_MAX:
+        raise ValueError(f"{attribute.name} must hold 1..{IN_FLIGHT_ITEMS_MAX} items")
+
+
 def _messages(_instance: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
     if not 1 <= len(value) <= ENQUEUE_MESSAGES_MAX:
         raise ValueError(f"{attribute.name} must hold 1..{ENQUEUE_MESSAGES_MAX} messages")
@@ -174,9 +181,13 @@ class Dequeue:
 
 @attrs.frozen
 class Ack:
+    """``delivery``, when given (from a delivery receipt), must be the message's current
+    delivery, else the command is refused as stale; None keeps the Go server's behaviour."""
+
     ts_ms: int = attrs.field(validator=_u64)
     queue: str = attrs.field(validator=_queue_name)
     id: int = attrs.field(validator=_u64)
+    delivery: int | None = attrs.field(default=None, validator=_optional_u64)
 
 
 @attrs.frozen
@@ -189,6 +200,7 @@ class Nack:
     id: int = attrs.field(validator=_u64)
     priority: int = attrs.field(default=0, validator=_u64)
     metadata: dict[str, str] | None = attrs.field(default=None, validator=_metadata)
+    delivery: int | None = attrs.field(default=None, validator=_optional_u64)
 
 
 @attrs.frozen
@@ -196,6 +208,7 @@ class Touch:
     ts_ms: int = attrs.field(validator=_u64)
     queue: str = attrs.field(validator=_queue_name)
     id: int = attrs.field(validator=_u64)
+    delivery: int | None = attrs.field(default=None, validator=_optional_u64)
 
 
 @attrs.frozen
@@ -211,6 +224,58 @@ class DeleteMessage:
     ts_ms: int = attrs.field(validator=_u64)
     queue: str = attrs.field(validator=_queue_name)
     id: int = attrs.field(validator=_u64)
+
+
+@attrs.frozen
+class InFlightItem:
+    """One message of an AckMany or TouchMany; ``delivery`` as in ``Ack``."""
+
+    id: int = attrs.field(validator=_u64)
+    delivery: int | None = attrs.field(default=None, validator=_optional_u64)
+
+
+@attrs.frozen
+class NackItem:
+    """One message of a NackMany, with its own priority and metadata (as ``Nack``)."""
+
+    id: int = attrs.field(validator=_u64)
+    priority: int = attrs.field(default=0, validator=_u64)
+    metadata: dict[str, str] | None = attrs.field(default=None, validator=_metadata)
+    delivery: int | None = attrs.field(default=None, validator=_optional_u64)
+
+
+@attrs.frozen
+class AckMany:
+    """``Ack`` of each item, in order, in one command: the same state and results as the single
+    commands at the same time (doq/state/batch_ops.py)."""
+
+    ts_ms: int = attrs.field(validator=_u64)
+    queue: str = attrs.field(validator=_queue_name)
+    items: tuple[InFlightItem, ...] = attrs.field(validator=_items)
+
+
+@attrs.frozen
+class NackMany:
+    ts_ms: int = attrs.field(validator=_u64)
+    queue: str = attrs.field(validator=_queue_name)
+    items: tuple[NackItem, ...] = attrs.field(validator=_items)
+
+
+@attrs.frozen
+class TouchMany:
+    ts_ms: int = attrs.field(validator=_u64)
+    queue: str = attrs.field(validator=_queue_name)
+    items: tuple[InFlightItem, ...] = attrs.field(validator=_items)
+
+
+@attrs.frozen
+class ExpireDue:
+    """Return every in-flight message of ``queue`` whose deadline is at or before the command's
+    time to ready, as any command on the queue would (doq/expiry.py proposes it, stamped by the
+    leader, so that counts do not wait for the next consumer; replicas stay identical)."""
+
+    ts_ms: int = attrs.field(validator=_u64)
+    queue: str = attrs.field(validator=_queue_name)
 
 
 @attrs.frozen
@@ -255,6 +320,10 @@ Command = (
     | RestoreState
     | AssignNodeNumber
     | ReserveIds
+    | AckMany
+    | NackMany
+    | TouchMany
+    | ExpireDue
 )
 
 # The tag byte of each command. A tag is never reused for another meaning.
@@ -272,6 +341,11 @@ _TAGS: dict[type, int] = {
     RestoreState: 11,
     AssignNodeNumber: 12,
     ReserveIds: 13,
+    # 20 and up: the batch commands of issue 8 (12-19 left to commands other work adds).
+    AckMany: 20,
+    NackMany: 21,
+    TouchMany: 22,
+    ExpireDue: 23,
 }
 _DECODERS: dict[int, msgspec.msgpack.Decoder[Any]] = {
     tag: msgspec.msgpack.Decoder(cls) for cls, tag in _TAGS.items()

@@ -1,9 +1,9 @@
 """Message IDs: the leader's snowflake-like generator of unsigned 64-bit IDs.
 
-Message IDs are assigned before a command is proposed (DESIGN.md rule 4), so replicas never invent
-one. Layout, most significant bit first: 1 zero bit, 41 bits of milliseconds since ``ID_EPOCH_MS``
-(about 69 years), 10 bits of node number, 12 bits of sequence within a millisecond. IDs therefore
-increase with time and fit a signed 64-bit integer too.
+Message IDs are assigned before a command is proposed (docs/design.md, rule 4), so replicas never
+invent one. Layout, most significant bit first: 1 zero bit, 41 bits of milliseconds since
+``ID_EPOCH_MS`` (about 69 years), 10 bits of node number, 12 bits of sequence within a millisecond.
+IDs therefore increase with time and fit a signed 64-bit integer too.
 
 Unique by construction, not by luck: the node number is assigned through the replicated log
 (``AssignNodeNumber``: the lowest number never assigned before, doq/state/identity.py), so two

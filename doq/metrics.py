@@ -111,7 +111,7 @@ class QueueAndRaftCollector(Collector):
         """The disk's room, read now (doq/diskguard.py): free bytes, and whether writes are
         refused for want of it."""
         disk = self._service.disk
-        blocked = disk.check()
+        blocked = self._service.storage_short()
         yield GaugeMetricFamily(
             "doq_storage_free_bytes",
             "Bytes free on the disk of this node's data directory (-1: cannot be read)",

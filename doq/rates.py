@@ -1,7 +1,7 @@
 """Per-queue enqueue/dequeue/ack/nack rates over a sliding window, from monotonic totals.
 
-The replicated state keeps only counters that grow (``QueueInfo.*_total``): anything that depends
-on a node's clock stays out of it (DESIGN.md rule 4). This node samples those totals about once a
+The replicated state keeps only counters that grow (``QueueInfo.*_total``): anything that depends on
+a node's clock stays out of it (docs/design.md, rule 4). This node samples those totals about once a
 second with its own monotonic clock and reports, for each counter, its increase over the window
 divided by the time the window spans: the Go server's ``*_rps`` (an average over
 ``--queue.stats.window_side`` seconds), without per-node event counting.

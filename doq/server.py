@@ -4,7 +4,8 @@ Start-up: open the queue state (LMDB) and the Raft node; a brand-new node withou
 ``--cluster.join_addr`` bootstraps a cluster of itself; then serve HTTP; then the membership
 keeper makes sure the cluster's configuration lists this node as a voter at its current Raft and
 HTTP addresses (joining through ``--cluster.join_addr`` or through the leader, with backoff, until
-it is so; a restarted member finds itself already listed and does nothing).
+it is so; a restarted member finds itself already listed and does nothing). The expirer
+(doq/expiry.py) returns expired in-flight messages to ready while this node leads.
 
 On Kubernetes (doq/kubernetes, docs/kubernetes.md) the discovery decides whether this node
 bootstraps and finds the leader to join through; the leader endpoint publishes the leader as the
@@ -32,6 +33,7 @@ from doq import repair
 from doq.api import ApiSettings, create_app
 from doq.config import Settings
 from doq.diskguard import DiskGuard
+from doq.expiry import Expirer
 from doq.membership import http_address
 from doq.peerclock import probe_peer_clocks
 from doq.service import QueueService, ServiceError
@@ -101,7 +103,8 @@ class DoqNode:
                     default_ack_timeout_s=s.queue__default_acknowledgement_timeout,
                     disk=DiskGuard(s.node_dir, s.storage__reserve_bytes),
                 )
-                app = self._app = _InFlight(create_app(self.service, self._api_settings()))
+                api_app = create_app(self.service, self._api_settings())
+                app = self._app = _InFlight(api_app)
                 http_done = trio.Event()
                 bound: list[str] = await nursery.start(self._serve_http, app, http_done)
                 self.http_port = int(bound[0].rsplit(":", 1)[1])
@@ -109,6 +112,7 @@ class DoqNode:
                 nursery.start_soon(probe_peer_clocks, self.service)
                 if self.leader_endpoint is not None:
                     nursery.start_soon(self.leader_endpoint.run, lambda: raft.is_leader)
+                nursery.start_soon(Expirer(self.service).run)
                 logger.info(
                     "serving HTTP on %s, Raft on %s (data in %s)",
                     bound[0],
@@ -117,6 +121,7 @@ class DoqNode:
                 )
                 task_status.started()
                 await self._shutdown.wait()
+                api_app.doq.waits.close()  # waiting dequeues end now (503, nothing taken)
                 # Hypercorn now refuses new connections; the requests in flight finish (Raft
                 # keeps running meanwhile, so their writes complete). Idle keep-alive
                 # connections would hold Hypercorn for its whole graceful timeout, so once
@@ -266,6 +271,10 @@ class DoqNode:
                 return
             while raft.is_leader:
                 await trio.sleep(0.01)
+            # A leader that stepped down for the transfer learns who won only from the winner's
+            # first heartbeat: wait for it, or the log says "without handing over" after a
+            # handover that worked (the e2e test saw this under load).
+            await raft.wait_leader()
         if raft.leader_id == target:
             logger.info("handed leadership to %s", target)
         else:

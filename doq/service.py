@@ -43,6 +43,7 @@ import trio
 from doq.clockbound import PeerClocks, Window
 from doq.commands import (
     Ack,
+    AckMany,
     AssignNodeNumber,
     Command,
     CreateQueue,
@@ -50,13 +51,18 @@ from doq.commands import (
     DeleteQueue,
     Dequeue,
     Enqueue,
+    ExpireDue,
+    InFlightItem,
     Nack,
+    NackItem,
+    NackMany,
     NewMessage,
     QueueType,
     ReserveIds,
     RestoreState,
     Strategy,
     Touch,
+    TouchMany,
     UpdatePriority,
     UpdateQueue,
     encode_command,
@@ -186,6 +192,9 @@ class QueueService:
         self._prepared_term = -1
         self._prepare_lock = trio.Lock()
         self._reserve_lock = trio.Lock()
+        # Called with each write this leader committed and its result (doq/longpoll.py wakes
+        # waiting dequeues from it).
+        self.on_commit: list[Callable[[Command, Result], None]] = []
 
     # --- queues --------------------------------------------------------------------------------
     async def create_queue(
@@ -246,6 +255,18 @@ class QueueService:
     async def dequeue(self, queue: str, *, ack: bool, count: int = 1) -> Result:
         return await self._write(Dequeue(await self._stamp(), queue, count, ack))
 
+    def next_due_ms(self, queue: str) -> int | None:
+        """When something of ``queue`` comes due by time alone (this replica's state)."""
+        return self.state.next_due_ms(queue)
+
+    def clock_ms(self) -> int:
+        """The time this leader would stamp a command with now: its clock clamped into the
+        window its peers' clocks allow (its own clock while it has no estimate yet), so that
+        waits for due times (doq/longpoll.py, doq/expiry.py) use the clock commands carry."""
+        own_ms = self._clock_ms()
+        window = self.clock_window()
+        return own_ms if window is None else window.clamp(own_ms)
+
     async def get_message(self, queue: str, message_id: int) -> Any:
         await self._read_barrier()
         found = self.state.get_message(queue, message_id)
@@ -253,17 +274,37 @@ class QueueService:
             raise RejectedError(found)
         return found
 
-    async def ack(self, queue: str, message_id: int) -> Result:
-        return await self._write(Ack(await self._stamp(), queue, message_id))
+    async def ack(self, queue: str, message_id: int, delivery: int | None = None) -> Result:
+        """``delivery``: the one a receipt names (refused when that delivery is over)."""
+        return await self._write(Ack(await self._stamp(), queue, message_id, delivery))
 
     async def nack(
-        self, queue: str, message_id: int, priority: int, metadata: dict[str, str] | None
+        self,
+        queue: str,
+        message_id: int,
+        priority: int,
+        metadata: dict[str, str] | None,
+        delivery: int | None = None,
     ) -> Result:
         ts = await self._stamp()
-        return await self._write(Nack(ts, queue, message_id, priority, metadata))
+        return await self._write(Nack(ts, queue, message_id, priority, metadata, delivery))
 
-    async def touch(self, queue: str, message_id: int) -> Result:
-        return await self._write(Touch(await self._stamp(), queue, message_id))
+    async def touch(self, queue: str, message_id: int, delivery: int | None = None) -> Result:
+        return await self._write(Touch(await self._stamp(), queue, message_id, delivery))
+
+    async def ack_many(self, queue: str, items: Sequence[InFlightItem]) -> Result:
+        """Ack each item in one command; one result per item (``ManyResults``)."""
+        return await self._write(AckMany(await self._stamp(), queue, tuple(items)))
+
+    async def nack_many(self, queue: str, items: Sequence[NackItem]) -> Result:
+        return await self._write(NackMany(await self._stamp(), queue, tuple(items)))
+
+    async def touch_many(self, queue: str, items: Sequence[InFlightItem]) -> Result:
+        return await self._write(TouchMany(await self._stamp(), queue, tuple(items)))
+
+    async def expire_due(self, queue: str) -> Result:
+        """Return ``queue``'s messages whose ack deadline passed to ready (doq/expiry.py)."""
+        return await self._write(ExpireDue(await self._stamp(), queue))
 
     async def update_priority(self, queue: str, message_id: int, priority: int) -> Result:
         ts = await self._stamp()
@@ -368,8 +409,10 @@ class QueueService:
         return self.raft.applied_index >= core.log.committed
 
     def storage_short(self) -> bool:
-        """The node's disk is below its reserve: it refuses writes (read now, not cached)."""
-        return self.disk.check()
+        """The node refuses writes for want of room: its disk is below the reserve (read now, not
+        cached), or a store already failed a write for want of room and the Raft driver is
+        retrying it (``RaftNode.storage_blocked``, docs/raft.md "When the disk is full")."""
+        return self.disk.check() or self.raft.storage_blocked
 
     def _require_leader(self) -> None:
         if not self.raft.is_leader:
@@ -480,6 +523,12 @@ class QueueService:
                 f"writes refused: {self.disk.free_bytes} bytes free on this node's disk, below "
                 f"its reserve of {self.disk.reserve_bytes} (reads still work)"
             )
+        if self.raft.storage_blocked:
+            self.disk.refused_writes += 1
+            raise InsufficientStorageError(
+                "writes refused: a write of this node's log or state failed for want of room and"
+                " is being retried (reads still work)"
+            )
         try:
             result = await self.raft.propose(encode_command(command))
         except NotLeader as exc:
@@ -490,4 +539,6 @@ class QueueService:
             raise UnavailableError(str(exc)) from None
         if isinstance(result, Rejected):
             raise RejectedError(result)
+        for listener in self.on_commit:
+            listener(command, result)
         return result

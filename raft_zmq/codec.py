@@ -43,6 +43,7 @@ from raft_zmq.core.types import (
     Suffrage,
     TimeoutNow,
 )
+from raft_zmq.driver.limits import SNAPSHOT_CHUNK_BYTES
 
 CODEC_VERSION = 1
 HEADER_BYTES = 2  # version byte, type byte
@@ -51,8 +52,9 @@ HEADER_BYTES = 2  # version byte, type byte
 # 16 MiB: the core caps one entry at 8 MiB (CoreOptions.max_entry_bytes), leaving room for the
 # AppendEntries around it; larger messages are split by the core's max_append_bytes.
 FRAME_MAX_BYTES = 16 * 1024 * 1024
-# What the driver may put in one SnapshotChunk; leaves room in the frame for the metadata.
-SNAPSHOT_CHUNK_DATA_MAX_BYTES = 1024 * 1024
+# What the driver may put in one SnapshotChunk (the driver's chunk size, declared with its
+# limits); leaves room in the frame for the metadata.
+SNAPSHOT_CHUNK_DATA_MAX_BYTES = SNAPSHOT_CHUNK_BYTES
 # Far above any batch the core builds; bounds the work one frame of tiny entries can cause.
 ENTRIES_MAX_PER_MESSAGE = 65_536
 # Node IDs double as ZeroMQ routing identities (at most 255 bytes): 63 characters of UTF-8 fit.

@@ -1,8 +1,9 @@
 """The follower's side of a snapshot stream, without I/O of its own: what to do with one chunk.
 
-A leader streams a snapshot file as ``SnapshotChunk`` messages, each acknowledged before the next.
-Chunks can arrive twice, out of date (from a deposed leader), or from a stream this node never saw
-the start of; the rules below stage exactly one copy of each byte and tell the leader where to
+A leader streams a snapshot file as ``SnapshotChunk`` messages, a window of them unacknowledged
+at once (raft_zmq/driver/chunk_sender.py is the leader's side). Chunks can arrive twice, after a
+lost one (a gap), out of date (from a deposed leader), or from a stream this node never saw the
+start of; the rules below stage exactly one copy of each byte and tell the leader where to
 resume. The Trio driver (raft_zmq/node.py) and the simulator call the same function, so the rules
 exist once.
 """
@@ -35,8 +36,12 @@ def accept_chunk(
         return reply(incoming.received_bytes, True), None  # a duplicate: say where we are
     if chunk.offset == 0 and not same:
         incoming = store.begin_incoming(chunk.meta, chunk.total)
-    elif not same or incoming is None or chunk.offset != incoming.received_bytes:
-        return reply(0, False), None  # a gap, or the tail of a stream we never saw begin
+    elif not same or incoming is None:
+        return reply(0, False), None  # the tail of a stream we never saw begin
+    elif chunk.offset != incoming.received_bytes:
+        # A gap: a chunk of the leader's window was lost. Say where we are; the leader's sender
+        # (raft_zmq/driver/chunk_sender.py) goes back there.
+        return reply(incoming.received_bytes, True), None
     try:
         received = incoming.write_chunk(chunk.offset, chunk.data)
         if chunk.done:

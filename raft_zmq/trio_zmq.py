@@ -4,7 +4,7 @@ pyzmq has no Trio support, and the obvious integration (try a non-blocking call,
 socket's file descriptor) hangs under load, because ``ZMQ_FD`` is not a readiness descriptor: it is
 an edge-triggered "socket state may have changed" signal, and any libzmq call on the socket (send,
 recv, reading ``EVENTS``) may consume the edge while messages are waiting. The rules below are the
-ones that kept a million-RPC soak running here (DESIGN.md, "ZeroMQ under Trio"):
+ones that kept a million-RPC soak running here (docs/design.md, "ZeroMQ under Trio"):
 
 1. Try the operation, or read ``EVENTS``, before sleeping on the fd.
 2. After the fd wakes us, loop on ``EVENTS``: waking up does not mean that a message arrived. Wait

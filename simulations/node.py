@@ -1,22 +1,21 @@
 """One simulated doq node: the real consensus core and the real LMDB queue state machine, driven
 by the Ready contract over the simulated disk, network and clock.
 
-It follows raft_zmq/node.py step for step, with events instead of tasks: inputs (messages, ticks,
-proposals, reads, calls) accumulate; a round feeds them to the core, then for each Ready sends the
-early messages, starts the synced write, and only when the simulated sync completes sends the
-late messages, applies the committed entries, resolves reads and advances. While a write is in
-flight the node takes no other round, so everything that arrives meanwhile joins the next one
-(group commit). Snapshots are taken every ``snapshot_interval_entries`` applied entries, the log
-is compacted behind them, and a follower behind the compacted log receives the snapshot file in
-chunks, as the real driver streams it.
+It runs the real driver (raft_zmq/driver/): what to feed the core, what each Ready resolves, when
+to snapshot and compact, and the snapshot streams' bookkeeping are the production code. This
+module is only the simulated process around it, with events instead of Trio tasks: inputs
+accumulate in the driver; a round feeds them, then for each Ready sends the early messages,
+starts the synced write, and only when the simulated sync completes sends the late messages,
+applies the committed entries and finishes the round. While a write is in flight the node takes
+no other round, so everything that arrives meanwhile joins the next one (group commit).
 
 Crash semantics (docs/simulations.md): a crash is a process crash. The Raft log loses the write
 in flight (simulations/disk.py); the state machine's LMDB keeps every committed transaction and
 the snapshot store keeps every finalized file (both are real files in the node's directory, and a
-killed process loses nothing the kernel already has). A restart rebuilds the node exactly as
-raft_zmq/node.py does: restore the state machine from the latest snapshot if it is behind the
-log's start, then build the core from the durable hard state, snapshot and log, resuming after
-the state machine's last applied index.
+killed process loses nothing the kernel already has). A restart rebuilds the node with the same
+code as raft_zmq/node.py (raft_zmq/recovery.py): restore the state machine from the snapshot the
+log names if it is behind the log's start, then build the core from the durable hard state,
+snapshot and log, resuming after the state machine's last applied index.
 """
 
 from __future__ import annotations
@@ -30,38 +29,38 @@ import attrs
 
 from doq.state.machine import QueueStateMachine
 from raft_zmq.core.raft import RaftCore
-from raft_zmq.core.ready import (
-    CoreOptions,
-    NotLeader,
-    ProposalDropped,
-    ReadState,
-    Ready,
-    Role,
-    SoftState,
+from raft_zmq.core.ready import CoreOptions, NotLeader, ProposalDropped, Role, SoftState
+from raft_zmq.core.types import ClusterConfig, Entry, InstallSnapshot, Message, SnapshotChunk
+from raft_zmq.driver import (
+    ChunkSender,
+    Driver,
+    DriverOptions,
+    LeadershipLost,
+    Outcomes,
+    ProposalLost,
+    Round,
+    StreamOptions,
 )
-from raft_zmq.core.types import (
-    ClusterConfig,
-    Entry,
-    InstallSnapshot,
-    Message,
-    SnapshotChunk,
-    SnapshotChunkReply,
-)
+from raft_zmq.driver.limits import SNAPSHOT_CHUNKS_IN_FLIGHT_MAX, SNAPSHOT_KEEP
+from raft_zmq.recovery import recover_state_machine, streamable_snapshot
+from raft_zmq.snapshot_stream import accept_chunk
 from raft_zmq.snapshots import SnapshotStore
 from simulations.clock import NodeClock
 from simulations.disk import CompletedWrite, PendingWrite, SimLog
 from simulations.loop import US_PER_MS, EventLoop
 from simulations.network import Packet, SimNetwork
 from simulations.profile import DiskProfile, RaftProfile
-from simulations.snapshots import SnapshotReceiver, SnapshotSender
 from simulations.trace import Trace
 from simulations.wire import describe
 
-SNAPSHOT_KEEP = 2  # snapshot files kept per node, as raft_zmq.node keeps them
-MISSED_TICKS_MAX = 1000  # a paused node counts at most this many missed ticks (raft_zmq.node)
 STATE_MAP_SIZE_BYTES = 64 << 20  # address space of each simulated node's LMDB state
 ALL_BYTES = 1 << 62  # no byte limit on a read of the log
 SNAPSHOT_RESTORE_US = 2 * US_PER_MS  # restoring the state machine from a received snapshot
+# Small chunks and a short timeout, so that streams take several messages and the loss of any
+# one of them (and the sender's go-back) is exercised; the window is production's.
+SIM_STREAM = StreamOptions(
+    chunk_bytes=4096, chunks_in_flight_max=SNAPSHOT_CHUNKS_IN_FLIGHT_MAX, timeout_ms=300
+)
 
 
 class NodeObserver(Protocol):
@@ -97,10 +96,24 @@ class ProposalDone(Protocol):
         ...
 
 
-@attrs.define
-class _Proposal:
-    term: int
-    done: ProposalDone
+@attrs.frozen(eq=False)
+class _Token:
+    """What the driver hands back for a waiting proposal or read."""
+
+    done: Callable[[str, Any], None]
+    proposed: Callable[[int, int], None] | None = None
+
+
+def _failure(error: Exception) -> tuple[str, Any]:
+    """The outcome a simulated client sees for a driver's failure."""
+    if isinstance(error, NotLeader):
+        return "not_leader", error.leader
+    if isinstance(error, ProposalLost):
+        return "lost", str(error)
+    if isinstance(error, LeadershipLost):
+        return "leadership_lost", str(error)
+    assert isinstance(error, ProposalDropped), error
+    return "dropped", str(error)
 
 
 @attrs.define
@@ -155,6 +168,7 @@ class SimNode:
         self.up = False
         self.paused = False
         self.core: RaftCore | None = None
+        self.driver: Driver[_Token] | None = None
         self.state: QueueStateMachine | None = None
         self.snapshots: SnapshotStore | None = None
         self.packet_handler: Callable[[Packet], None] | None = None  # the service's traffic
@@ -164,22 +178,16 @@ class SimNode:
         """Everything a process holds in memory, lost by a crash."""
         self.busy = False  # a Ready's write is in flight: no other round until it completes
         self.restoring = False  # the state machine is being restored from a received snapshot
-        self.applied_index = 0
+        self.driver = None
         self._commit_seen = 0  # the commit index last reported to the observer
         self._wake_scheduled = False
-        self._inbox: list[Message] = []
         self._held: list[Packet] = []  # arrived while paused
-        self._ticks = 0
-        self._calls: list[Callable[[], None]] = []
-        self._new_proposals: list[tuple[bytes, ProposalDone, Callable[[int, int], None]]] = []
-        self._proposals: dict[int, _Proposal] = {}
-        self._new_reads: list[Callable[[str, Any], None]] = []
-        self._reads: dict[int, Callable[[str, Any], None]] = {}
-        self._reads_ready: list[tuple[int, Callable[[str, Any], None]]] = []
-        self._read_ctx = 0
         self._deferred: Callable[[], None] | None = None  # a write completed during a pause
-        self._senders: dict[str, SnapshotSender] = {}
-        self._receiver = SnapshotReceiver(self)
+        self._stream_data: dict[ChunkSender, bytes] = {}  # the file of each running stream
+
+    @property
+    def applied_index(self) -> int:
+        return self.driver.applied_index if self.driver is not None else 0
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -193,27 +201,20 @@ class SimNode:
             redelivery_clock=redelivery,
         )
         self.snapshots = SnapshotStore(os.path.join(self.directory, "snapshots"))
-        self._recover_state_machine()
+        recover_state_machine(self.state, self.snapshots, self.disk.snapshot)
         self.core = self._new_core()
-        self.applied_index = self.core.log.applied
+        self.driver = Driver(
+            self.core,
+            DriverOptions(
+                snapshot_interval_entries=self.raft.snapshot_interval_entries,
+                snapshot_trailing_entries=self.raft.snapshot_trailing_entries,
+                stream=SIM_STREAM,
+            ),
+        )
         self._commit_seen = self.core.log.committed
         self.up = True
         self.trace.add(self.loop.now_us, f"{self.id} start applied {self.applied_index}")
         self.loop.after(self._tick_interval_us(), self._tick, self.generation)
-
-    def _recover_state_machine(self) -> None:
-        """raft_zmq.node: a crash between installing a snapshot in the log and restoring the state
-        machine leaves the state machine behind the log's start; restore the snapshot."""
-        assert self.state is not None and self.snapshots is not None
-        applied, _ = self.state.last_applied()
-        if applied >= self.disk.snapshot.index:
-            return
-        latest = self.snapshots.latest()
-        assert latest is not None and latest.meta.index >= self.disk.snapshot.index, (
-            f"{self.id}: state applied {applied}, log starts after {self.disk.snapshot.index}, "
-            "and no snapshot covers the gap"
-        )
-        self.state.restore(latest.path)
 
     def _new_core(self) -> RaftCore:
         assert self.state is not None and self.snapshots is not None
@@ -236,9 +237,9 @@ class SimNode:
             options=options,
             applied=applied,
         )
-        latest = self.snapshots.latest()
-        if latest is not None and latest.meta.index <= core.log.applied:
-            core.set_snapshot(latest.meta)
+        streamable = streamable_snapshot(self.snapshots, core.log.applied, core.log.first_index())
+        if streamable is not None:
+            core.set_snapshot(streamable)
         return core
 
     def crash(self) -> None:
@@ -297,6 +298,10 @@ class SimNode:
     def clock_ms(self) -> int:
         return self._local_clock_ms()
 
+    def _now_ms(self) -> int:
+        """The driver's monotonic time (stream timeouts): virtual time, not the skewed clock."""
+        return self.loop.now_us // US_PER_MS
+
     def _tick_interval_us(self) -> int:
         return self.clock.local_interval_us(self.raft.tick_ms * US_PER_MS)
 
@@ -304,7 +309,8 @@ class SimNode:
         if generation != self.generation:
             return
         self.loop.after(self._tick_interval_us(), self._tick, generation)
-        self._ticks = min(self._ticks + 1, MISSED_TICKS_MAX)
+        assert self.driver is not None
+        self.driver.tick()
         self._wake()
 
     # --- inputs ---------------------------------------------------------------------------------
@@ -317,7 +323,8 @@ class SimNode:
         payload = packet.payload
         self.trace.add(self.loop.now_us, f"{packet.src}>{self.id} {describe(payload)}")
         if isinstance(payload, Message):
-            self._inbox.append(payload)
+            assert self.driver is not None
+            self.driver.receive([payload])
             self._wake()
         elif self.packet_handler is not None:
             self.packet_handler(packet)
@@ -327,26 +334,29 @@ class SimNode:
     ) -> None:
         """Propose ``data``; ``proposed(index, term)`` is called once it is in the log, ``done``
         once its outcome is known (never, if the node crashes first)."""
-        assert self.up and self.core is not None
-        if self.core.role is not Role.LEADER:
-            done("not_leader", self.core.leader)
+        assert self.up and self.driver is not None
+        try:
+            self.driver.propose(data, _Token(done, proposed))
+        except NotLeader as exc:
+            done("not_leader", exc.leader)
             return
-        self._new_proposals.append((data, done, proposed))
         self._wake()
 
     def read_barrier(self, done: Callable[[str, Any], None]) -> None:
         """ReadIndex: ``done("ok", index)`` once this node's state reflects every write
         committed before the call, ``done("not_leader", leader)`` if leadership is lost."""
-        assert self.up and self.core is not None
-        if self.core.role is not Role.LEADER:
-            done("not_leader", self.core.leader)
+        assert self.up and self.driver is not None
+        try:
+            self.driver.read(_Token(done))
+        except NotLeader as exc:
+            done("not_leader", exc.leader)
             return
-        self._new_reads.append(done)
         self._wake()
 
     def call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` with the core between rounds."""
-        self._calls.append(fn)
+        assert self.driver is not None
+        self.driver.call(fn)
         self._wake()
 
     @property
@@ -370,74 +380,32 @@ class SimNode:
         self._wake_scheduled = False
         if self.busy or self.paused:
             return  # the write's completion (or the resume) runs the loop again
-        self._feed_core()
         self._rounds()
 
-    def _feed_core(self) -> None:
-        core = self.core
-        assert core is not None
-        inbox, self._inbox = self._inbox, []
-        for msg in inbox:
-            if isinstance(msg, SnapshotChunk):
-                self._receiver.on_chunk(msg)
-            elif isinstance(msg, SnapshotChunkReply):
-                sender = self._senders.get(msg.sender)
-                if sender is not None:
-                    sender.on_reply(msg)
-            else:
-                core.step(msg)
-        # Ticks after messages, as raft_zmq.node does: check-quorum must see the answers first.
-        ticks, self._ticks = self._ticks, 0
-        for _ in range(ticks):
-            core.tick()
-        calls, self._calls = self._calls, []
-        for call in calls:
-            call()
-        self._feed_proposals(core)
-        self._feed_reads(core)
-
-    def _feed_proposals(self, core: RaftCore) -> None:
-        proposals, self._new_proposals = self._new_proposals, []
-        for data, done, proposed in proposals:
-            try:
-                index = core.propose(data)
-            except NotLeader as exc:
-                done("not_leader", exc.leader)
-                continue
-            except ProposalDropped as exc:
-                done("dropped", str(exc))
-                continue
-            self._proposals[index] = _Proposal(core.term, done)
-            proposed(index, core.term)
-
-    def _feed_reads(self, core: RaftCore) -> None:
-        reads, self._new_reads = self._new_reads, []
-        for done in reads:
-            self._read_ctx += 1
-            try:
-                core.read_index(self._read_ctx)
-            except NotLeader as exc:
-                done("not_leader", exc.leader)
-                continue
-            self._reads[self._read_ctx] = done
-
     def _rounds(self) -> None:
-        core = self.core
-        assert core is not None
-        while core.has_ready():
+        """Feed the driver and run Ready rounds until one must wait for its simulated sync."""
+        driver, core = self.driver, self.core
+        assert driver is not None and core is not None
+        while True:
+            self._on_outcomes(driver.feed(self._now_ms()))
             self._note_commit(core)
-            rd = core.ready()
+            rnd = driver.next_ready()
+            if rnd is None:
+                if driver.has_input():
+                    continue
+                return
+            rd = rnd.ready
             self.stats.rounds += 1
             if rd.soft_state is not None and rd.soft_state.role is Role.LEADER:
                 self.observer.on_leader_ready(self, rd.soft_state.term)
-            self._send_all(rd.early_messages)
+            self._send_all(rnd.early)
+            self._start_streams(rnd.snapshot_sends)
             if rd.must_sync:
                 self.busy = True
                 write = self.disk.begin_write(rd.hard_state, rd.entries, rd.snapshot)
-                self.loop.after(self._sync_latency_us(), self._synced, self.generation, rd, write)
+                self.loop.after(self._sync_latency_us(), self._synced, self.generation, rnd, write)
                 return
-            self._finish_round(rd)
-        self._resolve_reads()
+            self._finish_round(rnd)
 
     def _note_commit(self, core: RaftCore) -> None:
         committed = core.log.committed
@@ -454,200 +422,175 @@ class SimNode:
             return p.spike_us
         return rng.randint(p.sync_min_us, p.sync_max_us)
 
-    def _synced(self, generation: int, rd: Ready, write: PendingWrite) -> None:
+    def _synced(self, generation: int, rnd: Round, write: PendingWrite) -> None:
         if generation != self.generation:
             return  # the node crashed while the write was in flight: it is lost
         if self.paused:
-            self._deferred = lambda: self._synced(generation, rd, write)
+            self._deferred = lambda: self._synced(generation, rnd, write)
             return
         done = self.disk.complete_write(write)
         self.stats.entries_persisted += len(write.entries)
         self.observer.on_persisted(self, write, done)
-        if rd.snapshot is not None:
+        if rnd.ready.snapshot is not None:
             # The log starts after the received snapshot now. Restoring the state machine takes
             # a while, and a crash meanwhile leaves it behind the log's start: the restart
-            # repairs that (_recover_state_machine), as raft_zmq.node's does.
+            # repairs that (raft_zmq/recovery.py), as raft_zmq.node's does.
             self.restoring = True
-            self.loop.after(SNAPSHOT_RESTORE_US, self._restored, generation, rd)
+            self.loop.after(SNAPSHOT_RESTORE_US, self._restored, generation, rnd)
             self.observer.on_restore_started(self)
             return
-        self._round_done(rd)
+        self._round_done(rnd)
 
-    def _restored(self, generation: int, rd: Ready) -> None:
+    def _restored(self, generation: int, rnd: Round) -> None:
         if generation != self.generation:
             return
         if self.paused:
-            self._deferred = lambda: self._restored(generation, rd)
+            self._deferred = lambda: self._restored(generation, rnd)
             return
-        self._install_snapshot(rd)
+        self._install_snapshot(rnd)
         self.restoring = False
-        self._round_done(rd)
+        self._round_done(rnd)
 
-    def _round_done(self, rd: Ready) -> None:
+    def _round_done(self, rnd: Round) -> None:
         self.busy = False
-        self._finish_round(rd)
-        self._feed_core()
+        self._finish_round(rnd)
         self._rounds()
 
-    def _finish_round(self, rd: Ready) -> None:
-        core = self.core
-        assert core is not None
-        self._send_all(rd.messages)
+    def _finish_round(self, rnd: Round) -> None:
+        driver = self.driver
+        assert driver is not None
+        rd = rnd.ready
+        self._send_all(rnd.late)
+        results: list[Any] = []
         if rd.committed:
             self.observer.on_committed(self, rd.committed)
-            self._apply(rd.committed)
-        if rd.soft_state is not None:
-            self._on_soft_state(rd.soft_state)
-        for state in rd.read_states:
-            self._read_confirmed(state)
-        for ctx in rd.failed_reads:
-            done = self._reads.pop(ctx, None)
-            if done is not None:
-                done("not_leader", core.leader)
-        core.advance(rd)  # records an installed snapshot as the one to stream on, if it leads
-        self._maybe_snapshot()
+            results = self._apply(rd.committed)
+        # finish() advances the core: an installed snapshot becomes the one to stream on.
+        self._on_outcomes(driver.finish(rnd, results))
 
     def _send_all(self, messages: tuple[Message, ...]) -> None:
         for msg in messages:
-            if isinstance(msg, InstallSnapshot):
-                self._start_snapshot_send(msg)
-            else:
-                self.network.send(self.id, msg.to, msg)
+            self.network.send(self.id, msg.to, msg)
 
     def send_now(self, msg: Message) -> None:
         """For the snapshot streams: a message outside any Ready."""
         if self.up:
             self.network.send(self.id, msg.to, msg)
 
-    def _apply(self, committed: tuple[Entry, ...]) -> None:
+    def _apply(self, committed: tuple[Entry, ...]) -> list[Any]:
         """Apply in batches that end at every multiple of ``apply_boundary``, so that the
         checkers can compare every replica's state there (one batch per Ready otherwise, as
         raft_zmq.node applies; the StateMachine contract makes the split invisible)."""
         assert self.state is not None
+        results: list[Any] = []
         start = 0
         for i, entry in enumerate(committed):
             if entry.index % self._apply_boundary == 0 or i == len(committed) - 1:
-                self._apply_batch(committed[start : i + 1])
+                batch = committed[start : i + 1]
+                batch_results = self.state.apply(batch)
+                assert len(batch_results) == len(batch), "apply returns one result per entry"
+                self.stats.entries_applied += len(batch)
+                self.observer.on_applied(self, batch, batch_results)
+                results.extend(batch_results)
                 start = i + 1
+        return results
 
-    def _apply_batch(self, entries: tuple[Entry, ...]) -> None:
-        assert self.state is not None
-        results = self.state.apply(entries)
-        assert len(results) == len(entries), "apply returns one result per entry"
-        self.stats.entries_applied += len(entries)
-        self.applied_index = entries[-1].index
-        self.observer.on_applied(self, entries, results)
-        for entry, result in zip(entries, results):
-            proposal = self._proposals.pop(entry.index, None)
-            if proposal is None:
-                continue
-            if proposal.term == entry.term:
-                proposal.done("ok", result)
-            else:
-                proposal.done("lost", f"entry {entry.index} was overwritten")
-
-    def _on_soft_state(self, soft: SoftState) -> None:
-        self.trace.add(
-            self.loop.now_us, f"{self.id} is {soft.role.value} t{soft.term} leader {soft.leader}"
-        )
-        self.observer.on_soft_state(self, soft)
-        if soft.role is not Role.LEADER:
-            proposals, self._proposals = self._proposals, {}
-            for proposal in proposals.values():
-                proposal.done("leadership_lost", f"{self.id} is no longer the leader")
-            for sender in self._senders.values():
-                sender.cancel()
-            self._senders.clear()
-
-    def _read_confirmed(self, state: ReadState) -> None:
-        done = self._reads.pop(state.ctx, None)
-        if done is not None:
-            self._reads_ready.append((state.index, done))
-
-    def _resolve_reads(self) -> None:
-        if not self._reads_ready:
-            return
-        waiting = []
-        for index, done in self._reads_ready:
-            if index <= self.applied_index:
-                done("ok", index)
-            else:
-                waiting.append((index, done))
-        self._reads_ready = waiting
+    # --- what the driver decided ----------------------------------------------------------------
+    def _on_outcomes(self, out: Outcomes[_Token]) -> None:
+        for token, result in out.resolved:
+            token.done("ok", result)
+        if out.soft_state is not None:
+            soft = out.soft_state
+            self.trace.add(
+                self.loop.now_us,
+                f"{self.id} is {soft.role.value} t{soft.term} leader {soft.leader}",
+            )
+            self.observer.on_soft_state(self, soft)
+        for token, index, term in out.appended:
+            if token.proposed is not None:
+                token.proposed(index, term)
+        for token, error in out.failed:
+            token.done(*_failure(error))
+        for token, read_index in out.reads_ready:
+            token.done("ok", read_index)
+        for chunk in out.chunks:
+            self._stage_chunk(chunk)
+        for sender in out.streams:
+            self._pump_stream(sender)
+        if out.take_snapshot:
+            self._take_snapshot()
 
     # --- snapshots ------------------------------------------------------------------------------
-    def _maybe_snapshot(self) -> None:
+    def _take_snapshot(self) -> None:
         """Between rounds (no Ready outstanding): snapshot the state machine, then compact the
-        log behind it, leaving ``snapshot_trailing_entries`` for followers a little behind."""
-        core, state, store = self.core, self.state, self.snapshots
-        assert core is not None and state is not None and store is not None
-        latest = core.latest_snapshot.index if core.latest_snapshot else 0
-        since = core.log.applied - max(latest, core.log.first_index() - 1)
-        if since < self.raft.snapshot_interval_entries:
-            return
+        log behind it, as the driver decides (raft_zmq/driver/driver.py)."""
+        driver, state, store = self.driver, self.state, self.snapshots
+        assert driver is not None and state is not None and store is not None
         tmp = store.new_temp_path()
         index, _term = state.snapshot(tmp)
-        meta = core.snapshot_meta(index)
+        meta = driver.snapshot_written(index)
+        if meta is None:
+            store.discard_temp(tmp)
+            driver.snapshot_finished(False)
+            return
         store.finalize(tmp, meta)
-        core.set_snapshot(meta)
-        compact_to = index - self.raft.snapshot_trailing_entries
-        if compact_to > self.disk.first_index() - 1:
-            self.disk.compact(core.snapshot_meta(compact_to))
-            core.log_compacted()
+        compact = driver.snapshot_registered(meta)
+        if compact is not None:
+            self.disk.compact(compact)
+            driver.log_compacted()
         store.prune(keep=SNAPSHOT_KEEP)
+        driver.snapshot_finished(True)
         self.stats.snapshots_taken += 1
-        log_from = max(compact_to + 1, self.disk.first_index())
+        log_from = self.disk.first_index()
         self.trace.add(self.loop.now_us, f"{self.id} snapshot at {index}, log from {log_from}")
 
-    def _start_snapshot_send(self, msg: InstallSnapshot) -> None:
-        assert self.snapshots is not None and self.core is not None
-        snapshot = self.snapshots.find(msg.meta.index, msg.meta.term)
-        if snapshot is None:
-            core = self.core
-            self.call(lambda: core.report_snapshot(msg.to, False))
+    def _start_streams(self, sends: tuple[InstallSnapshot, ...]) -> None:
+        driver, store = self.driver, self.snapshots
+        assert driver is not None and store is not None
+        for msg in sends:
+            snapshot = store.find(msg.meta.index, msg.meta.term)
+            if snapshot is None:
+                driver.stream_unavailable(msg)
+                self._wake()
+                continue
+            sender = driver.begin_stream(msg, snapshot.size_bytes)
+            if sender is None:
+                continue  # already streaming this one
+            with store.open(snapshot) as reader:
+                self._stream_data[sender] = reader.read_at(0, snapshot.size_bytes)
+            self._pump_stream(sender)
+        self._on_outcomes(driver.take_outcomes())  # streams a newer one replaced: they end
+
+    def _pump_stream(self, sender: ChunkSender) -> None:
+        data = self._stream_data.get(sender)
+        if data is None:
             return
-        running = self._senders.get(msg.to)
-        if running is not None:
-            if running.msg.meta == msg.meta:
-                return  # already streaming this one
-            # An older stream whose last acknowledgement is still on its way: the core has moved
-            # on to a newer snapshot; stream that one (as raft_zmq.node does).
-            running.cancel()
-        with self.snapshots.open(snapshot) as reader:
-            data = reader.read_at(0, snapshot.size_bytes)
-        sender = SnapshotSender(self, msg, data)
-        self._senders[msg.to] = sender
-        sender.start()
+        if sender.finished:
+            del self._stream_data[sender]
+            if sender.result:
+                self.stats.snapshots_sent += 1
+            return
+        for offset, length in sender.take_sends():
+            self.send_now(sender.chunk(offset, data[offset : offset + length]))
 
-    def snapshot_send_done(self, peer: str, sender: SnapshotSender, ok: bool) -> None:
-        """Tell the core, success or not (``report_snapshot``'s contract, and etcd's
-        ReportSnapshot): after a success the leader probes the follower at its next heartbeat
-        answer, so a follower that crashed before installing what it received gets it again.
-        raft_zmq.node does the same; reporting failures only left a leader waiting for ever for
-        a follower that crashed before installing what it received (docs/simulations.md)."""
-        if self._senders.get(peer) is sender:
-            del self._senders[peer]
-        if ok:
-            self.stats.snapshots_sent += 1
-        core = self.core
-        if self.up and core is not None:
-            self.call(lambda: core.report_snapshot(peer, ok))
+    def _stage_chunk(self, chunk: SnapshotChunk) -> None:
+        """Follower side: the same chunk rules as raft_zmq.node (raft_zmq/snapshot_stream.py)."""
+        driver, store = self.driver, self.snapshots
+        assert driver is not None and store is not None
+        reply, install = accept_chunk(store, chunk, driver.core.term, self.id)
+        self.send_now(reply)
+        if install is not None:
+            driver.receive([install])
+            self._wake()
 
-    def deliver_to_core(self, msg: Message) -> None:
-        """A snapshot received in full: hand the core its InstallSnapshot."""
-        core = self.core
-        assert core is not None
-        self.call(lambda: core.step(msg))
-
-    def _install_snapshot(self, rd: Ready) -> None:
+    def _install_snapshot(self, rnd: Round) -> None:
         """The received snapshot is in the log now; restore the state machine from its file."""
-        meta = rd.snapshot
+        meta = rnd.ready.snapshot
         assert meta is not None and self.snapshots is not None and self.state is not None
         snapshot = self.snapshots.find(meta.index, meta.term)
         assert snapshot is not None, f"the core accepted a snapshot {meta} that was not staged"
         index, term = self.state.restore(snapshot.path)
         assert (index, term) == (meta.index, meta.term), ((index, term), meta)
-        self.applied_index = index
         self.snapshots.prune(keep=SNAPSHOT_KEEP)
         self.stats.snapshots_installed += 1
         self.observer.on_snapshot_restored(self, index)

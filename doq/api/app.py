@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import trio
 from quart import Request, Response
@@ -25,14 +26,20 @@ from doq.api.fastpath import FastPath
 from doq.api.forwarding import Forwarder
 from doq.api.openapi import DoqOpenAPIProvider
 from doq.api.problems import install_error_handlers
+from doq.api.routes_batch import register_batch_routes
 from doq.api.routes_cluster import register_cluster_routes
 from doq.api.routes_messages import register_in_flight_routes, register_message_routes
 from doq.api.routes_ops import register_ops_routes
 from doq.api.routes_queues import register_queue_routes
+from doq.api.serving import RequestMetrics
 from doq.api.settings import ApiSettings
+from doq.commands import Command
+from doq.longpoll import ReadyWaits, watch_leadership
 from doq.metrics import Metrics
 from doq.rates import SAMPLE_INTERVAL_S, RateTracker
 from doq.service import QueueService
+from doq.state.results import Result
+from raft_zmq.node import NodeStopped
 
 UNMATCHED_ROUTE = "<unmatched>"  # the route label of requests no rule matched (404s)
 TAGS = (
@@ -54,7 +61,7 @@ class DoqApp(QuartTrio):
         started_s = time.perf_counter()
         response = await super().handle_request(request)
         rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
-        self.doq.metrics.record_request(
+        self.doq.requests.record(
             request.method, rule, response.status_code, time.perf_counter() - started_s
         )
         return response
@@ -78,18 +85,23 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     # request); every route here returns a Response already, so the plain method is restored.
     app.make_response = QuartTrio.make_response.__get__(app)  # type: ignore[method-assign]
     forwarder = Forwarder(settings.node_id, settings.forward_hops_max)
+    metrics = Metrics.create(service)
     api = ApiContext(
         service=service,
         settings=settings,
         rates=RateTracker(settings.stats_window_s, time.monotonic),
         dispatcher=Dispatcher(service, settings, forwarder),
-        metrics=Metrics.create(service),
+        metrics=metrics,
+        requests=RequestMetrics(metrics),
+        waits=ReadyWaits(),
     )
+    _wake_waiters_on_commit(service, api.waits)
     app.doq = api
     install_error_handlers(app)
     register_queue_routes(app, api)
     register_message_routes(app, api)
     register_in_flight_routes(app, api)
+    register_batch_routes(app, api)
     register_cluster_routes(app, api)
     register_ops_routes(app, api)
     if settings.fast_path:
@@ -97,20 +109,48 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
         app.asgi_app = FastPath(app.asgi_app, api)  # type: ignore[method-assign]
 
     # Quart-Trio waits up to BACKGROUND_TASK_SHUTDOWN_TIMEOUT for tasks in its nursery at
-    # shutdown: the sampler is cancelled explicitly so shutdown does not wait for it.
+    # shutdown: the sampler and the leadership watcher are cancelled explicitly so shutdown does
+    # not wait for them.
     sampler_scope = trio.CancelScope()
+    watcher_scope = trio.CancelScope()
 
     @app.before_serving
     async def start_background() -> None:
         forwarder.start()
         app.nursery.start_soon(_sample_rates, api, sampler_scope)
+        role_changed = getattr(service.raft, "wait_role_change", None)  # None: a test double
+        if role_changed is not None:
+            app.nursery.start_soon(_watch_leadership, role_changed, api.waits, watcher_scope)
 
     @app.after_serving
     async def stop_background() -> None:
         sampler_scope.cancel()
+        watcher_scope.cancel()
         await forwarder.aclose()
 
     return app
+
+
+def _wake_waiters_on_commit(service: QueueService, waits: ReadyWaits) -> None:
+    """Waiting dequeues (doq/longpoll.py) wake on the writes this leader commits."""
+    listeners = getattr(service, "on_commit", None)  # None: a test double without it
+    if listeners is None:
+        return
+
+    def on_commit(command: Command, result: Result) -> None:
+        waits.committed(command, result, service.state.queue_info)
+
+    listeners.append(on_commit)
+
+
+async def _watch_leadership(
+    role_changed: Callable[[], Awaitable[None]], waits: ReadyWaits, scope: trio.CancelScope
+) -> None:
+    with scope:
+        try:
+            await watch_leadership(role_changed, waits)
+        except NodeStopped:
+            waits.wake_all()
 
 
 async def _sample_rates(api: ApiContext, scope: trio.CancelScope) -> None:

@@ -7,17 +7,18 @@ core was the cluster's limit. The API layer's own work for one enqueue, measured
 service, is about 17 us here against about 185 us through the Quart routes; every other request
 goes to the Quart app untouched.
 
-What it serves: ``POST /API/v1/queues/{name}/messages`` and ``GET ...?ack=bool``. On the leader
-the service answers; on a follower the service says who leads and the request is relayed with
-the forwarder the routes use (doq/api/forwarding.py).
+What it serves: ``POST /API/v1/queues/{name}/messages`` and ``GET ...?ack=bool``, through the one
+serve decision the routes use (doq/api/serving.py): the service answers on the leader; a follower
+relays the request to the leader, waits for a leader when none is known, tries a relay that never
+reached the leader again, or (forwarding off) names the leader, exactly as the routes do.
 
-The rule that keeps its answers the routes' answers: it answers only the regular case. Anything
-irregular before the service is called (a body too large or not valid JSON, a failed validation,
-a queue name too long, a query other than ``ack``, no leader known, forwarding off, HTTP other
-than 1.1, a relay that never reached the leader, ...) is handed to the Quart app with the body it
-read replayed, so the routes produce that answer, with the deadline the request already has. It
-answers itself only: the service's result, the service's errors (through the routes' problem
-functions), the deadline's 503, and a relayed answer. The message, operation and forwarding tests
+The rule that keeps its answers the routes' answers: it answers only what the shared decision and
+the service answer. Anything irregular before the service is called (a body too large or not valid
+JSON, a failed validation, a queue name too long, a query other than ``ack``, HTTP other than 1.1,
+...) is handed to the Quart app with the body it read replayed, so the routes produce that answer,
+with the deadline the request already has. It answers itself: the service's result, the service's
+errors and the decision's problems (through the shared problem functions), the deadline's 503, and
+a relayed answer. The message, operation and forwarding tests
 run with it on and off, and tests/api/test_fastpath.py compares the raw bytes of both.
 
 One difference no client can see: a client that disconnects mid-request makes Quart-Trio cancel
@@ -39,27 +40,22 @@ import trio
 from quart.utils import encode_headers
 
 from doq.api.context import ApiContext
-from doq.api.dispatch import (
-    RETRY_PAUSE_S,
-    relayed_response,
-    request_deadline,
-    unanswered_in_time,
-)
-from doq.api.forwarding import RelayRequest, Retry
-from doq.api.links import schema_base_of_scope, schema_url_at
-from doq.api.problems import (
+from doq.api.dispatch import relayed_response
+from doq.api.errors import (
     ERROR_MODEL,
     ApiProblem,
     problem_asgi_headers,
     problem_body,
-    problem_for_service_error,
 )
+from doq.api.forwarding import Relayed, RelayRequest
+from doq.api.links import schema_base_of_scope, schema_url_at
+from doq.api.receipts import RECEIPT_HEADER, receipt_of
 from doq.api.render import JSON_CONTENT_TYPE, MESSAGE_BODY, message_body
 from doq.api.routes_messages import MESSAGES_PATH, message_input
 from doq.api.schemas import EnqueueRequest
-from doq.api.validation import FALSE_WORDS, TRUE_WORDS, decoder_for
-from doq.commands import QUEUE_NAME_CHARS_MAX
-from doq.service import MessageInput, NotLeaderError, ServiceError
+from doq.api.serving import ACK_QUERIES, messages_queue, request_deadline, unanswered_in_time
+from doq.api.validation import decoder_for
+from doq.service import MessageInput
 from doq.state.results import Dequeued, Enqueued, Result
 
 Scope = dict[str, Any]
@@ -68,18 +64,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-QUEUES_PREFIX = "/API/v1/queues/"
-MESSAGES_SUFFIX = "/messages"
 HTTP_VERSION = "1.1"  # HTTP/1.0 requests get a default Host from Quart: left to it
-# Every query the dequeue route reads as ``?ack=``; any other query string is the routes' to judge.
-_ACK_QUERIES = {
-    b"": False,
-    b"ack=": False,
-    **{f"ack={word}".encode(): True for word in TRUE_WORDS},
-    **{f"ack={word}".encode(): False for word in FALSE_WORDS},
-}
 _JSON_CONTENT_TYPE = JSON_CONTENT_TYPE.encode()
 _ENCODER = msgspec.json.Encoder()
+_RECEIPT_KEY = RECEIPT_HEADER.lower().encode()
 
 log = logging.getLogger("doq.api")
 
@@ -105,18 +93,15 @@ def route_of(scope: Scope) -> Route | None:
     method = scope["method"]
     if method not in ("POST", "GET") or scope["http_version"] != HTTP_VERSION:
         return None
-    path: str = scope["path"]
-    if scope.get("root_path") or not (
-        path.startswith(QUEUES_PREFIX) and path.endswith(MESSAGES_SUFFIX)
-    ):
+    if scope.get("root_path"):
         return None
-    queue = path[len(QUEUES_PREFIX) : -len(MESSAGES_SUFFIX)]
-    if not queue or "/" in queue or len(queue) > QUEUE_NAME_CHARS_MAX:
+    queue = messages_queue(scope["path"])
+    if queue is None:
         return None
     query: bytes = scope["query_string"]
     if method == "POST":
         return Route(is_enqueue=True, queue=queue) if not query else None
-    ack = _ACK_QUERIES.get(query)
+    ack = ACK_QUERIES.get(query)  # any other query string is the routes' to judge
     return Route(is_enqueue=False, queue=queue, ack=ack) if ack is not None else None
 
 
@@ -137,8 +122,6 @@ class FastPath:
         self._api = api
         self._timeout_s = api.settings.request_timeout_s
         self._max_body_bytes = api.settings.max_body_bytes
-        # (method, status) -> (request counter, duration histogram): few methods, few statuses
-        self._metric_children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = route_of(scope) if scope["type"] == "http" else None
@@ -166,12 +149,13 @@ class FastPath:
         )
         await send({"type": "http.response.body", "body": answer.body, "more_body": False})
         duration_s = time.perf_counter() - started_s
-        self._record(scope["method"], answer.status, duration_s)
+        self._api.requests.record(scope["method"], MESSAGES_PATH, answer.status, duration_s)
 
     async def _answer(
         self, scope: Scope, route: Route, body: bytes, deadline: float
     ) -> Answer | None:
-        """The answer, or None to hand the request to the routes. Called within the deadline."""
+        """The answer, or None to hand the request to the routes. Called within the deadline;
+        the leader / relay / wait decision is the routes' own (doq/api/serving.py)."""
         service = self._api.service
         call: Callable[[], Awaitable[Result]]
         if route.is_enqueue:
@@ -183,53 +167,19 @@ class FastPath:
             return None  # a GET with a body: unusual enough for the routes
         else:
             call = functools.partial(service.dequeue, route.queue, ack=route.ack)
+        relay = functools.partial(RelayRequest.of_scope, scope, body)
+        decision = self._api.dispatcher.decision
         try:
-            result = await call()
-        except NotLeaderError as exc:
-            return await self._relay(scope, body, exc, deadline)
-        except ServiceError as exc:
-            return _problem(scope, problem_for_service_error(exc))
+            outcome = await decision.serve(call, relay, is_write=True, deadline=deadline)
+        except ApiProblem as problem:
+            return _problem(scope, problem)
         except Exception as exc:  # a bug: logged, and a problem, as the routes answer it
             log.error("unexpected error in %s %s", scope["method"], scope["path"], exc_info=exc)
             return _problem(scope, ApiProblem(500, "internal error; it has been logged"))
-        return _message_answer(scope, route, result)
-
-    def _record(self, method: str, status: int, duration_s: float) -> None:
-        """Metrics.record_request, with the labelled children kept (the label lookup costs
-        more than the counting)."""
-        children = self._metric_children.get((method, status))
-        if children is None:
-            metrics = self._api.metrics
-            children = self._metric_children[(method, status)] = (
-                metrics.http_requests.labels(method, MESSAGES_PATH, str(status)),
-                metrics.http_duration_s.labels(method, MESSAGES_PATH),
-            )
-        count, duration = children
-        count.inc()
-        duration.observe(duration_s)
-
-    async def _relay(
-        self, scope: Scope, body: bytes, not_leader: NotLeaderError, deadline: float
-    ) -> Answer | None:
-        """Relay to the leader the service named (within the caller's deadline). No leader known,
-        forwarding off, or a relay that did not reach the leader: the routes take over (they
-        wait for a leader, refuse, or try again)."""
-        leader_http = not_leader.leader_http
-        if not self._api.settings.forwarding or leader_http is None:
-            return None
-        relayed = RelayRequest.of_scope(scope, body)
-        forwarder = self._api.dispatcher.forwarder
-        try:
-            outcome = await forwarder.forward(
-                leader_http, relayed, is_write=True, deadline=deadline
-            )
-        except ApiProblem as problem:
-            return _problem(scope, problem)
-        if isinstance(outcome, Retry):
-            await trio.sleep(RETRY_PAUSE_S)  # as the routes' loop pauses before trying again
-            return None
-        response = relayed_response(outcome)
-        return Answer(outcome.status, encode_headers(response.headers), outcome.body)
+        if isinstance(outcome, Relayed):
+            response = relayed_response(outcome)
+            return Answer(outcome.status, encode_headers(response.headers), outcome.body)
+        return _message_answer(scope, route, outcome)
 
 
 def _message_answer(scope: Scope, route: Route, result: Result) -> Answer:
@@ -239,9 +189,12 @@ def _message_answer(scope: Scope, route: Route, result: Result) -> Answer:
     else:
         assert isinstance(result, Dequeued), result
         status = "DEQUEUED"
+    message = result.messages[0]
     schema = schema_url_at(schema_base_of_scope(scope), MESSAGE_BODY)
-    body = _ENCODER.encode(message_body(status, result.messages[0], schema))
+    body = _ENCODER.encode(message_body(status, message, schema))
     headers = [(b"content-type", _JSON_CONTENT_TYPE), (b"content-length", str(len(body)).encode())]
+    if not route.is_enqueue:  # after the others, as Quart sends the route's headers
+        headers.append((_RECEIPT_KEY, receipt_of(message).encode()))
     return Answer(200, headers, body)
 
 

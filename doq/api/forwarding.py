@@ -27,14 +27,18 @@ from urllib.parse import quote
 
 import attrs
 
-from doq.api.links import FORWARDED_HOST_HEADER
-from doq.api.problems import ApiProblem, unavailable
+from doq.api.errors import ApiProblem, unavailable
 from doq.api.relay import ConnectFailed, ExchangeFailed, RelayClient
 
 HOPS_HEADER = "X-Doq-Forwarded-Hops"
+FORWARDED_HOST_HEADER = "X-Forwarded-Host"  # the host the client addressed (doq/api/links.py)
 FORWARDED_BY_HEADER = "X-Doq-Forwarded-By"
 HOPS_DIGITS_MAX = 3  # a hop count longer than this is not ours: counted as 0
-_RELAYED_HEADERS = ((b"content-type", "Content-Type"), (b"retry-after", "Retry-After"))
+_RELAYED_HEADERS = (
+    (b"content-type", "Content-Type"),
+    (b"retry-after", "Retry-After"),
+    (b"x-doq-receipt", "X-Doq-Receipt"),  # doq/api/receipts.py: a dequeue's delivery receipt
+)
 _SENT_HEADERS = (b"content-type", b"accept")
 _HOPS_KEY = HOPS_HEADER.lower().encode()
 _FORWARDED_HOST_KEY = FORWARDED_HOST_HEADER.lower().encode()
@@ -94,7 +98,7 @@ class Relayed:
 
     status: int
     body: bytes
-    headers: tuple[tuple[str, str], ...]  # Content-Type and Retry-After, when present
+    headers: tuple[tuple[str, str], ...]  # Content-Type, Retry-After, X-Doq-Receipt if present
 
 
 @attrs.define

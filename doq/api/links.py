@@ -16,7 +16,8 @@ from typing import Any
 from quart import request
 from werkzeug.sansio.utils import get_host
 
-FORWARDED_HOST_HEADER = "X-Forwarded-Host"
+from doq.api.forwarding import FORWARDED_HOST_HEADER
+
 SCHEMAS_PATH = "/schemas"
 HOST_UNKNOWN = "localhost"  # no Host header and no server address (HTTP/1.0 without Host)
 

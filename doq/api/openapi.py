@@ -13,6 +13,7 @@ import inspect
 import re
 from typing import Any
 
+import attrs
 import msgspec
 from quart_schema import DataSource
 from quart_schema.openapi import OpenAPIProvider
@@ -39,6 +40,24 @@ def model_components(model: type[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return ref, components
 
 
+@attrs.frozen
+class OneOfBodies:
+    """A success answer that is one of several bodies (a dequeue answers a MessageBody, or with
+    ``count`` a DequeuedBody): ``answers(OneOfBodies((A, B)))`` documents both."""
+
+    models: tuple[type[msgspec.Struct], ...]
+
+    def response_object(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        refs, components = msgspec.json.schema_components(self.models, ref_template=REF_TEMPLATE)
+        description = "; or ".join(
+            f"{model.__name__}: {inspect.getdoc(model) or model.__name__}" for model in self.models
+        )
+        schema = {"oneOf": list(refs)}
+        return {"description": description, "content": {"application/json": {"schema": schema}}}, (
+            components
+        )
+
+
 class DoqOpenAPIProvider(OpenAPIProvider):
     _cached: dict[str, Any] | None = None
 
@@ -63,6 +82,8 @@ class DoqOpenAPIProvider(OpenAPIProvider):
     def build_response_object(
         self, model: type[Any], headers_model: type[Any] | None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if isinstance(model, OneOfBodies):
+            return model.response_object()
         ref, components = model_components(model)
         content_type = "application/problem+json" if model is ErrorModel else "application/json"
         description = inspect.getdoc(model) or model.__name__

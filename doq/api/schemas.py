@@ -17,11 +17,13 @@ import msgspec
 
 from doq.commands import (
     ACK_TIMEOUT_S_MAX,
+    DEQUEUE_COUNT_MAX,
     GROUP_NAME_CHARS_MAX,
     MAX_UNACKED_MAX,
     METADATA_ENTRIES_MAX,
     QUEUE_NAME_CHARS_MAX,
 )
+from doq.longpoll import WAIT_S_MAX
 
 PRIORITY_MAX = (1 << 63) - 1  # the Go server's int64; a Unix time in seconds fits with room
 MESSAGE_ID_DIGITS_MAX = 20  # u64 in decimal
@@ -29,6 +31,7 @@ GENERATE_IDS_MAX = 1000  # API.md: POST /API/v1/ids takes number 1..1000
 NODE_ID_CHARS_MAX = 256
 ADDRESS_CHARS_MAX = 1024
 SINCE_MAX = (1 << 63) - 1  # msgspec's bounds are int64
+BATCH_ITEMS_MAX = 1_000  # items in one batch request (enqueue, ack, nack, touch)
 
 QueueName = Annotated[str, msgspec.Meta(min_length=1, max_length=QUEUE_NAME_CHARS_MAX)]
 Priority = Annotated[int, msgspec.Meta(ge=0, le=PRIORITY_MAX)]
@@ -91,9 +94,58 @@ class EnqueueRequest(_Request, kw_only=True):
     metadata: Metadata | None = None
 
 
+class BatchEnqueueRequest(_Request, kw_only=True):
+    """Messages enqueued as one replicated command: all of them, or (one invalid) none."""
+
+    messages: Annotated[
+        list[EnqueueRequest], msgspec.Meta(min_length=1, max_length=BATCH_ITEMS_MAX)
+    ]
+
+
+class InFlightItemInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A message of a batch ack or touch given as an object (an ID alone may be given as a
+    string)."""
+
+    id: MessageIdText
+    receipt: Receipt | None = None
+
+
+class BatchInFlightRequest(_Request, kw_only=True):
+    """Messages to ack (or touch) as one replicated command, one result per message."""
+
+    ids: Annotated[
+        list[MessageIdText | InFlightItemInput],
+        msgspec.Meta(min_length=1, max_length=BATCH_ITEMS_MAX),
+    ]
+
+
+class NackItemInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A message to return now: priority 0 keeps the old one; metadata, when given, replaces the
+    old."""
+
+    id: MessageIdText
+    priority: Priority = 0
+    metadata: Metadata | None = None
+    receipt: Receipt | None = None
+
+
+class BatchNackRequest(_Request, kw_only=True):
+    messages: Annotated[list[NackItemInput], msgspec.Meta(min_length=1, max_length=BATCH_ITEMS_MAX)]
+
+
+Receipt = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=64,
+        description="a delivery receipt from a dequeue: refused (409) when that delivery is over",
+    ),
+]
+
+
 class NackRequest(_Request, kw_only=True):
     priority: Priority
     metadata: Metadata | None = None
+    receipt: Receipt | None = None
 
 
 class UpdatePriorityRequest(_Request, kw_only=True):
@@ -128,7 +180,19 @@ class RestoreForm(msgspec.Struct, kw_only=True):
 
 
 class DequeueQuery(msgspec.Struct, kw_only=True):
+    """``count`` present: up to that many messages, as a list (empty when none is ready);
+    absent: one message, as the Go server answered. ``wait``: seconds to wait for a first
+    message (long polling)."""
+
     ack: bool = False
+    count: Annotated[int, msgspec.Meta(ge=1, le=DEQUEUE_COUNT_MAX)] | None = None
+    wait: Annotated[float, msgspec.Meta(ge=0, le=WAIT_S_MAX)] = 0
+
+
+class ReceiptQuery(msgspec.Struct, kw_only=True):
+    """``receipt``: the delivery receipt of the dequeue that took the message (optional)."""
+
+    receipt: Receipt | None = None
 
 
 # --- responses -----------------------------------------------------------------------------------
@@ -189,6 +253,68 @@ class MessageBody(_Response, kw_only=True):
     priority: int
     content: str
     metadata: dict[str, str] | None = None
+
+
+class EnqueuedItemBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One item of a batch enqueue: ENQUEUED with the new message's ``id``, or DUPLICATE with the
+    message the queue already held under the item's client ``id`` (unchanged, in full)."""
+
+    status: Literal["ENQUEUED", "DUPLICATE"]
+    id: MessageIdText
+    group: str | None = None
+    priority: int | None = None
+    content: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class BatchEnqueuedBody(_Response, kw_only=True):
+    """One result per item of the request, in its order."""
+
+    results: list[EnqueuedItemBody]
+
+
+class ItemErrorBody(msgspec.Struct, kw_only=True):
+    """Why one item of a batch failed: the status and detail its single request would have
+    answered with."""
+
+    status: int
+    detail: str
+
+
+class InFlightResultBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One item of a batch ack, nack or touch: its status (FAILED with ``error`` when the single
+    request would have failed); a nacked item carries its priority and metadata."""
+
+    status: Literal["ACKNOWLEDGED", "UNACKNOWLEDGED", "TOUCHED", "FAILED"]
+    id: MessageIdText
+    priority: int | None = None
+    metadata: dict[str, str] | None = None
+    error: ItemErrorBody | None = None
+
+
+class BatchResultsBody(_Response, kw_only=True):
+    """One result per item of the request, in its order."""
+
+    results: list[InFlightResultBody]
+
+
+class DeliveredBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A dequeued message with its delivery ``receipt`` (for ack, nack and touch)."""
+
+    id: MessageIdText
+    group: str
+    priority: int
+    content: str
+    metadata: dict[str, str] | None = None
+    receipt: str
+
+
+class DequeuedBody(_Response, kw_only=True):
+    """The messages of a dequeue with ``count``, in the order single dequeues would give them;
+    empty when none was ready (in time)."""
+
+    status: Literal["DEQUEUED"]
+    messages: list[DeliveredBody]
 
 
 class MessageIdBody(_Response, kw_only=True):
@@ -268,6 +394,9 @@ RESPONSE_MODELS: tuple[type[msgspec.Struct], ...] = (
     QueueInfoBody,
     QueueListBody,
     MessageBody,
+    BatchEnqueuedBody,
+    BatchResultsBody,
+    DequeuedBody,
     MessageIdBody,
     NackedBody,
     PriorityUpdatedBody,

@@ -18,17 +18,15 @@ import msgspec
 from quart import request
 from quart_schema import DataSource, document_querystring, document_request
 
-from doq.api.problems import ApiProblem, validation_problem
+from doq.api.errors import ApiProblem, validation_problem
 from doq.api.schemas import ErrorDetail
+from doq.api.serving import parse_bool_query, parse_count_query, parse_wait_query
 from doq.commands import QUEUE_NAME_CHARS_MAX
 
 T = TypeVar("T", bound=msgspec.Struct)
 Handler = Callable[..., Awaitable[Any]]
 
 BODY_REQUIRED = "request body is required"
-# strconv.ParseBool's spellings, which the Go server accepted for ?ack=
-TRUE_WORDS = frozenset({"1", "t", "T", "true", "TRUE", "True"})
-FALSE_WORDS = frozenset({"0", "f", "F", "false", "FALSE", "False"})
 _ERROR_AT = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<field>.*)`$", re.DOTALL)
@@ -96,27 +94,46 @@ def accepts(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
     return decorator
 
 
-def ack_query(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
-    """Declare ``?ack=bool`` (documented by ``model``) and pass it as ``ack=``."""
+def dequeue_query(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
+    """Declare ``?ack=bool&count=N&wait=S`` (documented by ``model``) and pass them as ``ack=``,
+    ``count=`` (None when absent) and ``wait_s=`` (doq/api/serving.py reads them)."""
 
     def decorator(handler: Handler) -> Handler:
         @functools.wraps(handler)
-        async def with_ack(**kwargs: Any) -> Any:
-            return await handler(ack=parse_bool_query("ack", request.args.get("ack")), **kwargs)
+        async def with_query(**kwargs: Any) -> Any:
+            args = request.args
+            return await handler(
+                ack=parse_bool_query("ack", args.get("ack")),
+                count=parse_count_query(args.get("count")),
+                wait_s=parse_wait_query(args.get("wait")),
+                **kwargs,
+            )
 
-        return document_querystring(model)(with_ack)
+        return document_querystring(model)(with_query)
 
     return decorator
 
 
-def parse_bool_query(name: str, raw: str | None) -> bool:
-    if raw is None or raw == "":
-        return False
-    if raw in TRUE_WORDS:
-        return True
-    if raw in FALSE_WORDS:
-        return False
-    raise validation_problem("expected a boolean", f"query.{name}", raw)
+def requested_wait_s() -> float:
+    """The request's ``?wait=`` (0 when absent or invalid: the route itself refuses that)."""
+    try:
+        return parse_wait_query(request.args.get("wait"))
+    except ApiProblem:
+        return 0.0
+
+
+def receipt_query(model: type[msgspec.Struct]) -> Callable[[Handler], Handler]:
+    """Declare ``?receipt=`` (documented by ``model``) and pass it as ``receipt=`` (None when
+    absent or empty)."""
+
+    def decorator(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def with_receipt(**kwargs: Any) -> Any:
+            return await handler(receipt=request.args.get("receipt") or None, **kwargs)
+
+        return document_querystring(model)(with_receipt)
+
+    return decorator
 
 
 def check_queue_name(name: str) -> str:

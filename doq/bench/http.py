@@ -1,12 +1,18 @@
 """``doq bench http``: HTTP load on a doq node, and the trivial servers that give its ceiling.
 
     doq bench http --url URL [--connections N] [--seconds S] [--json] [--client raw|httpx]
+                   [--batch B]
     doq bench http --serve-trivial PORT [--trivial asgi|quart]
 
 The load: create a queue, enqueue 100-byte messages one per request over N keep-alive
 connections for S seconds, then dequeue them with ack=true (until the queue is empty or S seconds
 pass), and print requests per second and p50/p99 latency of each phase; ``--json`` prints one
 JSON object last. The queue is deleted at the end.
+
+``--batch B`` measures the batch endpoints instead (docs/api.md "Batches"): each enqueue request
+carries B messages (``POST .../messages/batch``), and each consume step is a batch dequeue
+(``GET ...?count=B``) followed by a batch ack of what it got, with receipts (``POST .../ack``);
+a step's latency covers both requests. Messages per second are reported beside requests.
 
 The generator shares the machine's cores with what it measures, so each request must cost it as
 little as possible. ``--client raw`` (the default) is a minimal HTTP/1.1 keep-alive client on
@@ -43,6 +49,7 @@ CONNECTIONS_DEFAULT = 16
 SECONDS_DEFAULT = 10.0
 
 Request = Callable[[str, str, bytes], Awaitable[tuple[int, bytes]]]
+Step = Callable[[Request], Awaitable[tuple[int, int]]]  # one step: (status, messages moved)
 
 
 class HttpProtocolError(Exception):
@@ -137,10 +144,15 @@ class Phase:
     errors: int = 0
     elapsed_s: float = 0.0
     client_cpu_s: float = 0.0
+    messages: int = 0
 
     @property
     def rps(self) -> float:
         return len(self.latencies_s) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def messages_per_s(self) -> float:
+        return self.messages / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def percentile_ms(self, fraction: float) -> float:
         if not self.latencies_s:
@@ -157,6 +169,7 @@ class LoadSpec:
     seconds: float
     client: str
     queue: str
+    batch: int = 0  # messages per request; 0: the single-message endpoints
 
 
 async def _with_clients(spec: LoadSpec, work: Callable[[list[Request]], Awaitable[None]]) -> None:
@@ -190,20 +203,21 @@ async def _with_clients(spec: LoadSpec, work: Callable[[list[Request]], Awaitabl
 async def _run_phase(
     phase: Phase,
     requests: list[Request],
-    one: Callable[[Request], Awaitable[int]],
+    one: Callable[[Request], Awaitable[tuple[int, int]]],
     seconds: float,
 ) -> None:
-    """Each connection repeats ``one`` (returning its status) until ``seconds`` pass or it
-    answers 400 (the queue is empty)."""
+    """Each connection repeats ``one`` (returning its status and how many messages it moved)
+    until ``seconds`` pass or it answers 400 (the queue is empty)."""
     deadline = trio.current_time() + seconds
     started_s, cpu_started_s = time.perf_counter(), time.process_time()
 
     async def worker(request: Request) -> None:
         while trio.current_time() < deadline:
             sent_s = time.perf_counter()
-            status = await one(request)
+            status, moved = await one(request)
             if 200 <= status < 300:
                 phase.latencies_s.append(time.perf_counter() - sent_s)
+                phase.messages += moved
             elif status == 400:
                 return
             else:
@@ -216,17 +230,49 @@ async def _run_phase(
     phase.client_cpu_s = time.process_time() - cpu_started_s
 
 
+def _single_steps(messages_path: str) -> tuple[Step, Step]:
+    message = json.dumps({"priority": 0, "content": "x" * MESSAGE_CONTENT_BYTES}).encode()
+
+    async def enqueue_one(request: Request) -> tuple[int, int]:
+        return (await request("POST", messages_path, message))[0], 1
+
+    async def dequeue_one(request: Request) -> tuple[int, int]:
+        return (await request("GET", f"{messages_path}?ack=true", b""))[0], 1
+
+    return enqueue_one, dequeue_one
+
+
+def _batch_steps(messages_path: str, batch: int) -> tuple[Step, Step]:
+    """A batch enqueue of ``batch`` messages; a batch dequeue plus the batch ack of what it got
+    (400 when it got nothing, which ends the worker as an empty queue does)."""
+    one = {"priority": 0, "content": "x" * MESSAGE_CONTENT_BYTES}
+    enqueue_body = json.dumps({"messages": [one] * batch}).encode()
+
+    async def enqueue_batch(request: Request) -> tuple[int, int]:
+        return (await request("POST", f"{messages_path}/batch", enqueue_body))[0], batch
+
+    async def consume_batch(request: Request) -> tuple[int, int]:
+        status, body = await request("GET", f"{messages_path}?count={batch}", b"")
+        if status != 200:
+            return status, 0
+        got = json.loads(body)["messages"]
+        if not got:
+            return 400, 0
+        ids = [{"id": m["id"], "receipt": m["receipt"]} for m in got]
+        status, _ = await request("POST", f"{messages_path}/ack", json.dumps({"ids": ids}).encode())
+        return status, len(got)
+
+    return enqueue_batch, consume_batch
+
+
 async def run_load(spec: LoadSpec) -> tuple[Phase, Phase]:
     enqueue, dequeue = Phase("enqueue"), Phase("dequeue")
     queues = "/API/v1/queues"
-    message = json.dumps({"priority": 0, "content": "x" * MESSAGE_CONTENT_BYTES}).encode()
     messages_path = f"{queues}/{spec.queue}/messages"
-
-    async def enqueue_one(request: Request) -> int:
-        return (await request("POST", messages_path, message))[0]
-
-    async def dequeue_one(request: Request) -> int:
-        return (await request("GET", f"{messages_path}?ack=true", b""))[0]
+    if spec.batch:
+        enqueue_one, dequeue_one = _batch_steps(messages_path, spec.batch)
+    else:
+        enqueue_one, dequeue_one = _single_steps(messages_path)
 
     async def work(requests: list[Request]) -> None:
         create = json.dumps({"name": spec.queue, "type": "delayed", "settings": {}}).encode()
@@ -244,9 +290,14 @@ async def run_load(spec: LoadSpec) -> tuple[Phase, Phase]:
 
 
 def report(spec: LoadSpec, enqueue: Phase, dequeue: Phase) -> dict[str, Any]:
-    figures: dict[str, Any] = {"connections": spec.connections, "client": spec.client}
+    figures: dict[str, Any] = {
+        "connections": spec.connections,
+        "client": spec.client,
+        "batch": spec.batch,
+    }
     for phase in (enqueue, dequeue):
         figures[f"{phase.name}_rps"] = round(phase.rps, 1)
+        figures[f"{phase.name}_messages_per_s"] = round(phase.messages_per_s, 1)
         figures[f"{phase.name}_p50_ms"] = round(phase.percentile_ms(0.50), 3)
         figures[f"{phase.name}_p99_ms"] = round(phase.percentile_ms(0.99), 3)
         figures[f"{phase.name}_requests"] = len(phase.latencies_s)
@@ -324,6 +375,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=SECONDS_DEFAULT, help="per phase")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
     parser.add_argument("--queue", help="queue name (default: a fresh bench-<random> queue)")
+    parser.add_argument(
+        "--batch", type=int, default=0, help="messages per request: the batch endpoints (0: off)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     parser.add_argument("--serve-trivial", type=int, metavar="PORT", help="serve a trivial app")
     parser.add_argument("--trivial", choices=("asgi", "quart"), default="asgi")
@@ -335,9 +389,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve_trivial is not None:
         trio.run(serve_trivial, args.serve_trivial, args.trivial)
         return 0
-    if not args.url or args.connections < 1 or args.seconds <= 0:
+    if not args.url or args.connections < 1 or args.seconds <= 0 or not 0 <= args.batch <= 1000:
         _parser().print_usage(sys.stderr)
-        print("--url is required; --connections >= 1, --seconds > 0", file=sys.stderr)
+        print(
+            "--url is required; --connections >= 1, --seconds > 0, --batch in 0..1000",
+            file=sys.stderr,
+        )
         return 2
     parts = urlsplit(args.url)
     if parts.scheme != "http" or not parts.hostname:
@@ -350,12 +407,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds=args.seconds,
         client=args.client,
         queue=args.queue or f"bench-{uuid.uuid4().hex[:12]}",
+        batch=args.batch,
     )
     enqueue, dequeue = trio.run(run_load, spec)
     figures = report(spec, enqueue, dequeue)
     for phase in (enqueue, dequeue):
         print(
-            f"{phase.name}: {phase.rps:,.0f} requests/s over {phase.elapsed_s:.1f} s, "
+            f"{phase.name}: {phase.rps:,.0f} requests/s ({phase.messages_per_s:,.0f} messages/s)"
+            f" over {phase.elapsed_s:.1f} s, "
             f"p50 {phase.percentile_ms(0.5):.2f} ms, p99 {phase.percentile_ms(0.99):.2f} ms, "
             f"{len(phase.latencies_s)} ok, {phase.errors} errors "
             f"({spec.connections} connections, {spec.client} client)"

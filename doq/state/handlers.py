@@ -1,8 +1,8 @@
 """One function per command: check it against the state, then change the state through
 ``lifecycle`` and return the result value.
 
-A handler decides everything from the command and the state (DESIGN.md rule 4). ``now_ms`` is the
-command's time, raised to the largest command time applied before (a new leader whose clock lags
+A handler decides everything from the command and the state (docs/design.md, rule 4). ``now_ms`` is
+the command's time, raised to the largest command time applied before (a new leader whose clock lags
 must not move the state's clock back); ``expiry_ms`` is the time that decides redelivery, equal to
 ``now_ms`` except under the simulator's planted bug. A handler checks everything that can reject
 before it changes anything, so a rejection leaves no trace.
@@ -155,13 +155,13 @@ def enqueue(b: WriteBatch, cmd: Enqueue, clock: Clock) -> Result:
     if q is None:
         return _no_queue(cmd.queue)
     stored = []
-    duplicates = 0
+    duplicate_at = []
     floor_limit = clock.now_ms + ID_FLOOR_FUTURE_MS_MAX
-    for new in cmd.messages:
+    for position, new in enumerate(cmd.messages):
         existing = lifecycle.load(b, q, new.id)
         if existing is not None:
             stored.append(lifecycle.as_message(new.id, existing))
-            duplicates += 1
+            duplicate_at.append(position)
             continue
         group = new.group if q.is_fair else DEFAULT_GROUP
         leaf = fairtree.leaf_for_group(b, q, group) if q.is_fair else 0
@@ -172,7 +172,7 @@ def enqueue(b: WriteBatch, cmd: Enqueue, clock: Clock) -> Result:
         if new.id > b.meta.id_floor and id_unix_ms(new.id) <= floor_limit:
             b.meta.id_floor = new.id
         stored.append(lifecycle.as_message(new.id, record))
-    return Enqueued(tuple(stored), duplicates)
+    return Enqueued(tuple(stored), len(duplicate_at), tuple(duplicate_at))
 
 
 # --- messages out ------------------------------------------------------------------------------
@@ -204,17 +204,29 @@ def dequeue(b: WriteBatch, cmd: Dequeue, clock: Clock) -> Result:
 
 
 def _in_flight(
-    b: WriteBatch, queue: str, message_id: int, clock: Clock
+    b: WriteBatch, queue: str, message_id: int, clock: Clock, delivery: int | None
 ) -> tuple[QueueState, MessageRecord] | Rejected:
-    """The queue and the in-flight message a command addresses, after expiry, or the rejection."""
+    """The queue and the in-flight message a command addresses, after expiry, or the rejection.
+    With ``delivery`` (a receipt's), the message must be in flight in that very delivery: one
+    that expired (and may have been delivered again since) is refused as stale."""
     found = _stored(b, queue, message_id, clock)
-    if not isinstance(found, Rejected) and not found[1].in_flight:
+    if isinstance(found, Rejected):
+        return found
+    record = found[1]
+    if delivery is not None and (not record.in_flight or record.deliveries != delivery):
+        now = f"in delivery {record.deliveries}" if record.in_flight else "not in flight"
+        return Rejected(
+            RejectCode.STALE_RECEIPT,
+            f"the receipt of message {message_id} names delivery {delivery}, which is over "
+            f"(the message is {now})",
+        )
+    if not record.in_flight:
         return _no_message(queue, message_id, "is not in flight")
     return found
 
 
 def ack(b: WriteBatch, cmd: Ack, clock: Clock) -> Result:
-    found = _in_flight(b, cmd.queue, cmd.id, clock)
+    found = _in_flight(b, cmd.queue, cmd.id, clock, cmd.delivery)
     if isinstance(found, Rejected):
         return found
     q, record = found
@@ -224,7 +236,7 @@ def ack(b: WriteBatch, cmd: Ack, clock: Clock) -> Result:
 
 
 def nack(b: WriteBatch, cmd: Nack, clock: Clock) -> Result:
-    found = _in_flight(b, cmd.queue, cmd.id, clock)
+    found = _in_flight(b, cmd.queue, cmd.id, clock, cmd.delivery)
     if isinstance(found, Rejected):
         return found
     q, record = found
@@ -238,7 +250,7 @@ def nack(b: WriteBatch, cmd: Nack, clock: Clock) -> Result:
 
 
 def touch(b: WriteBatch, cmd: Touch, clock: Clock) -> Result:
-    found = _in_flight(b, cmd.queue, cmd.id, clock)
+    found = _in_flight(b, cmd.queue, cmd.id, clock, cmd.delivery)
     if isinstance(found, Rejected):
         return found
     q, record = found

@@ -150,7 +150,9 @@ class NodeRecord:
 @attrs.define
 class MessageRecord:
     """A stored message. ``leaf`` is its group's leaf node (0 on a delayed queue);
-    ``deadline_ms`` is meaningful while ``in_flight``."""
+    ``deadline_ms`` is meaningful while ``in_flight``; ``deliveries`` counts the times it was
+    dequeued, which names each delivery (a delivery receipt is the message ID and this count).
+    Records written before the count existed have seven fields and read as 0 deliveries."""
 
     in_flight: bool
     leaf: int
@@ -159,6 +161,7 @@ class MessageRecord:
     group: str
     content: str
     metadata: dict[str, str] | None
+    deliveries: int = 0
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -167,6 +170,9 @@ _NODE_DECODER = msgspec.msgpack.Decoder(
     tuple[NodeKind, int, str, int, int, int, int, int, int, int]
 )
 _MESSAGE_DECODER = msgspec.msgpack.Decoder(
+    tuple[bool, int, int, int, str, str, dict[str, str] | None, int]
+)
+_MESSAGE_DECODER_V0 = msgspec.msgpack.Decoder(  # before ``deliveries``
     tuple[bool, int, int, int, str, str, dict[str, str] | None]
 )
 
@@ -202,9 +208,21 @@ def unpack_node(data: bytes) -> NodeRecord:
 
 def pack_message(m: MessageRecord) -> bytes:
     return _ENCODER.encode(
-        (m.in_flight, m.leaf, m.priority, m.deadline_ms, m.group, m.content, m.metadata)
+        (
+            m.in_flight,
+            m.leaf,
+            m.priority,
+            m.deadline_ms,
+            m.group,
+            m.content,
+            m.metadata,
+            m.deliveries,
+        )
     )
 
 
 def unpack_message(data: bytes) -> MessageRecord:
-    return MessageRecord(*_MESSAGE_DECODER.decode(data))
+    try:
+        return MessageRecord(*_MESSAGE_DECODER.decode(data))
+    except msgspec.ValidationError:
+        return MessageRecord(*_MESSAGE_DECODER_V0.decode(data))

@@ -30,7 +30,14 @@ MS_PER_S = 1000
 
 
 def as_message(message_id: int, record: MessageRecord) -> Message:
-    return Message(message_id, record.group, record.priority, record.content, record.metadata)
+    return Message(
+        message_id,
+        record.group,
+        record.priority,
+        record.content,
+        record.metadata,
+        record.deliveries,
+    )
 
 
 def load(b: WriteBatch, q: QueueState, message_id: int) -> MessageRecord | None:
@@ -78,8 +85,10 @@ def reprioritize_ready(
 def deliver(
     b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord, deadline_ms: int
 ) -> None:
-    """Ready to in flight (the caller already removed the ready key while picking it)."""
+    """Ready to in flight (the caller already removed the ready key while picking it): a new
+    delivery."""
     record.in_flight, record.deadline_ms = True, deadline_ms
+    record.deliveries += 1
     store(b, q, message_id, record)
     b.txn.put(_inflight_key(q, message_id, record), b"", db=b.dbs.inflight)
     _lower_deadline_floor(q, deadline_ms)
@@ -91,6 +100,7 @@ def deliver(
 
 def deliver_acked(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
     """Ready and gone: an ``ack=true`` dequeue (the ready key is already removed)."""
+    record.deliveries += 1  # the delivery the answer names, though nothing is stored
     b.txn.delete(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
     q.counters.ready -= 1
     if q.is_fair:

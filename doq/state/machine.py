@@ -25,7 +25,7 @@ from typing import Any
 import lmdb
 
 from doq.commands import CommandDecodeError, RestoreState, decode_command
-from doq.state import handlers, identity, reads
+from doq.state import batch_ops, due, handlers, identity, reads
 from doq.state.batch import Dbs, WriteBatch, read_applied, read_meta
 from doq.state.layout import (
     DB_NAMES,
@@ -167,7 +167,7 @@ class QueueStateMachine:
         if isinstance(command, RestoreState):
             return self._restore_command(batch, command)
         expiry_ms = now_ms if self._redelivery_clock is None else self._redelivery_clock()
-        handler = handlers.HANDLERS[type(command)]
+        handler = handlers.HANDLERS.get(type(command)) or batch_ops.HANDLERS[type(command)]
         return handler(batch, command, handlers.Clock(now_ms, expiry_ms))
 
     def _restore_command(self, batch: WriteBatch, command: RestoreState) -> Result:
@@ -201,6 +201,16 @@ class QueueStateMachine:
     def get_message(self, queue: str, message_id: int) -> StoredMessage | Rejected:
         with self._gate, self._env.begin() as txn:
             return reads.get_message(txn, self._dbs, queue, message_id)
+
+    def next_due_ms(self, queue: str) -> int | None:
+        """When something of ``queue`` next comes due by time alone (doq/state/due.py)."""
+        with self._env.begin() as txn:
+            return due.next_due_ms(txn, self._dbs, queue)
+
+    def earliest_deadlines_ms(self) -> dict[str, int]:
+        """Each queue with messages in flight, and its earliest deadline (doq/state/due.py)."""
+        with self._env.begin() as txn:
+            return due.earliest_deadlines_ms(txn, self._dbs)
 
     def id_floor(self) -> int:
         """The largest generated message ID stored: a new leader seeds its generator above it."""

@@ -83,7 +83,7 @@ def get_message(
             RejectCode.MESSAGE_NOT_FOUND, f"message {message_id} not found in queue {queue}"
         )
     r = unpack_message(raw)
-    message = Message(message_id, r.group, r.priority, r.content, r.metadata)
+    message = Message(message_id, r.group, r.priority, r.content, r.metadata, r.deliveries)
     return StoredMessage(message, r.in_flight, r.deadline_ms if r.in_flight else None)
 
 

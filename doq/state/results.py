@@ -3,8 +3,9 @@
 Every value here is frozen and a function of the log alone, so each replica computes the same
 result for the same entry (the node that answers the client is whichever applied it). A command the
 state refuses returns ``Rejected`` with a code that the API layer maps to a status (API.md):
-QUEUE_NOT_FOUND and MESSAGE_NOT_FOUND to 404, CONFLICT to 409, QUEUE_EMPTY to 400 "Queue is empty",
-INVALID to 422 (only a malformed entry gets it: the API validates requests before proposing).
+QUEUE_NOT_FOUND and MESSAGE_NOT_FOUND to 404, CONFLICT and STALE_RECEIPT to 409, QUEUE_EMPTY to
+400 "Queue is empty", INVALID to 422 (only a malformed entry gets it: the API validates requests
+before proposing).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class RejectCode(enum.StrEnum):
     MESSAGE_NOT_FOUND = "message_not_found"  # unknown ID, or not in flight for ack/nack/touch
     CONFLICT = "conflict"  # another queue type, or a strategy change
     QUEUE_EMPTY = "queue_empty"  # nothing deliverable now (none ready, not yet due, or capped)
+    STALE_RECEIPT = "stale_receipt"  # the receipt names a delivery that is over
     INVALID = "invalid"  # the entry does not decode to a valid command
 
 
@@ -41,11 +43,14 @@ class QueueSettings:
 
 @attrs.frozen
 class Message:
+    """``deliveries``: how many times it was dequeued (this delivery's number, in a Dequeued)."""
+
     id: int
     group: str
     priority: int
     content: str
     metadata: dict[str, str] | None
+    deliveries: int = 0
 
 
 @attrs.frozen
@@ -73,10 +78,12 @@ class QueueDeleted:
 @attrs.frozen
 class Enqueued:
     """The stored messages, in the command's order. A message whose ID the queue already held is
-    the stored one, unchanged; ``duplicates`` counts those."""
+    the stored one, unchanged; ``duplicates`` counts those and ``duplicate_at`` gives their
+    positions in the command (a batch answers each item as new or as the stored message)."""
 
     messages: tuple[Message, ...]
     duplicates: int
+    duplicate_at: tuple[int, ...] = ()
 
 
 @attrs.frozen
@@ -102,6 +109,22 @@ class Nacked:
 class Touched:
     id: int
     deadline_ms: int
+
+
+@attrs.frozen
+class ManyResults:
+    """One result per item of an AckMany, NackMany or TouchMany, in order: what the single
+    command would have returned (Acked, Nacked, Touched or its Rejected)."""
+
+    results: tuple[Acked | Nacked | Touched | Rejected, ...]
+
+
+@attrs.frozen
+class ExpiredReturned:
+    """How many in-flight messages an ExpireDue returned to ready."""
+
+    queue: str
+    returned: int
 
 
 @attrs.frozen
@@ -148,6 +171,8 @@ Result = (
     | Acked
     | Nacked
     | Touched
+    | ManyResults
+    | ExpiredReturned
     | PriorityUpdated
     | MessageDeleted
     | StateRestored

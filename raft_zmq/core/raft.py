@@ -801,6 +801,10 @@ class RaftCore:
             if peer not in self.config.ids and peer != self.id:
                 del self._progress[peer]
                 self._reads.forget(peer)
+        # Reads waiting on answers from a majority: the new configuration's majority may have
+        # answered already (the leader alone, once it is the only voter), and a removed voter's
+        # answer may never come (issue 10, finding 7).
+        self._reads.release(self.id, self.config.voters)
         if self.lead_transferee is not None and self.lead_transferee not in self.config.voters:
             self.lead_transferee = None
         if self._maybe_commit():  # the majority may be smaller now

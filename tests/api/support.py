@@ -68,6 +68,7 @@ class ServedNode:
     service: QueueService
     http_address: str
     stop_http: trio.Event
+    app: Any = None
 
     @property
     def url(self) -> str:
@@ -129,7 +130,7 @@ async def served_cluster(
                 stop = trio.Event()
                 await nursery.start(serve_app, app, http, stop)
                 nursery.start_soon(probe_peer_clocks, service)
-                nodes.append(ServedNode(node_id, service, http, stop))
+                nodes.append(ServedNode(node_id, service, http, stop, app))
             with trio.fail_after(STARTUP_TIMEOUT_S):
                 while not any(node.service.raft.is_leader for node in nodes):
                     await trio.sleep(0.01)

@@ -34,3 +34,18 @@ async def test_a_short_load_enqueues_then_drains_the_queue_and_reports_both_phas
         figures = report(spec, enqueue, dequeue)
         assert {"enqueue_rps", "dequeue_rps", "enqueue_p50_ms", "enqueue_p99_ms"} <= set(figures)
         assert node.service.state.queue_info("b") is None  # the bench deletes its queue
+
+
+async def test_the_batch_mode_moves_messages_in_batches_and_drains_what_it_enqueued(tmp_path):
+    async with served_cluster(str(tmp_path), size=1) as (node,):
+        host, port = node.http_address.split(":")
+        spec = LoadSpec(
+            host, int(port), connections=2, seconds=0.3, client="raw", queue="b", batch=7
+        )
+        enqueue, dequeue = await run_load(spec)
+        assert enqueue.errors == dequeue.errors == 0
+        assert enqueue.messages == 7 * len(enqueue.latencies_s) > 0
+        # consumed (batch dequeue + batch ack with receipts) at most what was enqueued
+        assert 0 < dequeue.messages <= enqueue.messages
+        figures = report(spec, enqueue, dequeue)
+        assert figures["batch"] == 7 and figures["enqueue_messages_per_s"] > figures["enqueue_rps"]

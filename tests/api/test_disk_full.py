@@ -7,8 +7,10 @@ The free space is the test's: a ``DiskGuard`` with an injected reader, no disk i
 from __future__ import annotations
 
 import pytest
+import trio
 
 from doq.diskguard import DiskGuard
+from raft_zmq.statemachine import StorageFull
 
 from .support import api_app
 
@@ -82,3 +84,45 @@ async def test_the_openapi_document_names_507_for_writes_only(tmp_path):
         assert "507" in paths["/API/v1/queues/{name}/messages"]["post"]["responses"]
         assert "507" in paths["/API/v1/queues/{name}/messages"]["get"]["responses"]  # dequeue
         assert "507" not in paths["/API/v1/queues/{name}"]["get"]["responses"]
+
+
+async def test_a_node_whose_store_ran_out_of_room_refuses_writes_until_its_retry_succeeds(tmp_path):
+    # The disk had room when the write was admitted, but the state machine's apply then failed
+    # for want of it (StorageFull): the Raft driver retries the apply; meanwhile the node answers
+    # further writes 507 rather than taking proposals it cannot apply (docs/operations.md).
+    async with api_app(str(tmp_path)) as api:
+        client = api.client
+        await client.post(QUEUES, json={"name": "q", "type": "delayed", "settings": {}})
+        state, raft = api.service.state, api.service.raft
+        real_apply, full = state.apply, [True]
+
+        def apply(entries):
+            if full[0]:
+                raise StorageFull("no room (the test's)")
+            return real_apply(entries)
+
+        state.apply = apply
+        first: list = []
+
+        async def write_first() -> None:
+            message = {"priority": 1, "content": "a"}
+            first.append(await client.post(f"{QUEUES}/q/messages", json=message))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write_first)
+            with trio.fail_after(10):
+                while not raft.storage_blocked:
+                    await trio.sleep(0.01)
+            refused = await client.post(
+                f"{QUEUES}/q/messages", json={"priority": 2, "content": "b"}
+            )
+            assert refused.status_code == 507
+            assert "retried" in (await refused.get_json())["detail"]
+            assert (await client.get("/readyz")).status_code == 503
+            text = (await (await client.get("/metrics")).get_data()).decode()
+            assert metric(text, "doq_storage_writes_blocked") == 1
+            full[0] = False  # room is made: the driver's next retry applies the entry
+        assert first[0].status_code == 200
+        assert not raft.storage_blocked
+        info = await (await client.get(f"{QUEUES}/q")).get_json()
+        assert info["total"] == 1  # the first write, once; the refused one never reached the log

@@ -104,3 +104,54 @@ async def test_a_restarted_member_does_not_join_again(tmp_path):
             assert os.path.isdir(os.path.join(root, "b", "state"))
             restarted.stop()
         node_a.stop()
+
+
+async def test_counts_and_metrics_show_an_expired_message_ready_with_no_consumer(tmp_path):
+    """The node's expirer (doq/expiry.py): no consumer comes after the deadline, yet the queue's
+    counts and /metrics show the message ready again within about a second."""
+    settings = _settings(str(tmp_path), "solo")
+    node = DoqNode(settings)
+    base = f"http://127.0.0.1:{settings.http__port}"
+    async with httpx.AsyncClient(timeout=10) as client, trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await _ready(client, settings)
+        queue = {"name": "q", "type": "delayed", "settings": {"ack_timeout": 1}}
+        await client.post(f"{base}/API/v1/queues", json=queue)
+        await client.post(f"{base}/API/v1/queues/q/messages", json={"priority": 0, "content": "x"})
+        assert (await client.get(f"{base}/API/v1/queues/q/messages")).status_code == 200
+        taken_at = trio.current_time()
+        with trio.fail_after(5):
+            while (await client.get(f"{base}/API/v1/queues/q")).json()["ready"] != 1:
+                await trio.sleep(0.02)
+        assert trio.current_time() - taken_at < 2.5
+        info = (await client.get(f"{base}/API/v1/queues/q")).json()
+        assert (info["ready"], info["unacked"]) == (1, 0)
+        metrics = (await client.get(f"{base}/metrics")).text
+        assert 'doq_queues_unacked_messages{queue_name="q"} 0.0' in metrics
+        assert 'doq_queues_ready_messages{queue_name="q"} 1.0' in metrics
+        node.stop()
+
+
+async def test_a_waiting_dequeue_ends_at_shutdown_with_nothing_taken(tmp_path):
+    settings = _settings(str(tmp_path), "solo")
+    node = DoqNode(settings)
+    base = f"http://127.0.0.1:{settings.http__port}"
+    answers: list[httpx.Response] = []
+    async with httpx.AsyncClient(timeout=30) as client, trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await _ready(client, settings)
+        await client.post(f"{base}/API/v1/queues", json={"name": "q", "type": "delayed"})
+
+        async def wait() -> None:
+            answers.append(await client.get(f"{base}/API/v1/queues/q/messages?wait=20"))
+
+        nursery.start_soon(wait)
+        waits = node._app.app.doq.waits  # the API's registry of waiting dequeues
+        with trio.fail_after(5):
+            while waits.waiting("q") == 0:  # until the request is held (not merely arrived)
+                await trio.sleep(0.005)
+        stopped_at = trio.current_time()
+        node.stop()
+    assert trio.current_time() - stopped_at < 3  # not held for the wait, nor the 5 s grace
+    (answer,) = answers
+    assert answer.status_code == 503 and "nothing was dequeued" in answer.json()["detail"]

@@ -375,7 +375,7 @@ def _check_leader_has_applied_entries(c: Cluster, leader) -> None:
                 assert leader.core.log.term(entry.index) == entry.term
 
 
-# --- RAFT_NOTES 2: the leader counts itself only once durable -------------------------------------
+# --- docs/raft-notes.md, point 2: the leader counts itself only once durable ---------------------
 
 
 def test_single_node_commits_only_after_its_own_write_is_durable():

@@ -44,10 +44,11 @@ class Member:
         self.config = NodeConfig(**base)
         self.node: RaftNode | None = None
         self.sm: KVStateMachine | None = None
+        self.sm_factory: type[KVStateMachine] = KVStateMachine
         self.scope: trio.CancelScope | None = None
 
     async def start(self, nursery: trio.Nursery, bootstrap: ClusterConfig | None) -> RaftNode:
-        self.sm = KVStateMachine(os.path.join(self.config.data_dir, "kv"))
+        self.sm = self.sm_factory(os.path.join(self.config.data_dir, "kv"))
         self.node = RaftNode(self.config, self.sm, bootstrap=bootstrap, rng=random.Random(self.id))
         started = trio.Event()
 

@@ -60,9 +60,12 @@ class MMessage:
     metadata: dict[str, str] | None
     in_flight: bool = False
     deadline_ms: int = 0
+    deliveries: int = 0
 
     def value(self) -> Message:
-        return Message(self.id, self.group, self.priority, self.content, self.metadata)
+        return Message(
+            self.id, self.group, self.priority, self.content, self.metadata, self.deliveries
+        )
 
 
 @attrs.define
@@ -126,6 +129,8 @@ class Model:
         if isinstance(cmd, DeleteMessage):
             self._remove(q, m)
             return MessageDeleted(cmd.id)
+        if cmd.delivery is not None and (not m.in_flight or m.deliveries != cmd.delivery):
+            return Rejected(RejectCode.STALE_RECEIPT, "")
         if not m.in_flight:
             return Rejected(RejectCode.MESSAGE_NOT_FOUND, "")
         if isinstance(cmd, Ack):
@@ -173,11 +178,11 @@ class Model:
 
     # --- messages ------------------------------------------------------------------------------
     def _enqueue(self, q: MQueue, cmd: Enqueue, now: int) -> Any:
-        out, duplicates = [], 0
-        for new in cmd.messages:
+        out, duplicate_at = [], []
+        for position, new in enumerate(cmd.messages):
             if new.id in q.messages:
                 out.append(q.messages[new.id].value())
-                duplicates += 1
+                duplicate_at.append(position)
                 continue
             group = new.group if q.type == QueueType.FAIR else DEFAULT_GROUP
             if q.type == QueueType.FAIR:
@@ -188,7 +193,7 @@ class Model:
             if new.id > self.id_floor and id_unix_ms(new.id) <= now + FLOOR_FUTURE_MS:
                 self.id_floor = new.id
             out.append(m.value())
-        return Enqueued(tuple(out), duplicates)
+        return Enqueued(tuple(out), len(duplicate_at), tuple(duplicate_at))
 
     def _expire(self, q: MQueue, now: int) -> None:
         due = [m for m in q.messages.values() if m.in_flight and m.deadline_ms <= now]
@@ -203,6 +208,7 @@ class Model:
             if m is None:
                 break
             q.counts["dequeued"] += 1
+            m.deliveries += 1
             out.append(m.value())
             if cmd.ack:
                 q.counts["acked"] += 1

@@ -82,7 +82,9 @@ enqueue = st.builds(
 dequeue = st.builds(
     Dequeue, ts_ms=st.just(0), queue=queue_names, count=st.integers(1, 3), ack=st.booleans()
 )
-ack = st.builds(Ack, ts_ms=st.just(0), queue=queue_names, id=message_ids)
+# A receipt's delivery number: mostly none (the Go behaviour), else one of the first few.
+deliveries = st.none() | st.integers(0, 3)
+ack = st.builds(Ack, ts_ms=st.just(0), queue=queue_names, id=message_ids, delivery=deliveries)
 nack = st.builds(
     Nack,
     ts_ms=st.just(0),
@@ -90,8 +92,9 @@ nack = st.builds(
     id=message_ids,
     priority=priorities,
     metadata=metadata,
+    delivery=deliveries,
 )
-touch = st.builds(Touch, ts_ms=st.just(0), queue=queue_names, id=message_ids)
+touch = st.builds(Touch, ts_ms=st.just(0), queue=queue_names, id=message_ids, delivery=deliveries)
 update_priority = st.builds(
     UpdatePriority, ts_ms=st.just(0), queue=queue_names, id=message_ids, priority=priorities
 )

@@ -99,7 +99,7 @@ def test_a_dequeue_returns_the_whole_message(machine: QueueStateMachine, log: Lo
     delayed(machine, log)
     put(machine, log, NewMessage(1, 7, "body", metadata={"k": "v"}))
     result = run_one(machine, log, Dequeue(T, "d"))
-    assert result == Dequeued((Message(1, "default", 7, "body", {"k": "v"}),))
+    assert result == Dequeued((Message(1, "default", 7, "body", {"k": "v"}, deliveries=1),))
 
 
 # --- in flight -----------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def test_an_unacked_message_comes_back_when_its_deadline_passes(
     assert take_ids(machine, log, T) == [1]
     deadline = T + ACK_TIMEOUT_S * 1000
     assert machine.get_message("d", 1) == StoredMessage(
-        Message(1, "default", 0, "x", None), True, deadline
+        Message(1, "default", 0, "x", None, deliveries=1), True, deadline
     )
     assert take_ids(machine, log, deadline - 1) == []
     assert take_ids(machine, log, deadline) == [1]

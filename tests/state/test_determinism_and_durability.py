@@ -1,6 +1,6 @@
 """Replicas agree, and a replica survives restarts, faults, snapshots and poisoned entries.
 
-- Determinism (DESIGN.md rule 4): one random log applied to two fresh states gives identical
+- Determinism (docs/design.md, rule 4): one random log applied to two fresh states gives identical
   results and identical logical dumps; so does the same log with a snapshot taken and installed
   into a fresh state half way.
 - The applied index is written with the changes: a restart in the middle resumes exactly after

@@ -5,7 +5,7 @@
 For each batch size (1, 16, 64 entries of 100 B, hard state included as the driver does) it
 reports synced ``save()`` calls per second (= transactions = fsyncs), entries per second and the
 p50/p99 latency of one ``save()``; a bare one-put synced LMDB transaction as the baseline
-DESIGN.md quotes; then ``entries()`` read throughput and ``term()`` lookups.
+docs/design.md quotes; then ``entries()`` read throughput and ``term()`` lookups.
 """
 
 from __future__ import annotations
