@@ -15,7 +15,7 @@
 | clock-skew | the leader's wall clock 30 s ahead, a follower's 30 s behind (libfaketime) |
 | disk-full | the leader's tmpfs (a follower's when the leader's data is on the real disk) filled
   to half the write reserve: writes answer 507; the ballast removed at heal |
-| disk-exhausted | the same, to the last byte (not scheduled: see docs/reliability.md) |
+| disk-exhausted | the same, to the last byte: the node waits for room and catches up |
 
 What the page-cache fault simulates: a process that dies and restarts with nothing of its data
 in memory, so that every read after the restart comes from the disk. It does not simulate a
@@ -54,10 +54,8 @@ FAULTS = (
     "loss",
     "clock-skew",
     "disk-full",
+    "disk-exhausted",
 )
-# Not in the schedules: a node whose disk fills to the last byte exits (docs/reliability.md,
-# "Findings"); run it by name with --faults.
-EXTRA_FAULTS = ("disk-exhausted",)
 LEADER_FAULTS = {"kill-leader", "pause", "isolate-leader", "one-way"}
 SKEW_S = 30
 LOSS_PROBABILITY = 0.2

@@ -42,7 +42,7 @@ PROFILES = {
     "ci": Profile(
         "ci",
         3,
-        11,
+        len(FAULTS),
         4.0,
         3.0,
         Plan(clients=4, queues_per_generation=6, ops_per_queue=120, ops_max=30_000, seconds=150),
