@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from simulations.realnet import cli
+from simulations.realnet.nodes import libfaketime
 from simulations.realnet.run import PROFILES, execute
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -19,6 +20,8 @@ def runnable() -> None:
     reason = cli.why_not()
     if reason:
         pytest.skip(f"the real-network fault suite cannot run here: {reason}")
+    if libfaketime() is None:
+        pytest.skip("the real-network fault suite needs libfaketime (Debian package faketime)")
 
 
 def test_the_ci_profile_loses_nothing_and_stays_linearizable(runnable, tmp_path):
