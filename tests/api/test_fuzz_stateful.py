@@ -26,7 +26,7 @@ from doq.longpoll import WAIT_S_MAX
 
 from .support import served_cluster
 
-EXAMPLES = int(os.environ.get("DOQ_STATEFUL_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("DOQ_STATEFUL_EXAMPLES", "15"))
 STEPS_MAX = 8
 WAIT_S_FUZZ_MAX = 1
 REQUEST_TIMEOUT_S = WAIT_S_MAX + 10  # a long poll may still wait WAIT_S_MAX
