@@ -203,6 +203,8 @@ def execute(
         for node in nodes:
             if not node.alive:
                 node.start()  # a crash is reported; the checks still want every replica
+        recorder.dump(os.path.join(workdir, "history.jsonl"))  # kept even if what follows fails
+        _dump_events(nemesis.events, os.path.join(workdir, "nemesis.jsonl"))
         settle(nodes)
         queues = sorted({op.queue for op in recorder.ops})
         workload.drain(nodes[0].url, queues)

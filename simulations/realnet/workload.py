@@ -21,6 +21,7 @@ from simulations.realnet.history import FAILED, OK, UNKNOWN, Op, Recorder
 Q = "/API/v1/queues"
 CLIENT_TIMEOUT_S = 6.0  # above the nodes' request deadline (3 s): a node answers first
 ACK_TIMEOUT_S = 3600  # leases outlive the run: the model need not guess when they expire
+DRAIN_QUEUE_S_MAX = 120.0
 RETRY_PAUSE_S = 0.1  # after an answer that is not a success: real clients back off
 
 
@@ -172,24 +173,28 @@ class Workload:
 
     def drain(self, url: str, queues: list[str]) -> None:
         """After healing: empty every queue with acking dequeues, recorded like any operation,
-        so that every message still stored is seen (a lost one is then missing for good)."""
-        with httpx.Client(timeout=30.0) as http:
+        so that every message still stored is seen (a lost one is then missing for good). A
+        dequeue without a definite answer (a slow node's 503) is recorded as such and retried,
+        within ``DRAIN_QUEUE_S_MAX`` a queue."""
+        with httpx.Client(timeout=CLIENT_TIMEOUT_S) as http:
             for queue in queues:
-                while True:
-                    got = self._dequeue_final(http, queue, url)
-                    if not got:
-                        break
+                deadline = time.monotonic() + DRAIN_QUEUE_S_MAX
+                while self._dequeue_final(http, queue, url, deadline):
+                    pass
 
-    def _dequeue_final(self, http, queue, url) -> bool:
+    def _dequeue_final(self, http, queue, url, deadline: float) -> bool:
+        """One acking dequeue; False once the queue answered empty."""
         op = self.recorder.invoke(client=-2, queue=queue, kind="dequeue", node=url, ack=True)
         r = self._send(http, op, "GET", f"{url}{Q}/{queue}/messages", params={"ack": "true"})
-        if r is None:
-            raise RuntimeError(f"the healed cluster did not answer a drain of {queue}")
-        op.empty = r.status_code == 400
-        if not self._judge(op, r, definite=400):
+        if r is not None:
+            op.empty = r.status_code == 400
+            if self._judge(op, r, definite=400):
+                body = r.json()
+                op.id, op.priority, op.content = int(body["id"]), body["priority"], body["content"]
+                return True
             if op.empty:
                 return False
-            raise RuntimeError(f"drain of {queue}: {r.status_code} {r.text}")
-        body = r.json()
-        op.id, op.priority, op.content = int(body["id"]), body["priority"], body["content"]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the healed cluster did not drain {queue} in time")
+        time.sleep(RETRY_PAUSE_S)
         return True
