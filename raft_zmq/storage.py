@@ -41,8 +41,10 @@ Concurrency (the driver runs ``save`` in a worker thread while the core reads in
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import struct
 import threading
 import zlib
@@ -54,6 +56,7 @@ import lmdb
 from raft_zmq.core.configcodec import ConfigDecodeError, decode_config, encode_config
 from raft_zmq.core.log import entry_size
 from raft_zmq.core.types import Entry, HardState, SnapshotMeta
+from raft_zmq.statemachine import StorageFull
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,10 @@ MAP_SIZE_MAX_BYTES = 2**40
 TERM_CACHE_ENTRIES = 4096  # terms of the newest entries kept in memory (the hot path's lookups)
 TAIL_VERIFY_ENTRIES = 64  # entries whose checksum is verified on open
 DELETE_CHUNK_ENTRIES = 10_000  # most entries one compaction transaction deletes
+# A commit that fails with an I/O error while the file system has no more than this free was a
+# write that found no room: LMDB reports a short write (ENOSPC underneath) as EIO.
+LOG_NO_ROOM_FREE_BYTES_MAX = 16 << 20
+_NO_ROOM_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 FORMAT_VERSION = 1
 
 _MAX_DBS = 2
@@ -100,6 +107,22 @@ class StorageClosedError(StorageError):
 
 
 # --- encoding ----------------------------------------------------------------------------------
+
+
+def _no_room(exc: lmdb.Error, path: str) -> bool:
+    """Whether a failed commit was a write that found no room on the disk: LMDB says so
+    (``DiskError``, ENOSPC), or reports the short write underneath as EIO while the file system
+    is (nearly) full."""
+    if isinstance(exc, lmdb.DiskError) or getattr(exc, "errno", None) in _NO_ROOM_ERRNOS:
+        return True
+    if "No space left" in str(exc):
+        return True
+    if "Input/output error" not in str(exc):
+        return False
+    try:
+        return shutil.disk_usage(path).free <= LOG_NO_ROOM_FREE_BYTES_MAX
+    except OSError:
+        return False
 
 
 def index_key(index: int) -> bytes:
@@ -535,7 +558,9 @@ class RaftStorage:
     # LMDB plumbing ------------------------------------------------------------------------------
     def _write(self, body: Callable[[lmdb.Transaction], T]) -> T:
         """Run ``body`` in one write transaction and commit it (fsync with sync=True). A full map
-        is grown and the transaction retried from scratch, so a node never dies of it."""
+        is grown and the transaction retried from scratch, so a node never dies of it. A disk
+        without room raises ``StorageFull`` with the transaction aborted (nothing written), which
+        the driver waits out and retries (docs/operations.md, "Disk full")."""
         while True:
             try:
                 with self._env.begin(write=True) as txn:
@@ -543,6 +568,10 @@ class RaftStorage:
                 return result
             except lmdb.MapFullError:
                 self._grow_map()
+            except lmdb.Error as exc:
+                if _no_room(exc, self._path):
+                    raise StorageFull(f"no room on disk for the Raft log at {self._path}") from exc
+                raise
 
     def _grow_map(self) -> None:
         # set_mapsize needs no transaction open in this process: the write transaction has been
