@@ -7,6 +7,7 @@ doq devcluster [--nodes 3] [--data-dir data]                                  a 
 doq bench state [...]                                                         state machine
 doq bench http --url URL [...]                                                HTTP load
 doq prestop                                                                   Kubernetes preStop
+doq keys init PATH                                                            a cluster key
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(args[1:])
     if args[:1] == ["repair"]:
         return repair.main(args[1:])
+    if args[:1] == ["keys"]:
+        from doq import keys
+
+        return keys.main(args[1:])
     if args[:1] == ["prestop"]:
         from doq.kubernetes import prestop
 
@@ -51,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             kubernetes = prepare(settings, os.environ)
             settings = kubernetes.settings
+        from doq.keys import cluster_key
+
+        cluster_key(settings)  # a bad key stops the node here, with exit code 2
     except config.ConfigError as exc:
         print(f"doq: {exc}", file=sys.stderr)
         return 2

@@ -75,6 +75,10 @@ class Settings:
     raft__heartbeat_ticks: int = attrs.field(default=2, validator=_positive)
     raft__snapshot_interval_entries: int = attrs.field(default=50_000, validator=_positive)
     raft__faults_file: str = ""  # a JSON fault spec re-read while running (fault tests only)
+    # The cluster's CURVE key (doq/keys.py): a file 'doq keys init' wrote, or the key itself
+    # (an environment variable from a Kubernetes Secret). Neither: peer links in plaintext.
+    raft__curve_key_file: str = ""
+    raft__curve_key: str = attrs.field(default="", repr=False)
     queue__default_acknowledgement_timeout: int = attrs.field(default=1800, validator=_positive)
     queue__stats__window_side: int = attrs.field(default=10, validator=_positive)
     prometheus__enabled: bool = True

@@ -32,6 +32,7 @@ from doq import repair
 from doq.api import ApiSettings, create_app
 from doq.config import Settings
 from doq.diskguard import DiskGuard
+from doq.keys import cluster_key
 from doq.membership import http_address
 from doq.peerclock import probe_peer_clocks
 from doq.service import QueueService, ServiceError
@@ -146,6 +147,7 @@ class DoqNode:
             heartbeat_interval_ticks=s.raft__heartbeat_ticks,
             snapshot_interval_entries=s.raft__snapshot_interval_entries,
             faults_file=s.raft__faults_file or None,
+            cluster_key=cluster_key(s),
         )
 
     def _bootstrap_config(self) -> ClusterConfig | None:
