@@ -56,9 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             kubernetes = prepare(settings, os.environ)
             settings = kubernetes.settings
-        from doq.keys import cluster_key
+        from doq import security
 
-        cluster_key(settings)  # a bad key stops the node here, with exit code 2
+        security.check(settings)  # a bad key, tokens file or certificate: exit code 2
     except config.ConfigError as exc:
         print(f"doq: {exc}", file=sys.stderr)
         return 2

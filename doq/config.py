@@ -20,6 +20,12 @@ from typing import Any
 import attrs
 import yaml
 
+from doq.api.limits import (
+    LONG_POLLS_IN_FLIGHT_MAX,
+    REQUESTS_IN_FLIGHT_MAX,
+    REQUESTS_PER_CONNECTION_MAX,
+    WEBSOCKET_STREAMS_MAX,
+)
 from doq.commands import NODE_ID_CHARS_MAX
 from doq.diskguard import STORAGE_RESERVE_BYTES_DEFAULT
 
@@ -69,6 +75,25 @@ class Settings:
     http__max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
     http__request_timeout: float = attrs.field(default=10.0, validator=_positive)
     http__fast_path: bool = True  # enqueue/dequeue served in front of Quart (doq/api/fastpath.py)
+    # Security (doq/security.py, docs/operations.md "Security"). Tokens: lines of
+    # '<token> <scope>[,<scope>...]' in a file, or in the value itself (';' between entries).
+    http__tokens_file: str = ""
+    http__tokens: str = attrs.field(default="", repr=False)
+    http__certfile: str = ""  # with keyfile: HTTPS on the listener and between the nodes
+    http__keyfile: str = ""
+    http__ca_file: str = ""  # verifies the other nodes' certificates; default: system CAs
+    http__requests_in_flight_max: int = attrs.field(
+        default=REQUESTS_IN_FLIGHT_MAX, validator=_positive
+    )
+    http__requests_per_connection_max: int = attrs.field(
+        default=REQUESTS_PER_CONNECTION_MAX, validator=_positive
+    )
+    http__long_polls_in_flight_max: int = attrs.field(
+        default=LONG_POLLS_IN_FLIGHT_MAX, validator=_positive
+    )
+    http__websocket_streams_max: int = attrs.field(
+        default=WEBSOCKET_STREAMS_MAX, validator=_positive
+    )
     raft__address: str = "localhost:9000"  # where Raft listens and what peers dial
     raft__tick_ms: int = attrs.field(default=50, validator=_positive)
     raft__election_timeout_ticks: int = attrs.field(default=20, validator=_positive)
