@@ -73,33 +73,35 @@ async def test_a_closed_cluster_joins_relays_and_probes_over_https(tmp_path, ca)
     verify = ssl.create_default_context(cafile=ca[3])
     urls = [f"https://127.0.0.1:{s.http__port}" for s in (first, *others)]
     admin = {"Authorization": f"Bearer {ADMIN}"}
-    async with httpx.AsyncClient(verify=verify, timeout=10) as client:
-        async with trio.open_nursery() as nursery:
-            for node in nodes:
-                await nursery.start(node.run)
-            for url in urls:
-                await wait_ready(client, url)
-            with trio.fail_after(DEADLINE_S):  # both joined (over HTTPS, with the node token)
-                while len(nodes[0].raft.core.config.voters) < 3:
-                    await trio.sleep(0.02)
-            follower = next(u for n, u in zip(nodes, urls) if not n.raft.is_leader)
-            body = {"name": "q", "type": "fair", "settings": {}}
-            created = await client.post(f"{follower}/API/v1/queues", json=body, headers=admin)
-            assert created.status_code == 200, created.text
-            message = {"priority": 1, "content": "x"}
-            sent = await client.post(
-                f"{follower}/API/v1/queues/q/messages",
-                json=message,
-                headers={"Authorization": f"Bearer {PRODUCER}"},
-            )
-            assert sent.status_code == 200, sent.text  # relayed over HTTPS, judged at the leader
-            assert (
-                await client.post(f"{follower}/API/v1/queues/q/messages", json=message)
-            ).status_code == 401
-            with pytest.raises(httpx.HTTPError):  # plaintext to the TLS port: no HTTP answer
-                await client.get(urls[0].replace("https://", "http://") + "/livez")
-            for node in nodes:
-                node.stop()
+    async with (
+        httpx.AsyncClient(verify=verify, timeout=10) as client,
+        trio.open_nursery() as nursery,
+    ):
+        for node in nodes:
+            await nursery.start(node.run)
+        for url in urls:
+            await wait_ready(client, url)
+        with trio.fail_after(DEADLINE_S):  # both joined (over HTTPS, with the node token)
+            while len(nodes[0].raft.core.config.voters) < 3:
+                await trio.sleep(0.02)
+        follower = next(u for n, u in zip(nodes, urls) if not n.raft.is_leader)
+        body = {"name": "q", "type": "fair", "settings": {}}
+        created = await client.post(f"{follower}/API/v1/queues", json=body, headers=admin)
+        assert created.status_code == 200, created.text
+        message = {"priority": 1, "content": "x"}
+        sent = await client.post(
+            f"{follower}/API/v1/queues/q/messages",
+            json=message,
+            headers={"Authorization": f"Bearer {PRODUCER}"},
+        )
+        assert sent.status_code == 200, sent.text  # relayed over HTTPS, judged at the leader
+        assert (
+            await client.post(f"{follower}/API/v1/queues/q/messages", json=message)
+        ).status_code == 401
+        with pytest.raises(httpx.HTTPError):  # plaintext to the TLS port: no HTTP answer
+            await client.get(urls[0].replace("https://", "http://") + "/livez")
+        for node in nodes:
+            node.stop()
 
 
 def test_half_a_tls_setting_or_a_bad_tokens_value_stops_the_launcher(tmp_path, ca):
