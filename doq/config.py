@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import yaml
 
-from doq.api.limits import (
+from doq.caps import (
     LONG_POLLS_IN_FLIGHT_MAX,
     REQUESTS_IN_FLIGHT_MAX,
     REQUESTS_PER_CONNECTION_MAX,

@@ -11,7 +11,7 @@ import os
 import ssl
 
 from doq.api.auth import TokenError, TokenTable, read_tokens, tokens_from_text
-from doq.api.limits import InFlightCaps
+from doq.caps import InFlightCaps
 from doq.config import ConfigError, Settings
 from doq.keys import cluster_key
 

@@ -9,7 +9,7 @@ unauthenticated floods are bounded. Each request holds a slot while it is handle
   instead of the general one, since it mostly waits;
 - a WebSocket stream a slot of ``websocket_streams_max`` for as long as it is open.
 Over a limit the answer is 429 with Retry-After, as a problem document (a WebSocket is closed with
-1013, "try again later"). The health probes are never refused: a kubelet must see a busy node as
+1013, "try again later"). The caps are named in doq/caps.py. The health probes are never refused: a kubelet must see a busy node as
 alive and ready, or it restarts the pod and makes the overload worse.
 """
 
@@ -18,33 +18,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import attrs
-
 from doq.api.links import schema_base_of_scope, schema_url_at
 from doq.api.problems import ERROR_MODEL, ApiProblem, problem_asgi_headers, problem_body
+from doq.caps import InFlightCaps
 
-REQUESTS_IN_FLIGHT_MAX = 4_096  # HTTP requests one node handles at once
-REQUESTS_PER_CONNECTION_MAX = 128  # of them on one connection (HTTP/2 streams)
-LONG_POLLS_IN_FLIGHT_MAX = 4_096  # waiting dequeues (each costs a task and a little memory)
-WEBSOCKET_STREAMS_MAX = 1_024  # open WebSocket streams
 LIMITED_RETRY_AFTER_S = 1
 UNLIMITED_PATHS = frozenset(("/livez", "/readyz"))
 _WAIT_PARAMETER = b"wait="
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-
-
-@attrs.frozen
-class InFlightCaps:
-    requests_in_flight_max: int = REQUESTS_IN_FLIGHT_MAX
-    requests_per_connection_max: int = REQUESTS_PER_CONNECTION_MAX
-    long_polls_in_flight_max: int = LONG_POLLS_IN_FLIGHT_MAX
-    websocket_streams_max: int = WEBSOCKET_STREAMS_MAX
-
-    def __attrs_post_init__(self) -> None:
-        for field in attrs.fields(InFlightCaps):
-            if getattr(self, field.name) < 1:
-                raise ValueError(f"{field.name} must be at least 1")
 
 
 class InFlightLimits:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from doq.api.limits import InFlightCaps
+from doq.caps import InFlightCaps
 
 if TYPE_CHECKING:
     import ssl

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import trio
 
-from doq.api.limits import InFlightCaps, InFlightLimits
+from doq.api.limits import InFlightLimits
+from doq.caps import InFlightCaps
 
 from .support import api_app
 
