@@ -105,6 +105,9 @@ class Settings:
     raft__curve_key_file: str = ""
     raft__curve_key: str = attrs.field(default="", repr=False)
     queue__default_acknowledgement_timeout: int = attrs.field(default=1800, validator=_positive)
+    # Caps (doq/quotas.py): queues in the cluster, messages held by one queue; 0: none.
+    queue__queues_max: int = attrs.field(default=0, validator=_not_negative)
+    queue__messages_per_queue_max: int = attrs.field(default=0, validator=_not_negative)
     queue__stats__window_side: int = attrs.field(default=10, validator=_positive)
     prometheus__enabled: bool = True
     logging__level: str = "info"

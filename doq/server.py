@@ -36,6 +36,7 @@ from doq.diskguard import DiskGuard
 from doq.keys import cluster_key
 from doq.membership import http_address
 from doq.peerclock import probe_peer_clocks
+from doq.quotas import Quotas
 from doq.service import QueueService, ServiceError
 from doq.state.machine import QueueStateMachine
 from raft_zmq.core.ready import NotLeader
@@ -102,6 +103,7 @@ class DoqNode:
                     http_address=s.advertised_http,
                     default_ack_timeout_s=s.queue__default_acknowledgement_timeout,
                     disk=DiskGuard(s.node_dir, s.storage__reserve_bytes),
+                    quotas=Quotas(s.queue__queues_max, s.queue__messages_per_queue_max),
                 )
                 app = self._app = _InFlight(create_app(self.service, self._api_settings()))
                 http_done = trio.Event()

@@ -9,8 +9,9 @@ unauthenticated floods are bounded. Each request holds a slot while it is handle
   instead of the general one, since it mostly waits;
 - a WebSocket stream a slot of ``websocket_streams_max`` for as long as it is open.
 Over a limit the answer is 429 with Retry-After, as a problem document (a WebSocket is closed with
-1013, "try again later"). The caps are named in doq/caps.py. The health probes are never refused: a kubelet must see a busy node as
-alive and ready, or it restarts the pod and makes the overload worse.
+1013, "try again later"). The caps are named in doq/caps.py. The health probes are never refused:
+a kubelet must see a busy node as alive and ready, or it restarts the pod and makes the overload
+worse.
 """
 
 from __future__ import annotations

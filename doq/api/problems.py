@@ -22,6 +22,7 @@ from doq.api.schemas import ErrorDetail, ErrorModel
 from doq.service import (
     InsufficientStorageError,
     NotLeaderError,
+    OverLimitError,
     RejectedError,
     TooLargeError,
     UnavailableError,
@@ -41,6 +42,7 @@ _SERVICE_ERRORS = (
     TooLargeError,
     NotLeaderError,
     InsufficientStorageError,
+    OverLimitError,
 )
 
 _ENCODER = msgspec.json.Encoder()
@@ -138,6 +140,8 @@ def problem_for_service_error(exc: Exception) -> ApiProblem:
         return unavailable(str(exc), exc.retry_after_s)
     if isinstance(exc, TooLargeError):
         return ApiProblem(413, str(exc))
+    if isinstance(exc, OverLimitError):
+        return ApiProblem(429, str(exc), retry_after_s=exc.retry_after_s)
     if isinstance(exc, InsufficientStorageError):
         return ApiProblem(507, str(exc), retry_after_s=exc.retry_after_s)
     if isinstance(exc, NotLeaderError):
