@@ -3,9 +3,10 @@
 It wires the service into the routes, installs the problem+json error handlers, the OpenAPI
 document and docs page (quart-schema), the body limit, per-request metrics, the follower-to-leader
 forwarder, the rate sampler, and the fast path for enqueue and dequeue (doq/api/fastpath.py) in
-front of it all. The two background pieces (the forwarder's HTTP client and the
-sampler task) live between the app's startup and shutdown, in the nursery Quart-Trio gives the
-app, so they end with it.
+front of it all; in front of the fast path, the in-flight caps (doq/api/limits.py) and, when
+tokens are configured, the bearer-token check (doq/api/auth.py), so no way in bypasses them.
+The two background pieces (the forwarder's HTTP client and the sampler task) live between the
+app's startup and shutdown, in the nursery Quart-Trio gives the app, so they end with it.
 """
 
 from __future__ import annotations
