@@ -170,3 +170,13 @@ async def test_a_follower_relays_the_clients_token_and_the_leader_judges_it(tmp_
             assert anonymous.status_code == 401
             info = await http.get(f"{QUEUES}/q", headers=bearer(ADMIN))
             assert info.json()["total"] == 1
+
+
+async def test_no_token_reaches_the_logs(tmp_path, caplog):
+    caplog.set_level("DEBUG")
+    async with api_app(str(tmp_path), tokens=TOKENS) as h:
+        await h.client.post(QUEUES, json={"name": "q"}, headers=bearer("guess-token-0123456789"))
+        await h.client.post(QUEUES, json={"name": "q"}, headers=bearer(PRODUCER))
+        await create_queue(h.client, bearer(ADMIN))
+    for token in ("guess-token-0123456789", PRODUCER, ADMIN):
+        assert token not in caplog.text

@@ -112,3 +112,9 @@ def test_half_a_tls_setting_or_a_bad_tokens_value_stops_the_launcher(tmp_path, c
         check(attrs.evolve(_settings(str(tmp_path), "n"), http__tokens=f"{PRODUCER} produce"))
     with pytest.raises(ConfigError, match="cluster key"):
         check(attrs.evolve(_settings(str(tmp_path), "n"), raft__curve_key="not-a-key"))
+
+
+def test_the_settings_never_show_a_secret(tmp_path):
+    key = ClusterKey.generate().secret.decode()
+    settings = attrs.evolve(_settings(str(tmp_path), "n"), http__tokens=TOKENS, raft__curve_key=key)
+    assert ADMIN not in repr(settings) and key not in repr(settings)
