@@ -29,8 +29,8 @@ async def test_a_voter_with_the_wrong_key_cannot_vote_lead_or_append(tmp_path):
             for i in range(20):
                 await leader.node.propose(set_command(f"k{i}", "v"))
             # Each of the intruder's election timeouts (150 to 300 ms here) sends a (pre-)vote
-            # request to both members; none can leave, for want of a connection (libzmq stops
-            # redialling after a refused handshake or two, so refusals are not a clock).
+            # request to both members; none can leave, for want of a connection (refusals are not
+            # a clock: the monitor reports only the first few, docs/transport.md).
             while intruder.node.transport.stats().dropped_unreachable < 8:
                 await trio.sleep(0.01)
             for member in members[:2]:
