@@ -46,6 +46,9 @@ def secure(tmp_path, node_id: str, ca, key_file: str, **more):
         http__ca_file=cafile,
         http__tokens=TOKENS,
         raft__curve_key_file=key_file,
+        # 1 to 2 s election timeouts: on a loaded machine 200 ms ones brought elections mid-test
+        # and 503s for writes that this test expects to pass.
+        raft__election_timeout_ticks=100,
         **more,
     )
 
