@@ -54,15 +54,17 @@ _QUEUE = rf"/API/v1/queues/{_NAME}"
 _MESSAGE = rf"{_QUEUE}/messages/{_ID}"
 
 RULES: tuple[Rule, ...] = (
-    _rule("GET HEAD", r"/livez|/readyz", OPEN),
+    _rule("GET HEAD", r"/livez|/readyz|/healthz", OPEN),
     _rule("GET HEAD", r"/API/v1/cluster/time", OPEN),
-    _rule("GET HEAD", r"/openapi\.json|/openapi\.yaml|/docs|/schemas/[^/]+\.json", OPEN),
+    _rule("GET HEAD", r"/openapi\.json|/openapi\.yaml|/openapi-3\.0\.(json|yaml)", OPEN),
+    _rule("GET HEAD", r"/docs|/docs/assets/[^/]+|/schemas/[^/]+\.json", OPEN),
     _rule("GET HEAD", r"/metrics", Scope.METRICS),
-    _rule("POST", rf"{_QUEUE}/messages", Scope.PRODUCE),
+    _rule("POST", rf"{_QUEUE}/messages(/batch)?", Scope.PRODUCE),
     _rule("POST", r"/API/v1/ids", Scope.PRODUCE),
     _rule("GET HEAD", rf"{_QUEUE}/messages", Scope.CONSUME),
     _rule("GET HEAD", _MESSAGE, Scope.CONSUME),
-    _rule("POST", rf"{_MESSAGE}/(ack|nack|touch)", Scope.CONSUME),
+    _rule("GET HEAD", rf"{_QUEUE}/peek", Scope.CONSUME),
+    _rule("POST", rf"({_MESSAGE}|{_QUEUE}/messages)/(ack|nack|touch)", Scope.CONSUME),
     _rule("DELETE", _MESSAGE, Scope.ADMIN),
     _rule("PUT", rf"{_MESSAGE}/priority", Scope.ADMIN),
     # Queues, cluster membership (join, leave, servers), backup and restore: management.

@@ -24,7 +24,7 @@ from doq.api.problems import ERROR_MODEL, ApiProblem, problem_asgi_headers, prob
 from doq.caps import InFlightCaps
 
 LIMITED_RETRY_AFTER_S = 1
-UNLIMITED_PATHS = frozenset(("/livez", "/readyz"))
+UNLIMITED_PATHS = frozenset(("/livez", "/readyz", "/healthz"))
 _WAIT_PARAMETER = b"wait="
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]

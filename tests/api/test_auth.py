@@ -127,6 +127,14 @@ def test_the_table_names_each_route_and_closes_unknown_ones():
     assert requirement("POST", "/db/restore") is Scope.ADMIN
     assert requirement("GET", "/API/v1/queues/q/messages/stream") is Scope.ADMIN  # not in the table
     assert requirement("GET", "/livez/../API/v1/queues") is Scope.ADMIN
+    # Routes of the batch, long-poll and UI branches (issue 8, issue 11):
+    assert requirement("GET", "/healthz") is OPEN
+    assert requirement("GET", "/openapi-3.0.yaml") is OPEN
+    assert requirement("POST", "/API/v1/queues/q/messages/batch") is Scope.PRODUCE
+    assert requirement("POST", "/API/v1/queues/q/messages/ack") is Scope.CONSUME
+    assert requirement("GET", "/API/v1/queues/q/peek") is Scope.CONSUME
+    assert requirement("POST", "/API/v1/cluster/transfer") is Scope.ADMIN
+    assert requirement("GET", "/") is Scope.ADMIN
 
 
 @pytest.mark.parametrize(
