@@ -41,6 +41,10 @@ class DeployConfig:
     memory_limit: str = "1Gi"
 
     @property
+    def security_secret(self) -> str:
+        return f"{self.name}-security"
+
+    @property
     def internal_service(self) -> str:
         return f"{self.name}-internal"
 
@@ -149,6 +153,13 @@ def _field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    """From a Secret that may not exist: without it the variable is unset and the node runs
+    without that protection (docs/kubernetes.md, "Closing the cluster")."""
+    ref = {"name": secret, "key": key, "optional": True}
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
 def _container(c: DeployConfig) -> dict[str, Any]:
     def probe(path: str, period_s: int, failures: int) -> dict[str, Any]:
         return {
@@ -171,6 +182,9 @@ def _container(c: DeployConfig) -> dict[str, Any]:
             {"name": "DOQ_STORAGE_DATA_DIR", "value": DATA_DIR},
             {"name": "DOQ_HTTP_PORT", "value": str(HTTP_PORT)},
             {"name": "DOQ_GRPC_ADDRESS", "value": f"0.0.0.0:{GRPC_PORT}"},
+            # Optional: the cluster's CURVE key (doq keys init) and the API's bearer tokens.
+            _secret_env("DOQ_RAFT_CURVE_KEY", c.security_secret, "curve-key"),
+            _secret_env("DOQ_HTTP_TOKENS", c.security_secret, "tokens"),
         ],
         "ports": [
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},

@@ -15,6 +15,7 @@ doq prestop                                                                   Ku
 doq worker MODULE:HANDLER --queue Q [--concurrency 16]                       the worker runtime
 doq queues|send|recv|ack|nack|touch|get|delete|cluster|backup|restore ...     the client
                                                                               (each takes --help)
+doq keys init PATH                                                            a cluster key
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from doq.worker import cli as worker_cli
 
         return worker_cli.main(args[1:])
+    if args[:1] == ["keys"]:
+        from doq import keys
+
+        return keys.main(args[1:])
     if args[:1] == ["prestop"]:
         from doq.kubernetes import prestop
 
@@ -71,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             kubernetes = prepare(settings, os.environ)
             settings = kubernetes.settings
+        from doq import security
+
+        security.check(settings)  # a bad key, tokens file or certificate: exit code 2
     except config.ConfigError as exc:
         print(f"doq: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,12 @@ from typing import Any
 import attrs
 import yaml
 
+from doq.caps import (
+    LONG_POLLS_IN_FLIGHT_MAX,
+    REQUESTS_IN_FLIGHT_MAX,
+    REQUESTS_PER_CONNECTION_MAX,
+    WEBSOCKET_STREAMS_MAX,
+)
 from doq.commands import NODE_ID_CHARS_MAX
 from doq.diskguard import STORAGE_RESERVE_BYTES_DEFAULT
 from doq.goflags import NO_EFFECT
@@ -86,13 +92,39 @@ class Settings:
     # The Go server's gRPC service (doq/grpc, docs/grpc.md) on host:port; None: not served.
     grpc__address: str | None = None
     http__fast_path: bool = True  # enqueue/dequeue served in front of Quart (doq/api/fastpath.py)
+    # Security (doq/security.py, docs/operations.md "Security"). Tokens: lines of
+    # '<token> <scope>[,<scope>...]' in a file, or in the value itself (';' between entries).
+    http__tokens_file: str = ""
+    http__tokens: str = attrs.field(default="", repr=False)
+    http__certfile: str = ""  # with keyfile: HTTPS on the listener and between the nodes
+    http__keyfile: str = ""
+    http__ca_file: str = ""  # verifies the other nodes' certificates; default: system CAs
+    http__requests_in_flight_max: int = attrs.field(
+        default=REQUESTS_IN_FLIGHT_MAX, validator=_positive
+    )
+    http__requests_per_connection_max: int = attrs.field(
+        default=REQUESTS_PER_CONNECTION_MAX, validator=_positive
+    )
+    http__long_polls_in_flight_max: int = attrs.field(
+        default=LONG_POLLS_IN_FLIGHT_MAX, validator=_positive
+    )
+    http__websocket_streams_max: int = attrs.field(
+        default=WEBSOCKET_STREAMS_MAX, validator=_positive
+    )
     raft__address: str = "localhost:9000"  # where Raft listens and what peers dial
     raft__tick_ms: int = attrs.field(default=50, validator=_positive)
     raft__election_timeout_ticks: int = attrs.field(default=20, validator=_positive)
     raft__heartbeat_ticks: int = attrs.field(default=2, validator=_positive)
     raft__snapshot_interval_entries: int = attrs.field(default=50_000, validator=_positive)
     raft__faults_file: str = ""  # a JSON fault spec re-read while running (fault tests only)
+    # The cluster's CURVE key (doq/keys.py): a file 'doq keys init' wrote, or the key itself
+    # (an environment variable from a Kubernetes Secret). Neither: peer links in plaintext.
+    raft__curve_key_file: str = ""
+    raft__curve_key: str = attrs.field(default="", repr=False)
     queue__default_acknowledgement_timeout: int = attrs.field(default=1800, validator=_positive)
+    # Caps (doq/quotas.py): queues in the cluster, messages held by one queue; 0: none.
+    queue__queues_max: int = attrs.field(default=0, validator=_not_negative)
+    queue__messages_per_queue_max: int = attrs.field(default=0, validator=_not_negative)
     queue__stats__window_side: int = attrs.field(default=10, validator=_positive)
     prometheus__enabled: bool = True
     logging__level: str = "info"  # also the Go server's (zerolog's) names: trace, warn, fatal, ...

@@ -10,6 +10,7 @@ notes its own clock before and after, and hands the three times to ``PeerClocks`
 from __future__ import annotations
 
 import logging
+import ssl
 
 import httpx
 import msgspec
@@ -35,17 +36,25 @@ _DECODE = msgspec.json.Decoder(_Time).decode
 
 
 async def probe_peer_clocks(
-    service: QueueService, *, interval_s: float = CLOCK_PROBE_INTERVAL_S
+    service: QueueService,
+    *,
+    interval_s: float = CLOCK_PROBE_INTERVAL_S,
+    tls: ssl.SSLContext | None = None,
+    scheme: str = "http",
 ) -> None:
-    """Probe every voter's clock, forever (cancel it to stop)."""
-    async with httpx.AsyncClient(timeout=CLOCK_PROBE_TIMEOUT_S) as client:
+    """Probe every voter's clock, forever (cancel it to stop); over HTTPS, verified with
+    ``tls``, when the nodes serve HTTPS (the route is open: no token needed)."""
+    verify: ssl.SSLContext | bool = tls if tls is not None else True
+    async with httpx.AsyncClient(timeout=CLOCK_PROBE_TIMEOUT_S, verify=verify) as client:
         while True:
-            await probe_once(service, client)
+            await probe_once(service, client, scheme)
             short = service.clock_window() is None
             await trio.sleep(min(interval_s, CLOCK_PROBE_RETRY_S) if short else interval_s)
 
 
-async def probe_once(service: QueueService, client: httpx.AsyncClient) -> None:
+async def probe_once(
+    service: QueueService, client: httpx.AsyncClient, scheme: str = "http"
+) -> None:
     """One probe of each other voter, concurrently; a peer that does not answer in time keeps
     its last sample, which ages out (doq/clockbound.py)."""
     core = service.raft.core
@@ -59,17 +68,17 @@ async def probe_once(service: QueueService, client: httpx.AsyncClient) -> None:
     service.peer_clocks.forget_others(peers)
     async with trio.open_nursery() as nursery:
         for peer, address in peers.items():
-            nursery.start_soon(_probe, service, client, peer, address)
+            nursery.start_soon(_probe, service, client, peer, f"{scheme}://{address}")
 
 
-async def _probe(service: QueueService, client: httpx.AsyncClient, peer: str, address: str) -> None:
+async def _probe(service: QueueService, client: httpx.AsyncClient, peer: str, url: str) -> None:
     sent_ms = service.local_clock_ms()
     try:
-        response = await client.get(f"http://{address}{CLOCK_PATH}")
+        response = await client.get(f"{url}{CLOCK_PATH}")
         received_ms = service.local_clock_ms()
         response.raise_for_status()
         peer_ms = _DECODE(response.content).unix_ms
     except (httpx.HTTPError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        logger.debug("clock probe of %s at %s failed: %s", peer, address, exc)
+        logger.debug("clock probe of %s at %s failed: %s", peer, url, exc)
         return
     service.peer_clocks.record(peer, sent_ms, peer_ms, received_ms, service.monotonic_ms())

@@ -19,6 +19,7 @@ acknowledged write was durable on a majority before it was acknowledged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -29,13 +30,15 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from doq import repair
+from doq import repair, security
 from doq.api import ApiSettings, create_app
 from doq.config import Settings
 from doq.diskguard import DiskGuard
 from doq.expiry import Expirer
+from doq.keys import cluster_key
 from doq.membership import http_address
 from doq.peerclock import probe_peer_clocks
+from doq.quotas import Quotas
 from doq.service import QueueService, ServiceError
 from doq.state.machine import QueueStateMachine
 from raft_zmq.core.ready import NotLeader
@@ -104,6 +107,7 @@ class DoqNode:
                     http_address=s.advertised_http,
                     default_ack_timeout_s=s.queue__default_acknowledgement_timeout,
                     disk=DiskGuard(s.node_dir, s.storage__reserve_bytes),
+                    quotas=Quotas(s.queue__queues_max, s.queue__messages_per_queue_max),
                 )
                 api_app = create_app(self.service, self._api_settings())
                 app = self._app = _InFlight(api_app)
@@ -116,7 +120,14 @@ class DoqNode:
                 else:
                     grpc_done.set()
                 nursery.start_soon(self._keep_membership)
-                nursery.start_soon(probe_peer_clocks, self.service)
+                nursery.start_soon(
+                    functools.partial(
+                        probe_peer_clocks,
+                        self.service,
+                        tls=security.peer_tls(s),
+                        scheme=security.http_scheme(s),
+                    )
+                )
                 if self.leader_endpoint is not None:
                     nursery.start_soon(self.leader_endpoint.run, lambda: raft.is_leader)
                 nursery.start_soon(Expirer(self.service).run)
@@ -164,6 +175,7 @@ class DoqNode:
             heartbeat_interval_ticks=s.raft__heartbeat_ticks,
             snapshot_interval_entries=s.raft__snapshot_interval_entries,
             faults_file=s.raft__faults_file or None,
+            cluster_key=cluster_key(s),
         )
 
     def _bootstrap_config(self) -> ClusterConfig | None:
@@ -183,6 +195,9 @@ class DoqNode:
             stats_window_s=s.queue__stats__window_side,
             prometheus_enabled=s.prometheus__enabled,
             fast_path=s.http__fast_path,
+            tokens=security.api_tokens(s),
+            caps=security.caps(s),
+            peer_tls=security.peer_tls(s),
         )
 
     async def _serve_http(
@@ -202,6 +217,9 @@ class DoqNode:
         config.errorlog = logging.getLogger("hypercorn.error")
         config.keep_alive_timeout = 75  # longer than common client pools keep idle connections
         config.keep_alive_max_requests = 1_000_000  # Hypercorn's 1,000 makes clients reconnect
+        if security.tls_enabled(s):
+            config.certfile = s.http__certfile
+            config.keyfile = s.http__keyfile
         try:
             with self._http_scope:
                 await serve(  # type: ignore[arg-type]
@@ -235,7 +253,10 @@ class DoqNode:
         through --cluster.join_addr (or the leader), or, as the leader, write it directly.
         Once it is so, a node that ``doq repair`` emptied is a member like any other again."""
         backoff_s = JOIN_BACKOFF_MIN_S
-        async with httpx.AsyncClient(timeout=JOIN_REQUEST_TIMEOUT_S) as client:
+        tls = security.peer_tls(self.settings)
+        async with httpx.AsyncClient(
+            timeout=JOIN_REQUEST_TIMEOUT_S, verify=tls if tls is not None else True
+        ) as client:
             while True:
                 if self._listed_as_wanted():
                     repair.clear_rejoin_marker(self.settings.node_dir)
@@ -285,7 +306,10 @@ class DoqNode:
             "http_addr": s.advertised_http,
             "replace_unreachable": True,
         }
-        response = await client.post(f"http://{target}/API/v1/cluster/join", json=body)
+        tokens = security.api_tokens(s)
+        headers = {} if tokens is None else {"Authorization": f"Bearer {tokens.node_token}"}
+        url = f"{security.http_scheme(s)}://{target}/API/v1/cluster/join"
+        response = await client.post(url, json=body, headers=headers)
         if response.status_code != 200:
             raise ServiceError(f"{target} answered {response.status_code}: {response.text[:200]}")
         logger.info("joined the cluster through %s", target)

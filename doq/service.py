@@ -77,6 +77,7 @@ from doq.ids import (
     compose_id,
 )
 from doq.membership import encode_metadata, http_address, suffrage_name
+from doq.quotas import Quotas
 from doq.reachability import answers_at
 from doq.state.machine import QueueStateMachine
 from doq.state.results import NodeNumberAssigned, QueueInfo, RejectCode, Rejected, Result
@@ -90,6 +91,7 @@ UNAVAILABLE_RETRY_AFTER_S = 1
 # ID_FLOOR_FUTURE_MS_MAX, so its IDs still raise the floor).
 ID_RESERVE_AHEAD_MS = 10_000
 INSUFFICIENT_STORAGE_RETRY_AFTER_S = 30  # room is made by an operator, not in a second
+OVER_LIMIT_RETRY_AFTER_S = 5  # a queue over its cap drains at the consumers' pace
 CLOCK_ESTIMATE_WAIT_S_MAX = 3.0  # a write waits this long for a majority's clock estimates
 CLOCK_ESTIMATE_POLL_S = 0.02
 
@@ -123,6 +125,12 @@ class InsufficientStorageError(ServiceError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.retry_after_s = INSUFFICIENT_STORAGE_RETRY_AFTER_S
+
+
+class OverLimitError(ServiceError):
+    """A configured cap on queues or messages (doq/quotas.py) refuses the write."""
+
+    retry_after_s = OVER_LIMIT_RETRY_AFTER_S
 
 
 class TooLargeError(ServiceError):
@@ -199,8 +207,10 @@ class QueueService:
         monotonic_ms: Callable[[], int] = trio_monotonic_ms,
         disk: DiskGuard | None = None,
         peer_clocks: PeerClocks | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.raft = raft
+        self.quotas = quotas if quotas is not None else Quotas()
         self.state = state
         self.disk = disk if disk is not None else DiskGuard(state.path)
         self.http_address = http_address
@@ -229,6 +239,10 @@ class QueueService:
         ack_timeout_s: int | None = None,
     ) -> Result:
         ts = await self._stamp()
+        if self.quotas.queues_max:
+            refusal = self.quotas.queue_refusal(len(self.state.list_queues()))
+            if refusal is not None:
+                raise OverLimitError(refusal)
         timeout = ack_timeout_s if ack_timeout_s is not None else self.default_ack_timeout_s
         return await self._write(CreateQueue(ts, name, queue_type, timeout, strategy, max_unacked))
 
@@ -260,6 +274,10 @@ class QueueService:
     # --- messages ------------------------------------------------------------------------------
     async def enqueue(self, queue: str, messages: Sequence[MessageInput]) -> Result:
         ts = await self._stamp()
+        if self.quotas.messages_per_queue_max:
+            refusal = self.quotas.messages_refusal(self.state.queue_info(queue), len(messages))
+            if refusal is not None:
+                raise OverLimitError(refusal)
         ids = self._ids
         assert ids is not None  # _stamp made it
         new = tuple(

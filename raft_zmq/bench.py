@@ -4,6 +4,11 @@ commit latency (propose() call to applied result on the leader) for 1 and 64 con
 proposers, which run as Trio tasks inside the leader's process.
 
     python -m raft_zmq.bench [--seconds 10] [--proposers 1,64] [--json] [--no-sync]
+                             [--curve off|on|both]
+
+``--curve on`` runs the cluster with CURVE-authenticated, encrypted links (raft_zmq/curve.py);
+``both`` runs it without and then with, in one invocation, and prints the ratio. The parent hands
+the key to its nodes in ``CURVE_KEY_ENV``, never on a command line.
 
 The parent starts the nodes (``python -m raft_zmq.bench _node ...``), finds the leader through a
 line protocol on their stdin/stdout, asks it to run each load phase, and stops every node by PID.
@@ -28,9 +33,11 @@ from typing import Any
 import trio
 
 from raft_zmq.core.types import ClusterConfig, Entry, Server
+from raft_zmq.curve import ClusterKey
 from raft_zmq.node import NodeConfig, RaftNode
 
 PAYLOAD_BYTES = 100
+CURVE_KEY_ENV = "RAFT_ZMQ_BENCH_CURVE_KEY"
 NODE_START_TIMEOUT_S = 30.0
 WARMUP_S = 1.0
 
@@ -124,6 +131,7 @@ async def _node_main(args: argparse.Namespace) -> None:
         data_dir=os.path.join(args.data, args.id),
         sync=not args.no_sync,
         persist_in_thread=args.thread_persist,
+        cluster_key=ClusterKey.from_text(os.environ[CURVE_KEY_ENV]) if args.curve else None,
     )
     node = RaftNode(config, NoopStateMachine(), bootstrap=ClusterConfig(servers))
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
@@ -196,12 +204,16 @@ def _find_leader(procs: list[_Proc]) -> _Proc:
     raise RuntimeError("no leader was elected")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, *, curve: bool = False) -> dict[str, Any]:
     data = args.data_dir or tempfile.mkdtemp(prefix="raft-bench-")
     peers = ",".join(f"127.0.0.1:{_free_port()}" for _ in range(3))
-    flags = (["--no-sync"] if args.no_sync else []) + (
-        ["--thread-persist"] if args.thread_persist else []
+    flags = (
+        (["--no-sync"] if args.no_sync else [])
+        + (["--thread-persist"] if args.thread_persist else [])
+        + (["--curve"] if curve else [])
     )
+    if curve:
+        os.environ[CURVE_KEY_ENV] = ClusterKey.generate().secret.decode()
     procs = [
         _Proc(
             [
@@ -240,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--data", required=True)
         parser.add_argument("--no-sync", action="store_true")
         parser.add_argument("--thread-persist", action="store_true")
+        parser.add_argument("--curve", action="store_true")
         args = parser.parse_args(argv[1:])
         random.seed()
         trio.run(_node_main, args)
@@ -255,12 +268,37 @@ def main(argv: list[str] | None = None) -> int:
         help="fsync in a worker thread instead of the Trio thread (the default)",
     )
     parser.add_argument("--data-dir", help="keep the nodes' data here (default: a temp dir)")
+    parser.add_argument(
+        "--curve",
+        choices=("off", "on", "both"),
+        default="off",
+        help="CURVE on the peer links; both: off then on, in this run (default off)",
+    )
     args = parser.parse_args(argv)
     args.proposers = [int(p) for p in args.proposers.split(",")]
-    result = run(args)
+    if args.curve == "both":
+        return _compare_curve(args)
+    result = run(args, curve=args.curve == "on")
+    _print(args, result, curve=args.curve == "on")
+    if args.json:
+        print(json.dumps(_summary(args, result)))
+    return 0
+
+
+def _compare_curve(args: argparse.Namespace) -> int:
+    results = {curve: run(args, curve=curve) for curve in (False, True)}
+    for curve, result in results.items():
+        _print(args, result, curve=curve)
+    for plain, secure in zip(results[False]["phases"], results[True]["phases"]):
+        ratio = secure["proposals_per_s"] / max(plain["proposals_per_s"], 1)
+        print(f"  {plain['proposers']:>3} proposers: CURVE on / off = {ratio:.2f}")
+    return 0
+
+
+def _print(args: argparse.Namespace, result: dict[str, Any], *, curve: bool) -> None:
     print(
         f"raft_zmq bench: 3 nodes on 127.0.0.1, {platform.node()}, {os.cpu_count()} cores, "
-        f"durable={not args.no_sync}, {PAYLOAD_BYTES} B proposals"
+        f"durable={not args.no_sync}, {PAYLOAD_BYTES} B proposals, curve={'on' if curve else 'off'}"
     )
     for phase in result["phases"]:
         print(
@@ -269,20 +307,20 @@ def main(argv: list[str] | None = None) -> int:
             f"(mean batch {phase['mean_batch_entries']} entries, errors {phase['errors']}, "
             f"elections {phase['elections']})"
         )
-    if args.json:
-        main_phase = max(result["phases"], key=lambda p: p["proposers"])
-        single = min(result["phases"], key=lambda p: p["proposers"])
-        summary = {
-            "proposals_per_s": main_phase["proposals_per_s"],
-            "p50_ms": main_phase["p50_ms"],
-            "p99_ms": main_phase["p99_ms"],
-            "proposers": main_phase["proposers"],
-            "durable": not args.no_sync,
-            "nodes": 3,
-            "single_proposer": {k: single[k] for k in ("proposals_per_s", "p50_ms", "p99_ms")},
-        }
-        print(json.dumps(summary))
-    return 0
+
+
+def _summary(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    main_phase = max(result["phases"], key=lambda p: p["proposers"])
+    single = min(result["phases"], key=lambda p: p["proposers"])
+    return {
+        "proposals_per_s": main_phase["proposals_per_s"],
+        "p50_ms": main_phase["p50_ms"],
+        "p99_ms": main_phase["p99_ms"],
+        "proposers": main_phase["proposers"],
+        "durable": not args.no_sync,
+        "nodes": 3,
+        "single_proposer": {k: single[k] for k in ("proposals_per_s", "p50_ms", "p99_ms")},
+    }
 
 
 if __name__ == "__main__":

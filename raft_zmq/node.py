@@ -57,6 +57,7 @@ from raft_zmq.core.types import (
     SnapshotMeta,
     Suffrage,
 )
+from raft_zmq.curve import ClusterKey
 from raft_zmq.driver import ChunkSender, Driver, DriverOptions, Outcomes, Round
 from raft_zmq.driver.errors import LeadershipLost, ProposalLost
 from raft_zmq.driver.limits import SNAPSHOT_KEEP, STORAGE_FULL_RETRY_INTERVAL_MS
@@ -101,6 +102,9 @@ class NodeConfig:
     transport: TransportConfig = attrs.field(factory=TransportConfig)
     faults: FaultSpec | None = None  # faults in force from the start (tests, fault suites)
     faults_file: str | None = None  # a JSON fault spec re-read while running (faults.py)
+    # With a key, peer links are CURVE-authenticated and encrypted (raft_zmq/curve.py); every
+    # member must hold the same key.
+    cluster_key: ClusterKey | None = None
 
 
 class _Waiter:
@@ -185,6 +189,7 @@ class RaftNode:
                 config=self.config.transport,
                 faults=self.config.faults,
                 faults_file=Path(self.config.faults_file) if self.config.faults_file else None,
+                cluster_key=self.config.cluster_key,
             )
             self.transport = transport
             async with trio.open_nursery() as nursery:

@@ -24,6 +24,7 @@ import zmq
 
 from raft_zmq.codec import FRAME_MAX_BYTES, NODE_ID_MAX_CHARS, CodecError, decode, encode
 from raft_zmq.core.types import Message, NodeId
+from raft_zmq.curve import ClusterKey, CurveGate
 from raft_zmq.faults import FaultLayer, FaultSpec
 from raft_zmq.trio_zmq import TrioZmqSocket
 
@@ -79,6 +80,9 @@ class TransportStats:
     fault_delay_overflow: int
     fault_partitioned_outbound: int
     fault_partitioned_inbound: int
+    # With a cluster key (raft_zmq/curve.py): handshakes refused, of them for a wrong key.
+    refused_handshake: int = 0
+    refused_key: int = 0
 
 
 @attrs.define
@@ -133,6 +137,7 @@ class Transport:
         faults: FaultSpec | None = None,
         faults_file: Path | None = None,
         context: zmq.Context | None = None,
+        cluster_key: ClusterKey | None = None,
     ) -> None:
         _check_node_id(node_id)
         self.node_id = node_id
@@ -149,9 +154,17 @@ class Transport:
         )
         self._running = False
         self._closed = False
+        self._cluster_key = cluster_key
+        self._gate: CurveGate | None = None
         try:
+            if cluster_key is not None:  # the ZAP handler must exist before the ROUTER binds
+                self._gate = CurveGate(self._context, cluster_key)
             self._router = TrioZmqSocket(self._bind_router(bind_address))
+            if self._gate is not None:
+                self._gate.watch(self._router.zmq_socket)
         except BaseException:
+            if self._gate is not None:
+                self._gate.close()
             if self._own_context:
                 self._context.term()
             raise
@@ -167,6 +180,8 @@ class Transport:
             sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
             sock.setsockopt(zmq.RCVHWM, self.config.router_receive_hwm_messages)
             sock.setsockopt(zmq.MAXMSGSIZE, INBOUND_MESSAGE_HARD_MAX_BYTES)
+            if self._cluster_key is not None:
+                self._cluster_key.serve(sock)
             self._set_heartbeats(sock)
             if endpoint.startswith("tcp://["):
                 sock.setsockopt(zmq.IPV6, 1)
@@ -198,6 +213,8 @@ class Transport:
             sock.setsockopt(zmq.RECONNECT_IVL, config.reconnect_interval_ms)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, config.reconnect_interval_max_ms)
             sock.setsockopt(zmq.CONNECT_TIMEOUT, config.connect_timeout_ms)
+            if self._cluster_key is not None:
+                self._cluster_key.dial(sock)
             self._set_heartbeats(sock)
             if endpoint.startswith("tcp://["):
                 sock.setsockopt(zmq.IPV6, 1)
@@ -285,6 +302,8 @@ class Transport:
                 nursery.start_soon(self.faults.run_releases, self._release_delayed)
                 if self._faults_file is not None:
                     nursery.start_soon(self.faults.watch_file, self._faults_file)
+                if self._gate is not None:
+                    nursery.start_soon(self._gate.run)
                 task_status.started(self.address)
                 await self._receive_loop()
                 nursery.cancel_scope.cancel()
@@ -349,7 +368,10 @@ class Transport:
 
     def stats(self) -> TransportStats:
         fault = self.faults.stats()
+        gate = self._gate.counters if self._gate is not None else None
         return TransportStats(
+            refused_handshake=gate.refused_handshake if gate is not None else 0,
+            refused_key=gate.refused_key if gate is not None else 0,
             **attrs.asdict(self._counters),
             fault_dropped=fault.dropped,
             fault_duplicated=fault.duplicated,
@@ -381,6 +403,8 @@ class Transport:
         for peer in self._peers.values():
             peer.socket.close()
         self._peers.clear()
+        if self._gate is not None:
+            self._gate.close()
         self._router.close()
         self._inbound_in.close()
         if self._own_context:

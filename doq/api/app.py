@@ -3,9 +3,10 @@
 It wires the service into the routes, installs the problem+json error handlers, the OpenAPI
 document and docs page (quart-schema), the body limit, per-request metrics, the follower-to-leader
 forwarder, the rate sampler, and the fast path for enqueue and dequeue (doq/api/fastpath.py) in
-front of it all. The two background pieces (the forwarder's HTTP client and the
-sampler task) live between the app's startup and shutdown, in the nursery Quart-Trio gives the
-app, so they end with it.
+front of it all; in front of the fast path, the in-flight caps (doq/api/limits.py) and, when
+tokens are configured, the bearer-token check (doq/api/auth.py), so no way in bypasses them.
+The two background pieces (the forwarder's HTTP client and the sampler task) live between the
+app's startup and shutdown, in the nursery Quart-Trio gives the app, so they end with it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from quart_schema import Info, QuartSchema, Tag
 from quart_trio import QuartTrio
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from doq.api.auth import BearerAuth
 from doq.api.context import ApiContext
 from doq.api.dispatch import Dispatcher
 from doq.api.fastpath import FastPath
 from doq.api.forwarding import Forwarder
+from doq.api.limits import InFlightLimits
 from doq.api.openapi import DoqOpenAPIProvider
 from doq.api.problems import install_error_handlers
 from doq.api.routes_admin import register_admin_routes
@@ -88,7 +91,7 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     # quart-schema wraps make_response to turn returned models into JSON (about 25 us a
     # request); every route here returns a Response already, so the plain method is restored.
     app.make_response = QuartTrio.make_response.__get__(app)  # type: ignore[method-assign]
-    forwarder = Forwarder(settings.node_id, settings.forward_hops_max)
+    forwarder = Forwarder(settings.node_id, settings.forward_hops_max, settings.peer_tls)
     metrics = Metrics.create(service)
     api = ApiContext(
         service=service,
@@ -115,6 +118,10 @@ def create_app(service: QueueService, settings: ApiSettings) -> QuartTrio:
     if settings.fast_path:
         # Quart's own middleware hook: Hypercorn and the test client both call asgi_app.
         app.asgi_app = FastPath(app.asgi_app, api)  # type: ignore[method-assign]
+    # In front of everything, the fast path included: the in-flight caps, then the tokens.
+    if settings.tokens is not None:
+        app.asgi_app = BearerAuth(app.asgi_app, settings.tokens)  # type: ignore[method-assign]
+    app.asgi_app = InFlightLimits(app.asgi_app, settings.caps)  # type: ignore[method-assign]
 
     # Quart-Trio waits up to BACKGROUND_TASK_SHUTDOWN_TIMEOUT for tasks in its nursery at
     # shutdown: the sampler and the leadership watcher are cancelled explicitly so shutdown does

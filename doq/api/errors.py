@@ -17,6 +17,7 @@ from doq.api.schemas import ErrorDetail, ErrorModel
 from doq.service import (
     InsufficientStorageError,
     NotLeaderError,
+    OverLimitError,
     RejectedError,
     TooLargeError,
     UnavailableError,
@@ -122,6 +123,8 @@ def problem_for_service_error(exc: Exception) -> ApiProblem:
         return ApiProblem(413, str(exc))
     if isinstance(exc, InsufficientStorageError):
         return ApiProblem(507, str(exc), retry_after_s=exc.retry_after_s)
+    if isinstance(exc, OverLimitError):
+        return ApiProblem(429, str(exc), retry_after_s=exc.retry_after_s)
     if isinstance(exc, NotLeaderError):
         # Only reached when forwarding is off or exhausted: tell the client where to go.
         where = f" at {exc.leader_http}" if exc.leader_http else ""

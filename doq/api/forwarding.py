@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import ssl
 from typing import Any
 from urllib.parse import quote
 
@@ -39,7 +40,9 @@ _RELAYED_HEADERS = (
     (b"retry-after", "Retry-After"),
     (b"x-doq-receipt", "X-Doq-Receipt"),  # doq/api/receipts.py: a dequeue's delivery receipt
 )
-_SENT_HEADERS = (b"content-type", b"accept")
+# The client's credentials travel with the request: the leader judges them itself
+# (doq/api/auth.py), as it would judge the client's own request.
+_SENT_HEADERS = (b"content-type", b"accept", b"authorization")
 _HOPS_KEY = HOPS_HEADER.lower().encode()
 _FORWARDED_HOST_KEY = FORWARDED_HOST_HEADER.lower().encode()
 
@@ -107,10 +110,11 @@ class Forwarder:
 
     node_id: str
     hops_max: int
+    tls: ssl.SSLContext | None = None  # HTTPS to the leader, verified with this context
     _client: RelayClient | None = None
 
     def start(self) -> None:
-        self._client = RelayClient()
+        self._client = RelayClient(tls=self.tls)
 
     async def aclose(self) -> None:
         if self._client is not None:

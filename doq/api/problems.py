@@ -34,6 +34,7 @@ from doq.api.schemas import ErrorDetail
 from doq.service import (
     InsufficientStorageError,
     NotLeaderError,
+    OverLimitError,
     RejectedError,
     TooLargeError,
     UnavailableError,
@@ -63,6 +64,7 @@ _SERVICE_ERRORS = (
     TooLargeError,
     NotLeaderError,
     InsufficientStorageError,
+    OverLimitError,
 )
 
 

@@ -4,7 +4,8 @@ Why not httpx: it cost 750-930 us of CPU per request here, more than the leader 
 the request, so a follower that relays every request was the slowest node of the cluster. A relay
 needs little: one request with a body, one whole answer, connections kept alive per address.
 The protocol is h11's (the parser Hypercorn uses): framing (Content-Length and chunked),
-keep-alive and "Connection: close" are its job, not this module's.
+keep-alive and "Connection: close" are its job, not this module's. With a TLS context it speaks
+HTTPS to every address, verifying the peer's certificate with that context (its CA file).
 
 What the caller must learn from a failure is whether the server may have seen the request:
 - ``ConnectFailed``: nothing was written (no connection, no free slot before the deadline), so
@@ -18,6 +19,7 @@ reads as ready: end of file), so a request is not written into a connection alre
 from __future__ import annotations
 
 import select
+import ssl
 import time
 from collections.abc import Callable, Sequence
 
@@ -61,8 +63,11 @@ class HttpAnswer:
 class _Connection:
     """One TCP connection and its h11 state; one exchange at a time."""
 
-    def __init__(self, stream: trio.SocketStream, body_bytes_max: int) -> None:
-        self.stream = stream
+    def __init__(
+        self, stream: trio.abc.Stream, tcp: trio.SocketStream, body_bytes_max: int
+    ) -> None:
+        self.stream = stream  # the TCP stream itself, or TLS over it
+        self.tcp = tcp
         self.body_bytes_max = body_bytes_max
         self.protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=ANSWER_HEAD_BYTES_MAX)
         self.idle_since_s = 0.0
@@ -73,11 +78,11 @@ class _Connection:
         if now_s - self.idle_since_s > idle_expiry_s:
             return False
         poller = select.poll()  # not select.select: it fails for descriptors above 1023
-        poller.register(self.stream.socket.fileno(), select.POLLIN)
+        poller.register(self.tcp.socket.fileno(), select.POLLIN)
         return not poller.poll(0)
 
     def close(self) -> None:
-        self.stream.socket.close()  # synchronous in Trio (it notifies waiters first)
+        self.tcp.socket.close()  # synchronous in Trio (it notifies waiters first)
 
     async def exchange(
         self, method: bytes, target: bytes, headers: Sequence[Header], body: bytes
@@ -142,12 +147,14 @@ class RelayClient:
         connections_per_address_max: int = CONNECTIONS_PER_ADDRESS_MAX,
         answer_body_bytes_max: int = ANSWER_BODY_BYTES_MAX,
         clock_s: Callable[[], float] = time.monotonic,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         assert idle_expiry_s > 0 and connections_per_address_max > 0 and answer_body_bytes_max > 0
         self._idle_expiry_s = idle_expiry_s
         self._answer_body_bytes_max = answer_body_bytes_max
         self._connections_max = connections_per_address_max
         self._clock_s = clock_s
+        self._tls = tls  # HTTPS to every address, verified with this context
         self._pools: dict[str, _Pool] = {}
         self._closed = False
 
@@ -217,10 +224,18 @@ class RelayClient:
         if not host or not port.isascii() or not port.isdigit():
             raise ConnectFailed(f"not a host:port address: {address!r}")
         try:
-            stream = await trio.open_tcp_stream(host.strip("[]"), int(port))
+            tcp = await trio.open_tcp_stream(host.strip("[]"), int(port))
         except OSError as exc:
             raise ConnectFailed(f"cannot connect to {address}: {exc}") from exc
-        return _Connection(stream, self._answer_body_bytes_max)
+        if self._tls is None:
+            return _Connection(tcp, tcp, self._answer_body_bytes_max)
+        tls = trio.SSLStream(tcp, self._tls, server_hostname=host.strip("[]"))
+        try:
+            await tls.do_handshake()
+        except (trio.BrokenResourceError, OSError) as exc:  # nothing of the request was sent
+            tcp.socket.close()
+            raise ConnectFailed(f"TLS handshake with {address} failed: {exc}") from exc
+        return _Connection(tls, tcp, self._answer_body_bytes_max)
 
     def _give_back(self, pool: _Pool, connection: _Connection) -> None:
         if self._closed or not connection.reusable():

@@ -3,7 +3,16 @@ API has a name, a unit and a default in one place."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
+
+from doq.caps import InFlightCaps
+
+if TYPE_CHECKING:
+    import ssl
+
+    from doq.api.auth import TokenTable
 
 MAX_BODY_BYTES_DEFAULT = 4 * 1024 * 1024  # API.md: request bodies above 4 MiB answer 413
 REQUEST_TIMEOUT_S_DEFAULT = 10.0  # a request is answered (or refused with 503) within this
@@ -26,6 +35,11 @@ class ApiSettings:
     forwarding: bool = True
     forward_hops_max: int = FORWARD_HOPS_MAX
     fast_path: bool = True
+    # Security (docs/operations.md, "Security"): bearer tokens (None: the API is open), the
+    # in-flight caps, and the TLS context for relaying to the leader (None: plain HTTP).
+    tokens: TokenTable | None = None
+    caps: InFlightCaps = attrs.field(factory=InFlightCaps)
+    peer_tls: ssl.SSLContext | None = None
     title: str = "doq: a distributed priority queue"
     version: str = "0.1.0"
 

@@ -19,9 +19,12 @@ DETAIL_CHARS_MAX = 1000  # a status message longer than this is cut
 
 _CODES = {
     400: Status.FAILED_PRECONDITION,  # the queue is empty
+    401: Status.UNAUTHENTICATED,  # the API has tokens (docs/operations.md, "Security")
+    403: Status.PERMISSION_DENIED,  # the token lacks the route's scope
     404: Status.NOT_FOUND,
     413: Status.INVALID_ARGUMENT,  # larger than one log entry may be: never accepted
     422: Status.INVALID_ARGUMENT,
+    429: Status.RESOURCE_EXHAUSTED,  # over an in-flight cap or a queue quota
     503: Status.UNAVAILABLE,  # no leader in time, or forwarding off: names the leader
     507: Status.RESOURCE_EXHAUSTED,  # the leader's disk is short of its reserve
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -47,14 +48,26 @@ def local_http(settings: config.Settings) -> str:
     return f"{host}:{settings.http__port}"
 
 
-def leave(http_address: str, node_id: str, deadline_s: float = LEAVE_WAIT_S_MAX) -> bool:
-    """Ask the cluster, through this node, to remove it; True once it is no longer listed."""
+def leave(
+    http_address: str,
+    node_id: str,
+    deadline_s: float = LEAVE_WAIT_S_MAX,
+    *,
+    settings: config.Settings | None = None,
+) -> bool:
+    """Ask the cluster, through this node, to remove it; True once it is no longer listed.
+    With ``settings``, over HTTPS and with the node's admin token when they say so."""
     deadline = time.monotonic() + deadline_s
-    with httpx.Client(timeout=LEAVE_REQUEST_TIMEOUT_S) as client:
+    scheme, verify, headers = "http", None, {}
+    if settings is not None:
+        scheme, verify, headers = _local_credentials(settings)
+    with httpx.Client(timeout=LEAVE_REQUEST_TIMEOUT_S, verify=verify or True) as client:
         while time.monotonic() < deadline:
             try:
                 answer = client.post(
-                    f"http://{http_address}/API/v1/cluster/leave", json={"id": node_id}
+                    f"{scheme}://{http_address}/API/v1/cluster/leave",
+                    json={"id": node_id},
+                    headers=headers,
                 )
                 if answer.status_code == 200:
                     return True
@@ -63,6 +76,21 @@ def leave(http_address: str, node_id: str, deadline_s: float = LEAVE_WAIT_S_MAX)
                 logger.warning("leave failed: %r", exc)
             time.sleep(LEAVE_RETRY_S)
     return False
+
+
+def _local_credentials(
+    settings: config.Settings,
+) -> tuple[str, ssl.SSLContext | None, dict[str, str]]:
+    """The scheme, TLS context and headers of a call to this pod's own node. The certificate
+    names the pod's DNS names, not 127.0.0.1: the chain is verified, the name is not."""
+    from doq import security
+
+    tls = security.peer_tls(settings)
+    if tls is not None:
+        tls.check_hostname = False
+    tokens = security.api_tokens(settings)
+    headers = {} if tokens is None else {"Authorization": f"Bearer {tokens.node_token}"}
+    return security.http_scheme(settings), tls, headers
 
 
 def main(argv: Sequence[str], environ: dict[str, str] | None = None) -> int:
@@ -86,4 +114,4 @@ def main(argv: Sequence[str], environ: dict[str, str] | None = None) -> int:
         logger.info("%s is restarting, not scaled away (replicas %d): staying", pod.name, wanted)
         return 0
     logger.info("%s is scaled away (replicas %d): leaving the cluster", pod.name, wanted)
-    return 0 if leave(local_http(settings), pod.name) else 1
+    return 0 if leave(local_http(settings), pod.name, settings=settings) else 1
