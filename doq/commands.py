@@ -22,6 +22,7 @@ import attrs
 import msgspec
 
 from doq.ids import ID_MAX
+from raft_zmq.codec import NODE_ID_CHARS_MAX  # one limit for the wire and the commands
 
 COMMAND_FORMAT_VERSION = 1
 
@@ -35,7 +36,6 @@ IN_FLIGHT_ITEMS_MAX = 10_000  # messages one AckMany, NackMany or TouchMany comm
 ACK_TIMEOUT_S_MAX = (1 << 31) - 1  # keeps every deadline far inside u64 milliseconds
 MAX_UNACKED_MAX = (1 << 32) - 1
 METADATA_ENTRIES_MAX = 1_000
-NODE_ID_CHARS_MAX = 63  # --cluster.node_id
 
 
 class QueueType(enum.StrEnum):

@@ -28,7 +28,7 @@ ID_NODE_BITS = 10
 ID_SEQUENCE_BITS = 12
 ID_NODE_MAX = (1 << ID_NODE_BITS) - 1
 ID_SEQUENCE_MAX = (1 << ID_SEQUENCE_BITS) - 1
-ID_TIME_MAX_MS = (1 << ID_TIME_BITS) - 1  # milliseconds after ID_EPOCH_MS
+ID_TIME_MS_MAX = (1 << ID_TIME_BITS) - 1  # milliseconds after ID_EPOCH_MS
 ID_MAX = (1 << (ID_TIME_BITS + ID_NODE_BITS + ID_SEQUENCE_BITS)) - 1
 IDS_PER_CALL_MAX = 100_000  # a bound on one next_ids() call, far above the API's 1000
 
@@ -42,7 +42,7 @@ class IdSpaceExhaustedError(RuntimeError):
 
 def compose_id(time_ms: int, node: int, sequence: int) -> int:
     """The ID for ``time_ms`` milliseconds after ``ID_EPOCH_MS``, node number and sequence."""
-    assert 0 <= time_ms <= ID_TIME_MAX_MS, time_ms
+    assert 0 <= time_ms <= ID_TIME_MS_MAX, time_ms
     assert 0 <= node <= ID_NODE_MAX, node
     assert 0 <= sequence <= ID_SEQUENCE_MAX, sequence
     return (time_ms << _TIME_SHIFT) | (node << _NODE_SHIFT) | sequence
@@ -102,7 +102,7 @@ class IdGenerator:
         else:
             # 4096 IDs in one millisecond: borrow the next one rather than repeat or block.
             self._last_time_ms, self._sequence = self._last_time_ms + 1, 0
-        if self._last_time_ms > ID_TIME_MAX_MS:
+        if self._last_time_ms > ID_TIME_MS_MAX:
             raise IdSpaceExhaustedError(f"no ID left after {self._last_id}")
         message_id = compose_id(self._last_time_ms, self._node, self._sequence)
         assert message_id > self._last_id, (message_id, self._last_id)

@@ -54,8 +54,8 @@ logger = logging.getLogger("doq.server")
 GRACEFUL_SHUTDOWN_S = 5.0  # in-flight requests get this long to finish
 LEADERSHIP_HANDOVER_S = 3.0  # a leader shutting down waits this long for a successor
 MEMBERSHIP_CHECK_S = 1.0  # how often the keeper checks the configuration when all is well
-JOIN_BACKOFF_MIN_S = 0.2
-JOIN_BACKOFF_MAX_S = 5.0
+JOIN_BACKOFF_S_MIN = 0.2
+JOIN_BACKOFF_S_MAX = 5.0
 JOIN_REQUEST_TIMEOUT_S = 60.0  # catching up a large state takes a while
 ENDPOINT_WITHDRAW_S = 2.0  # a leader endpoint's last withdrawal at shutdown
 
@@ -252,7 +252,7 @@ class DoqNode:
         """Until the configuration lists this node as a voter at its current addresses: join
         through --cluster.join_addr (or the leader), or, as the leader, write it directly.
         Once it is so, a node that ``doq repair`` emptied is a member like any other again."""
-        backoff_s = JOIN_BACKOFF_MIN_S
+        backoff_s = JOIN_BACKOFF_S_MIN
         tls = security.peer_tls(self.settings)
         async with httpx.AsyncClient(
             timeout=JOIN_REQUEST_TIMEOUT_S, verify=tls if tls is not None else True
@@ -260,7 +260,7 @@ class DoqNode:
             while True:
                 if self._listed_as_wanted():
                     repair.clear_rejoin_marker(self.settings.node_dir)
-                    backoff_s = JOIN_BACKOFF_MIN_S
+                    backoff_s = JOIN_BACKOFF_S_MIN
                     await trio.sleep(MEMBERSHIP_CHECK_S)
                     continue
                 try:
@@ -268,9 +268,9 @@ class DoqNode:
                 except (ServiceError, NotLeader, NodeStopped, httpx.HTTPError) as exc:
                     logger.info("joining the cluster: %s; retrying in %.1f s", exc, backoff_s)
                     await trio.sleep(backoff_s * (0.5 + random.random()))
-                    backoff_s = min(backoff_s * 2, JOIN_BACKOFF_MAX_S)
+                    backoff_s = min(backoff_s * 2, JOIN_BACKOFF_S_MAX)
                     continue
-                await trio.sleep(JOIN_BACKOFF_MIN_S)
+                await trio.sleep(JOIN_BACKOFF_S_MIN)
 
     def _listed_as_wanted(self) -> bool:
         assert self.raft is not None

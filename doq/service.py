@@ -72,7 +72,7 @@ from doq.ids import (
     ID_EPOCH_MS,
     ID_NODE_MAX,
     ID_SEQUENCE_MAX,
-    ID_TIME_MAX_MS,
+    ID_TIME_MS_MAX,
     IdGenerator,
     compose_id,
 )
@@ -593,7 +593,7 @@ class QueueService:
             if highest <= self.state.id_floor():
                 return
             ts = await self._bounded_now()
-            ahead_ms = min(ts - ID_EPOCH_MS + ID_RESERVE_AHEAD_MS, ID_TIME_MAX_MS)
+            ahead_ms = min(ts - ID_EPOCH_MS + ID_RESERVE_AHEAD_MS, ID_TIME_MS_MAX)
             block = compose_id(max(ahead_ms, 0), ID_NODE_MAX, ID_SEQUENCE_MAX)
             await self._write(ReserveIds(ts, max(highest, block)))
 

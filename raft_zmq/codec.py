@@ -49,19 +49,19 @@ CODEC_VERSION = 1
 HEADER_BYTES = 2  # version byte, type byte
 
 # Limits. A frame is one ZeroMQ message; both sides refuse anything larger.
-# 16 MiB: the core caps one entry at 8 MiB (CoreOptions.max_entry_bytes), leaving room for the
-# AppendEntries around it; larger messages are split by the core's max_append_bytes.
-FRAME_MAX_BYTES = 16 * 1024 * 1024
+# 16 MiB: the core caps one entry at 8 MiB (CoreOptions.entry_bytes_max), leaving room for the
+# AppendEntries around it; larger messages are split by the core's append_bytes_max.
+FRAME_BYTES_MAX = 16 * 1024 * 1024
 # What the driver may put in one SnapshotChunk (the driver's chunk size, declared with its
 # limits); leaves room in the frame for the metadata.
-SNAPSHOT_CHUNK_DATA_MAX_BYTES = SNAPSHOT_CHUNK_BYTES
+SNAPSHOT_CHUNK_DATA_BYTES_MAX = SNAPSHOT_CHUNK_BYTES
 # Far above any batch the core builds; bounds the work one frame of tiny entries can cause.
-ENTRIES_MAX_PER_MESSAGE = 65_536
+MESSAGE_ENTRIES_MAX = 65_536
 # Node IDs double as ZeroMQ routing identities (at most 255 bytes): 63 characters of UTF-8 fit.
-NODE_ID_MAX_CHARS = 63
-ADDRESS_MAX_CHARS = 255
+NODE_ID_CHARS_MAX = 63
+ADDRESS_CHARS_MAX = 255
 CONFIG_SERVERS_MAX = 1024
-SERVER_METADATA_MAX_CHARS = 1024
+SERVER_METADATA_CHARS_MAX = 1024
 # Terms and indexes fit a signed 64-bit integer (storage keys, other implementations' tools).
 TERM_MAX = INDEX_MAX = 2**63 - 1
 SNAPSHOT_BYTES_MAX = 2**63 - 1
@@ -76,18 +76,18 @@ class CodecError(ValueError):
 _Term = Annotated[int, msgspec.Meta(ge=0, le=TERM_MAX)]
 _Index = Annotated[int, msgspec.Meta(ge=0, le=INDEX_MAX)]
 _Size = Annotated[int, msgspec.Meta(ge=0, le=SNAPSHOT_BYTES_MAX)]
-_NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=NODE_ID_MAX_CHARS)]
-_Address = Annotated[str, msgspec.Meta(min_length=1, max_length=ADDRESS_MAX_CHARS)]
-_AddressOrNone = Annotated[str, msgspec.Meta(max_length=ADDRESS_MAX_CHARS)]  # "" when unknown
+_NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=NODE_ID_CHARS_MAX)]
+_Address = Annotated[str, msgspec.Meta(min_length=1, max_length=ADDRESS_CHARS_MAX)]
+_AddressOrNone = Annotated[str, msgspec.Meta(max_length=ADDRESS_CHARS_MAX)]  # "" when unknown
 _Kind = Literal[tuple(int(k) for k in EntryKind)]  # type: ignore[valid-type]
 _Suffrage = Literal[tuple(int(s) for s in Suffrage)]  # type: ignore[valid-type]
 _EntryWire = tuple[_Index, _Term, _Kind, bytes]
-_Entries = Annotated[list[_EntryWire], msgspec.Meta(max_length=ENTRIES_MAX_PER_MESSAGE)]
-_Metadata = Annotated[str, msgspec.Meta(max_length=SERVER_METADATA_MAX_CHARS)]
+_Entries = Annotated[list[_EntryWire], msgspec.Meta(max_length=MESSAGE_ENTRIES_MAX)]
+_Metadata = Annotated[str, msgspec.Meta(max_length=SERVER_METADATA_CHARS_MAX)]
 _ServerWire = tuple[_NodeId, _Address, _Suffrage, _Metadata]
 _Servers = Annotated[list[_ServerWire], msgspec.Meta(max_length=CONFIG_SERVERS_MAX)]
 _MetaWire = tuple[_Index, _Term, _Servers]
-_ChunkData = Annotated[bytes, msgspec.Meta(max_length=SNAPSHOT_CHUNK_DATA_MAX_BYTES)]
+_ChunkData = Annotated[bytes, msgspec.Meta(max_length=SNAPSHOT_CHUNK_DATA_BYTES_MAX)]
 
 # Per message class: its type byte (stable forever: never renumber, only add) and field schema.
 _WIRE: dict[type, tuple[int, Any]] = {
@@ -158,15 +158,15 @@ _TO_WIRE: dict[type, tuple[bytes, Callable[[Any], tuple]]] = {
 
 
 def encode(msg: Message) -> bytes:
-    """The frame for ``msg``. Raises ``CodecError`` if it would exceed ``FRAME_MAX_BYTES`` and
+    """The frame for ``msg``. Raises ``CodecError`` if it would exceed ``FRAME_BYTES_MAX`` and
     ``TypeError`` if ``msg`` is not a message class."""
     try:
         header, to_wire = _TO_WIRE[type(msg)]
     except KeyError:
         raise TypeError(f"not a Raft message: {type(msg).__name__}") from None
     frame = header + _encoder.encode(to_wire(msg))
-    if len(frame) > FRAME_MAX_BYTES:
-        raise CodecError(f"{type(msg).__name__} frame of {len(frame)} B > {FRAME_MAX_BYTES} B")
+    if len(frame) > FRAME_BYTES_MAX:
+        raise CodecError(f"{type(msg).__name__} frame of {len(frame)} B > {FRAME_BYTES_MAX} B")
     return frame
 
 
@@ -255,8 +255,8 @@ def decode(frame: bytes) -> Message:
     if not isinstance(frame, bytes | bytearray):
         raise CodecError(f"a frame is bytes, not {type(frame).__name__}")
     size = len(frame)
-    if size > FRAME_MAX_BYTES:
-        raise CodecError(f"frame of {size} B > {FRAME_MAX_BYTES} B")
+    if size > FRAME_BYTES_MAX:
+        raise CodecError(f"frame of {size} B > {FRAME_BYTES_MAX} B")
     if size < HEADER_BYTES:
         raise CodecError(f"frame of {size} B is shorter than its header")
     if frame[0] != CODEC_VERSION:

@@ -31,10 +31,10 @@ import trio
 
 ENV_FAULTS = "RAFT_ZMQ_FAULTS"
 ENV_FAULTS_FILE = "RAFT_ZMQ_FAULTS_FILE"
-DELAY_MAX_S = 60.0  # a larger delay is a partition, and should be asked for as one
+DELAY_S_MAX = 60.0  # a larger delay is a partition, and should be asked for as one
 DELAYED_MESSAGES_MAX = 100_000  # held for later release; beyond this a delayed message is dropped
 FAULTS_FILE_POLL_INTERVAL_S = 0.2
-SPEC_JSON_MAX_BYTES = 64 * 1024
+SPEC_JSON_BYTES_MAX = 64 * 1024
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,9 +47,9 @@ def _rate(_instance: Any, attribute: attrs.Attribute, value: float) -> None:
 
 def _delay(_instance: Any, attribute: attrs.Attribute, value: float) -> None:
     if isinstance(value, bool) or not (
-        isinstance(value, int | float) and 0.0 <= value <= DELAY_MAX_S
+        isinstance(value, int | float) and 0.0 <= value <= DELAY_S_MAX
     ):
-        raise ValueError(f"{attribute.name} must be a number of seconds in [0, {DELAY_MAX_S}]")
+        raise ValueError(f"{attribute.name} must be a number of seconds in [0, {DELAY_S_MAX}]")
 
 
 def _node_ids(value: Iterable[str]) -> frozenset[str]:
@@ -106,8 +106,8 @@ class FaultSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> FaultSpec:
-        if len(text) > SPEC_JSON_MAX_BYTES:
-            raise ValueError(f"fault spec larger than {SPEC_JSON_MAX_BYTES} B")
+        if len(text) > SPEC_JSON_BYTES_MAX:
+            raise ValueError(f"fault spec larger than {SPEC_JSON_BYTES_MAX} B")
         try:
             return cls.from_mapping(json.loads(text))
         except json.JSONDecodeError as exc:
@@ -278,7 +278,7 @@ class FaultLayer(Generic[T]):
         # than a thread round trip.
         try:
             with path.open("rb") as file:
-                text = file.read(SPEC_JSON_MAX_BYTES + 1)
+                text = file.read(SPEC_JSON_BYTES_MAX + 1)
         except FileNotFoundError:
             if last_seen is not None:
                 log.warning("fault file %s removed: faults cleared", path)

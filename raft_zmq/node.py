@@ -73,7 +73,7 @@ __all__ = ["LeadershipLost", "NodeConfig", "NodeStopped", "ProposalLost", "RaftN
 
 logger = logging.getLogger(__name__)
 
-CATCH_UP_MAX_LAG_ENTRIES = 1000  # a new server is promoted to voter once this close to the leader
+CATCH_UP_LAG_ENTRIES_MAX = 1000  # a new server is promoted to voter once this close to the leader
 
 R = TypeVar("R")
 
@@ -355,7 +355,7 @@ class RaftNode:
         if progress is None:
             raise ConfigChangeRejected(f"{node_id} left the configuration while catching up")
         match = progress["match"]
-        return match >= floor and core.log.last_index() - match <= CATCH_UP_MAX_LAG_ENTRIES
+        return match >= floor and core.log.last_index() - match <= CATCH_UP_LAG_ENTRIES_MAX
 
     async def remove_server(self, node_id: NodeId) -> None:
         """Remove a server through the log; returns once the change is committed."""

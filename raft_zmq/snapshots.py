@@ -40,7 +40,7 @@ from raft_zmq.core.types import SnapshotMeta
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_READ_MAX_BYTES = 16 * 2**20  # most bytes one read_at() returns (one streamed chunk)
+SNAPSHOT_READ_BYTES_MAX = 16 * 2**20  # most bytes one read_at() returns (one streamed chunk)
 CRC_BLOCK_BYTES = 2**20  # the block size for checksumming a whole file
 SIDECAR_FORMAT_VERSION = 1
 PRUNE_KEEP_MIN = 1  # prune never removes the newest snapshot
@@ -140,8 +140,8 @@ class SnapshotReader:
             raise SnapshotError(f"reader of {self.snapshot.path} is closed")
         if not 0 <= offset <= self.snapshot.size_bytes:
             raise ValueError(f"offset {offset} outside 0..{self.snapshot.size_bytes}")
-        if not 0 < max_bytes <= SNAPSHOT_READ_MAX_BYTES:
-            raise ValueError(f"max_bytes {max_bytes} outside 1..{SNAPSHOT_READ_MAX_BYTES}")
+        if not 0 < max_bytes <= SNAPSHOT_READ_BYTES_MAX:
+            raise ValueError(f"max_bytes {max_bytes} outside 1..{SNAPSHOT_READ_BYTES_MAX}")
         return os.pread(self._fd, min(max_bytes, self.snapshot.size_bytes - offset), offset)
 
     def close(self) -> None:

@@ -62,13 +62,13 @@ logger = logging.getLogger(__name__)
 
 # LMDB reserves address space, not disk: the data file grows only as pages are used.
 MAP_SIZE_DEFAULT_BYTES = 16 * 2**30
-MAP_SIZE_MAX_BYTES = 2**40
+MAP_SIZE_BYTES_MAX = 2**40
 TERM_CACHE_ENTRIES = 4096  # terms of the newest entries kept in memory (the hot path's lookups)
 TAIL_VERIFY_ENTRIES = 64  # entries whose checksum is verified on open
 DELETE_CHUNK_ENTRIES = 10_000  # most entries one compaction transaction deletes
 # A commit that fails with an I/O error while the file system has no more than this free was a
 # write that found no room: LMDB reports a short write (ENOSPC underneath) as EIO.
-LOG_NO_ROOM_FREE_BYTES_MAX = 16 << 20
+NO_ROOM_FREE_BYTES_MAX = 16 << 20
 _NO_ROOM_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 FORMAT_VERSION = 1
 
@@ -120,7 +120,7 @@ def _no_room(exc: lmdb.Error, path: str) -> bool:
     if "Input/output error" not in str(exc):
         return False
     try:
-        return shutil.disk_usage(path).free <= LOG_NO_ROOM_FREE_BYTES_MAX
+        return shutil.disk_usage(path).free <= NO_ROOM_FREE_BYTES_MAX
     except OSError:
         return False
 
@@ -577,9 +577,9 @@ class RaftStorage:
         # set_mapsize needs no transaction open in this process: the write transaction has been
         # aborted and readers are held off by the state lock.
         with self._state_lock:
-            if self._map_size_bytes >= MAP_SIZE_MAX_BYTES:
+            if self._map_size_bytes >= MAP_SIZE_BYTES_MAX:
                 raise StorageError(f"LMDB map of {self._path} is full at {self._map_size_bytes} B")
-            new_size = min(self._map_size_bytes * 2, MAP_SIZE_MAX_BYTES)
+            new_size = min(self._map_size_bytes * 2, MAP_SIZE_BYTES_MAX)
             self._env.set_mapsize(new_size)
             old_size = self._map_size_bytes
             logger.info("LMDB map of %s grown from %d to %d B", self._path, old_size, new_size)

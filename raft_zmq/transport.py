@@ -22,7 +22,7 @@ import attrs
 import trio
 import zmq
 
-from raft_zmq.codec import FRAME_MAX_BYTES, NODE_ID_MAX_CHARS, CodecError, decode, encode
+from raft_zmq.codec import FRAME_BYTES_MAX, NODE_ID_CHARS_MAX, CodecError, decode, encode
 from raft_zmq.core.types import Message, NodeId
 from raft_zmq.curve import ClusterKey, CurveGate
 from raft_zmq.faults import FaultLayer, FaultSpec
@@ -31,26 +31,26 @@ from raft_zmq.trio_zmq import TrioZmqSocket
 # Defaults of TransportConfig, each with its reason.
 PEER_SEND_HWM_MESSAGES = 1_000  # outbound queue per peer; beyond it messages are dropped
 ROUTER_RECEIVE_HWM_MESSAGES = 1_000  # inbound queue per connected peer inside ZeroMQ
-INBOUND_QUEUE_MAX_MESSAGES = 8_192  # decoded messages waiting for the driver
-RECEIVE_BATCH_MAX_MESSAGES = 1_024  # frames taken from the ROUTER per wakeup
+INBOUND_QUEUE_MESSAGES_MAX = 8_192  # decoded messages waiting for the driver
+RECEIVE_BATCH_MESSAGES_MAX = 1_024  # frames taken from the ROUTER per wakeup
 RECONNECT_INTERVAL_MS = 50  # first retry soon after a peer restarts...
-RECONNECT_INTERVAL_MAX_MS = 1_000  # ...then back off while it stays down
+RECONNECT_INTERVAL_MS_MAX = 1_000  # ...then back off while it stays down
 CONNECT_TIMEOUT_MS = 1_000  # a SYN to a black-holed host gives up and retries
 HEARTBEAT_INTERVAL_MS = 500  # ZMTP PING on idle connections...
 HEARTBEAT_TIMEOUT_MS = 2_000  # ...and a connection silent this long is dead: reconnect
-# libzmq drops a connection that sends a message above this; frames between FRAME_MAX_BYTES and
+# libzmq drops a connection that sends a message above this; frames between FRAME_BYTES_MAX and
 # this are received, counted as oversize and dropped (a correct peer never sends them).
-INBOUND_MESSAGE_HARD_MAX_BYTES = 2 * FRAME_MAX_BYTES
+INBOUND_MESSAGE_HARD_BYTES_MAX = 2 * FRAME_BYTES_MAX
 
 
 @attrs.frozen
 class TransportConfig:
     peer_send_hwm_messages: int = PEER_SEND_HWM_MESSAGES
     router_receive_hwm_messages: int = ROUTER_RECEIVE_HWM_MESSAGES
-    inbound_queue_max_messages: int = INBOUND_QUEUE_MAX_MESSAGES
-    receive_batch_max_messages: int = RECEIVE_BATCH_MAX_MESSAGES
+    inbound_queue_max_messages: int = INBOUND_QUEUE_MESSAGES_MAX
+    receive_batch_max_messages: int = RECEIVE_BATCH_MESSAGES_MAX
     reconnect_interval_ms: int = RECONNECT_INTERVAL_MS
-    reconnect_interval_max_ms: int = RECONNECT_INTERVAL_MAX_MS
+    reconnect_interval_max_ms: int = RECONNECT_INTERVAL_MS_MAX
     connect_timeout_ms: int = CONNECT_TIMEOUT_MS
     heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS
     heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS
@@ -68,7 +68,7 @@ class TransportStats:
     bytes_in: int
     dropped_unreachable: int  # peer not connected, or its send queue full
     dropped_unknown_peer: int  # no DEALER for the recipient
-    dropped_oversize_out: int  # would exceed FRAME_MAX_BYTES
+    dropped_oversize_out: int  # would exceed FRAME_BYTES_MAX
     dropped_oversize_in: int
     dropped_decode: int  # not a frame of this codec version, or not one frame
     dropped_identity: int  # ZeroMQ identity differs from the message's sender
@@ -117,8 +117,8 @@ def tcp_endpoint(address: str, *, allow_port_zero: bool = False) -> str:
 
 
 def _check_node_id(node_id: NodeId) -> None:
-    if not isinstance(node_id, str) or not 1 <= len(node_id) <= NODE_ID_MAX_CHARS:
-        raise ValueError(f"a node ID is a string of 1 to {NODE_ID_MAX_CHARS} characters")
+    if not isinstance(node_id, str) or not 1 <= len(node_id) <= NODE_ID_CHARS_MAX:
+        raise ValueError(f"a node ID is a string of 1 to {NODE_ID_CHARS_MAX} characters")
     if node_id[0] == "\0":
         raise ValueError("a node ID cannot start with NUL (ZeroMQ reserves such identities)")
 
@@ -179,7 +179,7 @@ class Transport:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
             sock.setsockopt(zmq.RCVHWM, self.config.router_receive_hwm_messages)
-            sock.setsockopt(zmq.MAXMSGSIZE, INBOUND_MESSAGE_HARD_MAX_BYTES)
+            sock.setsockopt(zmq.MAXMSGSIZE, INBOUND_MESSAGE_HARD_BYTES_MAX)
             if self._cluster_key is not None:
                 self._cluster_key.serve(sock)
             self._set_heartbeats(sock)
@@ -327,7 +327,7 @@ class Transport:
             return
         identity, frame = parts
         counters.bytes_in += len(frame)
-        if len(frame) > FRAME_MAX_BYTES:
+        if len(frame) > FRAME_BYTES_MAX:
             counters.dropped_oversize_in += 1
             return
         try:

@@ -260,8 +260,8 @@ class Simulation:
             self.observer.raft.static_voters = config.voters
         core_plants = frozenset(name for name in self.config.plants if plant_list.plant(name).core)
         core_options = CoreOptions(
-            max_append_bytes=p.raft.max_append_bytes,
-            max_inflight_appends=p.raft.max_inflight_appends,
+            append_bytes_max=p.raft.append_bytes_max,
+            inflight_appends_max=p.raft.inflight_appends_max,
             plants=core_plants,
         )
         redelivery = plant_list.PLANT_REDELIVERY_BY_LOCAL_CLOCK in self.config.plants

@@ -29,7 +29,7 @@ logger = logging.getLogger("doq.kubernetes")
 LEADERSHIP_POLL_S = 0.05  # how soon a change of leadership is noticed
 RESYNC_S = 5.0  # how often a leader checks that the slice still names it
 RETRY_BACKOFF_MIN_S = 0.1
-RETRY_BACKOFF_MAX_S = 5.0
+RETRY_BACKOFF_S_MAX = 5.0
 MANAGED_BY = "doq.leader"  # the endpointslice.kubernetes.io/managed-by label
 
 
@@ -77,7 +77,7 @@ class LeaderEndpoint:
                 self.errors += 1
                 logger.warning("leader endpoint: %r; retrying in %.1f s", exc, backoff_s)
                 await trio.sleep(backoff_s * (0.5 + random.random()))
-                backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
+                backoff_s = min(backoff_s * 2, RETRY_BACKOFF_S_MAX)
                 continue
             backoff_s = RETRY_BACKOFF_MIN_S
             with trio.move_on_after(RESYNC_S if leading else float("inf")):

@@ -43,15 +43,15 @@ from doq.state.results import (
     StoredMessage,
 )
 from doq.state.room import (
+    STATE_MAP_SIZE_BYTES_MAX,
     STATE_MAP_SIZE_DEFAULT_BYTES,
-    STATE_MAP_SIZE_MAX_BYTES,
     Room,
     disk_free_bytes,
 )
 from doq.state.snapshot import SnapshotFormatError, load_into, verify, write_snapshot_file
 from raft_zmq.core.types import Entry, EntryKind
 
-LMDB_MAX_READERS = 126
+LMDB_READERS_MAX = 126
 
 
 class ApplyOrderError(ValueError):
@@ -72,7 +72,7 @@ class QueueStateMachine:
         path: str,
         *,
         map_size_bytes: int = STATE_MAP_SIZE_DEFAULT_BYTES,
-        map_size_max_bytes: int = STATE_MAP_SIZE_MAX_BYTES,
+        map_size_max_bytes: int = STATE_MAP_SIZE_BYTES_MAX,
         sync: bool = True,
         metasync: bool = False,
         redelivery_clock: Callable[[], int] | None = None,
@@ -84,7 +84,7 @@ class QueueStateMachine:
             path,
             map_size=map_size_bytes,
             max_dbs=LMDB_NAMED_DBS_MAX,
-            max_readers=LMDB_MAX_READERS,
+            max_readers=LMDB_READERS_MAX,
             sync=sync,
             metasync=metasync,
             readahead=False,  # random access over data larger than memory: no wasted reads

@@ -2,7 +2,7 @@
 
 A full map or a full disk used to make ``apply`` raise on every replica at the same committed
 entry, and again at every restart: the whole cluster crash-looped (docs/operations.md, "Disk
-full"). Now a full map is grown (doubled, up to ``STATE_MAP_SIZE_MAX_BYTES``) and the whole
+full"). Now a full map is grown (doubled, up to ``STATE_MAP_SIZE_BYTES_MAX``) and the whole
 transaction retried from scratch, as the Raft log's storage does; a map that cannot grow, or a
 disk with no room for the commit, becomes ``raft_zmq.statemachine.StorageFull`` with nothing
 applied, which the driver retries later instead of crashing.
@@ -25,12 +25,10 @@ from typing import TypeVar
 import lmdb
 
 from raft_zmq.statemachine import StorageFull
+from raft_zmq.storage import NO_ROOM_FREE_BYTES_MAX  # one rule for both stores
 
 STATE_MAP_SIZE_DEFAULT_BYTES = 64 << 30  # address space, not disk: the file grows as data does
-STATE_MAP_SIZE_MAX_BYTES = 1 << 40  # the map doubles up to this, then apply raises StorageFull
-# A commit that fails with an I/O error while the file system has no more than this free was a
-# write that found no room: LMDB reports a short write (ENOSPC underneath) as EIO.
-NO_ROOM_FREE_BYTES_MAX = 16 << 20
+STATE_MAP_SIZE_BYTES_MAX = 1 << 40  # the map doubles up to this, then apply raises StorageFull
 _NO_ROOM_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 logger = logging.getLogger("doq.state")

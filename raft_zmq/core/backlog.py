@@ -1,7 +1,7 @@
 """The leader's uncommitted backlog: the entries of its term not yet committed, and their bytes.
 
 A leader whose followers fall behind would otherwise buffer proposals without bound; past
-``CoreOptions.max_uncommitted_bytes`` it refuses new ones (``ProposalDropped``, safe to retry),
+``CoreOptions.uncommitted_bytes_max`` it refuses new ones (``ProposalDropped``, safe to retry),
 as etcd's ``MaxUncommittedEntriesSize`` does. The backlog is emptied when the term changes.
 
 A leader appends its entries at consecutive indexes and never truncates them, so the backlog is

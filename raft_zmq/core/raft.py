@@ -306,7 +306,7 @@ class RaftCore:
                 self._broadcast_heartbeat()
         self._needs_broadcast = self._needs_empty_broadcast = self._reads.round_needed = False
         entries = tuple(self.log.unstable)
-        committed = tuple(self.log.next_committed(self.options.max_apply_bytes))
+        committed = tuple(self.log.next_committed(self.options.apply_bytes_max))
         assert not committed or (
             committed[0].index == max(self.log.applied, self.log.first_index() - 1) + 1
             and committed[-1].index - committed[0].index == len(committed) - 1
@@ -519,7 +519,7 @@ class RaftCore:
         self._append_as_leader([Entry(last + 1, self.term, EntryKind.NOOP)])
 
     def _new_progress(self, next_index: int) -> Progress:
-        inflights = Inflights(self.options.max_inflight_appends, self.options.max_inflight_bytes)
+        inflights = Inflights(self.options.inflight_appends_max, self.options.inflight_bytes_max)
         return Progress(match=0, next=next_index, inflights=inflights, recent_active=True)
 
     def _new_election_timeout(self) -> int:
@@ -651,7 +651,7 @@ class RaftCore:
         entries: list[Entry] = []
         if pr.next <= self.log.last_index():
             entries = self.log.entries(
-                pr.next, self.log.last_index() + 1, self.options.max_append_bytes
+                pr.next, self.log.last_index() + 1, self.options.append_bytes_max
             )
         if not entries and not send_if_empty:
             return False
@@ -692,15 +692,15 @@ class RaftCore:
                 self._send(Heartbeat(self.term, self.id, peer, commit, self._reads.seq, address))
 
     def _check_can_propose(self, size_bytes: int) -> None:
-        if size_bytes > self.options.max_entry_bytes:
+        if size_bytes > self.options.entry_bytes_max:
             raise ProposalTooLarge(
-                f"a proposal of {size_bytes} B exceeds {self.options.max_entry_bytes} B"
+                f"a proposal of {size_bytes} B exceeds {self.options.entry_bytes_max} B"
             )
         if self.role is not Role.LEADER:
             raise NotLeader(self.leader)
         if self.lead_transferee is not None:
             raise ProposalDropped("leadership transfer in progress")
-        if self._uncommitted.size_bytes + size_bytes > self.options.max_uncommitted_bytes:
+        if self._uncommitted.size_bytes + size_bytes > self.options.uncommitted_bytes_max:
             raise ProposalDropped("too many uncommitted entries; the followers are behind")
 
     def _append_as_leader(self, entries: list[Entry]) -> None:

@@ -108,12 +108,12 @@ class CoreOptions:
 
     election_timeout_ticks: int = 10  # randomized per election in [this, 2 x this)
     heartbeat_interval_ticks: int = 1
-    max_inflight_appends: int = 256  # AppendEntries unacknowledged per follower
-    max_inflight_bytes: int = 64 * 1024 * 1024  # their entries' bytes per follower
-    max_append_bytes: int = 1024 * 1024  # entries per AppendEntries (at least one entry)
-    max_entry_bytes: int = 8 * 1024 * 1024  # one proposal's data; must fit the wire's frame
-    max_apply_bytes: int = 16 * 1024 * 1024  # committed entries handed out per Ready
-    max_uncommitted_bytes: int = 256 * 1024 * 1024  # proposals refused beyond this backlog
+    inflight_appends_max: int = 256  # AppendEntries unacknowledged per follower
+    inflight_bytes_max: int = 64 * 1024 * 1024  # their entries' bytes per follower
+    append_bytes_max: int = 1024 * 1024  # entries per AppendEntries (at least one entry)
+    entry_bytes_max: int = 8 * 1024 * 1024  # one proposal's data; must fit the wire's frame
+    apply_bytes_max: int = 16 * 1024 * 1024  # committed entries handed out per Ready
+    uncommitted_bytes_max: int = 256 * 1024 * 1024  # proposals refused beyond this backlog
     pre_vote: bool = True
     check_quorum: bool = True
     plants: frozenset[str] = frozenset()
@@ -121,7 +121,7 @@ class CoreOptions:
     def __attrs_post_init__(self) -> None:
         assert self.heartbeat_interval_ticks >= 1
         assert self.election_timeout_ticks > self.heartbeat_interval_ticks
-        assert self.max_inflight_appends >= 1
+        assert self.inflight_appends_max >= 1
         unknown = self.plants - CORE_PLANTS
         assert not unknown, f"unknown planted bugs {sorted(unknown)}"
 

@@ -163,8 +163,8 @@ class Driver(Generic[T]):
         core = self.core
         if core.role is not Role.LEADER:
             raise NotLeader(core.leader)
-        if len(data) > core.options.max_entry_bytes:
-            raise ProposalTooLarge(f"{len(data)} B exceeds {core.options.max_entry_bytes} B")
+        if len(data) > core.options.entry_bytes_max:
+            raise ProposalTooLarge(f"{len(data)} B exceeds {core.options.entry_bytes_max} B")
         if self.storage_blocked:
             raise ProposalDropped("the store is full; retry once it has room")
         self._new_proposals.append((data, token))

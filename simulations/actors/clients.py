@@ -41,7 +41,7 @@ GROUPS = ("a", "b", "a.x", "c.y.z")  # fair-queue groups: dotted levels take tur
 DELAYED_PRIORITY_MAX = 9  # small priorities: always due (a priority is a Unix time on a delayed
 FAIR_PRIORITY_MAX = 3  # queue, and these are long past)
 RETRIES_MAX = 3  # attempts of one operation after a definite failure
-BACKOFF_MAX_MS = 100
+BACKOFF_MS_MAX = 100
 HELD_MAX = 8  # messages a client holds at once; beyond, it acks before dequeuing more
 ENQUEUED_KEPT = 16  # recently enqueued message IDs a client remembers
 CLIENT_ID_SHIFT = 32  # client-chosen IDs: (client number + 1) << 32 | sequence
@@ -269,7 +269,7 @@ class Client:
         if pending.attempt >= RETRIES_MAX:
             self._think()  # creating the queues is retried by _next until it succeeds
             return
-        backoff_us = self._rng.randint(1, BACKOFF_MAX_MS) * US_PER_MS
+        backoff_us = self._rng.randint(1, BACKOFF_MS_MAX) * US_PER_MS
         self._loop.after(backoff_us, self._resend, pending.op, pending.attempt + 1)
 
     def _resend(self, op: Op, attempt: int) -> None:

@@ -24,7 +24,7 @@ from simulations.world.profile import FaultProfile
 
 PARTITION_MIN_MS = 100
 DISCONNECT_MIN_MS = 20  # a young leader cut off comes back soon: it may win again with what it has
-DISCONNECT_MAX_MS = 500
+DISCONNECT_MS_MAX = 500
 DOWN_MIN_MS = 20
 PAUSE_MIN_MS = 20
 DISK_FULL_MIN_MS = 100
@@ -266,7 +266,7 @@ class FaultScheduler:
     def _disconnect_for_a_while(self, node_id: str, text: str) -> None:
         self._net.disconnect(node_id)
         self._note("young_leader:disconnect", text)
-        duration_us = self._rng.randint(DISCONNECT_MIN_MS, DISCONNECT_MAX_MS) * US_PER_MS
+        duration_us = self._rng.randint(DISCONNECT_MIN_MS, DISCONNECT_MS_MAX) * US_PER_MS
         self._loop.after(duration_us, self._reconnect, node_id)
 
     def _reconnect(self, node_id: str) -> None:

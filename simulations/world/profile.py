@@ -82,8 +82,8 @@ class RaftProfile:
     tick_ms: int
     election_timeout_ticks: int
     heartbeat_interval_ticks: int
-    max_append_bytes: int
-    max_inflight_appends: int
+    append_bytes_max: int
+    inflight_appends_max: int
     snapshot_interval_entries: int
     snapshot_trailing_entries: int
     snapshot_write_us: int = 0  # how long writing a snapshot's file takes (rounds go on)
@@ -138,8 +138,8 @@ class Profile:
             f"young leaders hit {f.young_leader_rate:.1f}; "
             f"sync {d.sync_min_us}-{d.sync_max_us} us; clocks +-{self.clocks.offset_max_ms} ms "
             f"drift {self.clocks.drift_max:.3f}{self._far()}; "
-            f"append {self.raft.max_append_bytes} B x "
-            f"{self.raft.max_inflight_appends}, snapshot every "
+            f"append {self.raft.append_bytes_max} B x "
+            f"{self.raft.inflight_appends_max}, snapshot every "
             f"{self.raft.snapshot_interval_entries}; {self.workload.clients} clients"
             + self._members()
         )
@@ -241,8 +241,8 @@ def _raft(rng: random.Random, level: int, churn: bool) -> RaftProfile:
         heartbeat_interval_ticks=1 if churn else rng.choice((2, 3)),
         # One entry per AppendEntries in some seeds: the leader then acknowledges old-term
         # entries one by one, which is where Figure 8 of the Raft paper bites.
-        max_append_bytes=rng.choice((1, 1, 1, 64 * 1024, 1024 * 1024)),
-        max_inflight_appends=rng.choice((1, 4, 64, 256)),
+        append_bytes_max=rng.choice((1, 1, 1, 64 * 1024, 1024 * 1024)),
+        inflight_appends_max=rng.choice((1, 4, 64, 256)),
         snapshot_interval_entries=rng.choice((20, 40, 80, 160)),
         snapshot_trailing_entries=rng.choice((0, 5, 20)),
     )

@@ -6,7 +6,7 @@ output, up to the next blank line; lines starting with ``#`` between blocks are 
 interpreter runs the real core over tests/raft/harness.py's nodes (their MemoryLog disks are
 written as the Ready contract says) and a network it drives itself, one command at a time:
 
-    cluster voters=n1,n2,n3 [learners=n4] [prevote=false] [checkquorum=false] [max_append_bytes=N]
+    cluster voters=n1,n2,n3 [learners=n4] [prevote=false] [checkquorum=false] [append_bytes_max=N]
     campaign n1              tick n1 [count]         propose n1 data        transfer n1 n2
     process-ready [n1 ...]   deliver [from=n1] [to=n2,n3]   drop [from=..] [to=..]
     stabilize                crash n1                restart n1             crash-before-sync n1
@@ -203,7 +203,7 @@ class Scenario:
             heartbeat_interval_ticks=1,
             pre_vote=kw.pop("prevote", "true") == "true",
             check_quorum=kw.pop("checkquorum", "true") == "true",
-            max_append_bytes=int(kw.pop("max_append_bytes", 1024 * 1024)),
+            append_bytes_max=int(kw.pop("append_bytes_max", 1024 * 1024)),
         )
         assert not kw, f"unknown cluster options {sorted(kw)}"
         self.cluster = Cluster(0, options=options, ids=[*voters, *learners], nonvoters=learners)

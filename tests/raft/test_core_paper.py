@@ -222,7 +222,7 @@ def test_5_4_1_planted_vote_without_log_check_elects_a_stale_candidate():
 
 def _figure_8(plants: frozenset[str]) -> Cluster:
     """Paper Figure 8, step by step, with one entry per AppendEntries so each can be steered."""
-    opts = options(pre_vote=False, max_append_bytes=1, plants=plants)
+    opts = options(pre_vote=False, append_bytes_max=1, plants=plants)
     c = Cluster(5, options=opts)
     c.elect("n1")  # term 2; its no-op (index 2) commits everywhere
     c.tick(2)

@@ -294,7 +294,7 @@ def test_entries_are_applied_once_and_in_order_across_restarts():
 def test_a_proposal_larger_than_one_entry_may_be_is_refused_and_changes_nothing():
     from raft_zmq.core.ready import ProposalTooLarge
 
-    c = Cluster(1, options=options(max_entry_bytes=100))
+    c = Cluster(1, options=options(entry_bytes_max=100))
     c.elect("n1")
     last = c.nodes["n1"].core.log.last_index()
     with pytest.raises(ProposalTooLarge):

@@ -11,7 +11,7 @@ import pytest
 
 from raft_zmq.core.types import ClusterConfig, Server, SnapshotMeta
 from raft_zmq.snapshots import (
-    SNAPSHOT_READ_MAX_BYTES,
+    SNAPSHOT_READ_BYTES_MAX,
     SnapshotCorruptError,
     SnapshotStagingError,
     SnapshotStore,
@@ -82,7 +82,7 @@ def test_streaming_by_offset_reproduces_the_file(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             reader.read_at(10_001, 10)
         with pytest.raises(ValueError):
-            reader.read_at(0, SNAPSHOT_READ_MAX_BYTES + 1)
+            reader.read_at(0, SNAPSHOT_READ_BYTES_MAX + 1)
     assert [len(c) for c in chunks] == [3000, 3000, 3000, 1000]
     assert b"".join(chunks) == data
 

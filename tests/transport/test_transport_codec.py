@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from raft_zmq.codec import (
     CODEC_VERSION,
-    ENTRIES_MAX_PER_MESSAGE,
-    FRAME_MAX_BYTES,
-    NODE_ID_MAX_CHARS,
-    SNAPSHOT_CHUNK_DATA_MAX_BYTES,
+    FRAME_BYTES_MAX,
+    MESSAGE_ENTRIES_MAX,
+    NODE_ID_CHARS_MAX,
+    SNAPSHOT_CHUNK_DATA_BYTES_MAX,
     TERM_MAX,
     CodecError,
     decode,
@@ -46,7 +46,7 @@ from raft_zmq.core.types import (
 
 # --- strategies for valid messages ---------------------------------------------------------------
 
-node_ids = st.text(min_size=1, max_size=NODE_ID_MAX_CHARS)
+node_ids = st.text(min_size=1, max_size=NODE_ID_CHARS_MAX)
 counts = st.integers(0, TERM_MAX)
 addresses = st.text(min_size=1, max_size=40)
 metadata = st.sampled_from(["", '{"http":"127.0.0.1:8001"}'])
@@ -160,13 +160,13 @@ def test_decoded_entries_are_real_entries_with_plain_int_kinds() -> None:
 
 def test_a_maximal_snapshot_chunk_fits_in_a_frame() -> None:
     meta = SnapshotMeta(10, 2, ClusterConfig(tuple(Server(f"n{i}", "host:1") for i in range(64))))
-    data = b"\xab" * SNAPSHOT_CHUNK_DATA_MAX_BYTES
+    data = b"\xab" * SNAPSHOT_CHUNK_DATA_BYTES_MAX
     msg = SnapshotChunk(3, "a", "b", meta, 0, len(data), data, True)
     assert decode(encode(msg)) == msg
 
 
 def test_encode_refuses_a_frame_above_the_limit() -> None:
-    entries = tuple(Entry(i, 1, 0, b"x" * 1024) for i in range(1, FRAME_MAX_BYTES // 1024 + 2))
+    entries = tuple(Entry(i, 1, 0, b"x" * 1024) for i in range(1, FRAME_BYTES_MAX // 1024 + 2))
     with pytest.raises(CodecError, match="frame"):
         encode(AppendEntries(1, "a", "b", 0, 0, entries, 0))
 
@@ -211,7 +211,7 @@ REFUSED = {
     "term above 2**63-1": _frame(5, [2**63, "a", "b", 0, 0, ""]),
     "empty sender": _frame(5, [1, "", "b", 0, 0, ""]),
     "sender not a string": _frame(5, [1, b"a", "b", 0, 0, ""]),
-    "recipient too long": _frame(5, [1, "a", "b" * (NODE_ID_MAX_CHARS + 1), 0, 0, ""]),
+    "recipient too long": _frame(5, [1, "a", "b" * (NODE_ID_CHARS_MAX + 1), 0, 0, ""]),
     "unknown entry kind": _ae(entries=[[11, 4, 9, b""]]),
     "entry of 3 fields": _ae(entries=[[11, 4, 0]]),
     "entries not from prev_index + 1": _ae(entries=[[12, 4, 0, b""]]),
@@ -230,9 +230,9 @@ REFUSED = {
     "chunk beyond its total": _frame(10, [3, "a", "b", [9, 2, []], 5, 6, b"xx", False]),
     "last chunk short of its total": _frame(10, [3, "a", "b", [9, 2, []], 0, 6, b"xx", True]),
     "chunk data above its limit": _frame(
-        10, [3, "a", "b", [9, 2, []], 0, 2**21, b"x" * (SNAPSHOT_CHUNK_DATA_MAX_BYTES + 1), False]
+        10, [3, "a", "b", [9, 2, []], 0, 2**21, b"x" * (SNAPSHOT_CHUNK_DATA_BYTES_MAX + 1), False]
     ),
-    "frame above the size limit": _frame(5, [1, "a", "b", 0, 0, ""]) + b"\x00" * FRAME_MAX_BYTES,
+    "frame above the size limit": _frame(5, [1, "a", "b", 0, 0, ""]) + b"\x00" * FRAME_BYTES_MAX,
 }
 
 
@@ -255,7 +255,7 @@ def test_decode_refuses_what_is_not_bytes() -> None:
 
 
 def test_decode_bounds_the_number_of_entries() -> None:
-    entries = [[i, 1, 0, b""] for i in range(1, ENTRIES_MAX_PER_MESSAGE + 2)]
+    entries = [[i, 1, 0, b""] for i in range(1, MESSAGE_ENTRIES_MAX + 2)]
     with pytest.raises(CodecError):
         decode(_ae(term=1, prev_index=0, prev_term=0, entries=entries))
 

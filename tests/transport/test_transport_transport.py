@@ -18,7 +18,7 @@ import pytest
 import trio
 import zmq
 
-from raft_zmq.codec import FRAME_MAX_BYTES, encode
+from raft_zmq.codec import FRAME_BYTES_MAX, encode
 from raft_zmq.core.types import (
     AppendEntries,
     Entry,
@@ -241,7 +241,7 @@ async def test_a_message_too_large_for_a_frame_is_not_sent() -> None:
     with trio.fail_after(DEADLINE_S):
         async with transports("a", "b") as nodes:
             await connect(nodes["a"], nodes["b"])
-            entry = Entry(1, 1, 0, b"x" * (FRAME_MAX_BYTES + 1))
+            entry = Entry(1, 1, 0, b"x" * (FRAME_BYTES_MAX + 1))
             assert not nodes["a"].send_nowait(AppendEntries(1, "a", "b", 0, 0, (entry,), 0))
             assert nodes["a"].stats().dropped_oversize_out == 1
 
@@ -289,7 +289,7 @@ async def test_hostile_frames_are_dropped_and_counted_while_valid_traffic_contin
                     [encode(hb("a", "b", seq=7))],  # claims to be "a": wrong identity
                     [encode(hb("mallory", "c"))],  # addressed to another node
                     [encode(hb("mallory", "b")), b"extra part"],  # not one frame
-                    [b"\x01\x05" + b"\x00" * FRAME_MAX_BYTES],  # above the frame limit
+                    [b"\x01\x05" + b"\x00" * FRAME_BYTES_MAX],  # above the frame limit
                 ]
                 for n, parts in enumerate(hostile):
                     raw.send_multipart(parts)
