@@ -9,6 +9,11 @@ import logging
 import sys
 import time
 
+# Loggers that write every HTTP/2 header they decode at debug, bearer tokens included (hpack: the
+# header codec under Hypercorn's HTTP/2 and the gRPC server): never below info, so that no token
+# reaches a log even at --logging.level debug (docs/operations.md, "Security").
+HEADER_LOGGERS = ("hpack",)
+
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "node_id"}
 
 
@@ -85,3 +90,5 @@ def setup(node_id: str, level: str, mode: str) -> None:
     root.setLevel(level.upper())
     # Hypercorn's access log is one line per request: useful, but only when asked for.
     logging.getLogger("hypercorn.access").setLevel(max(root.level, logging.WARNING))
+    for name in HEADER_LOGGERS:
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))

@@ -236,12 +236,14 @@ class DoqNode:
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """The Go server's gRPC service, each call answered by ``app`` (docs/grpc.md)."""
-        from doq.grpc.server import GrpcServer  # grpcio is loaded only by a node that serves it
+        from doq.grpc.server import GrpcServer, server_tls  # loaded only by a node serving gRPC
 
-        address = self.settings.grpc__address
-        assert address is not None
+        s = self.settings
+        assert s.grpc__address is not None
         assert self.service is not None
-        server = GrpcServer(address, app, self.service.http_address)
+        # gRPC over TLS exactly when HTTP is, with the same certificate (docs/grpc.md, "TLS").
+        tls = server_tls(s.http__certfile, s.http__keyfile) if security.tls_enabled(s) else None
+        server = GrpcServer(s.grpc__address, app, self.service.http_address, tls=tls)
         try:
             with self._grpc_scope:
                 await server.run(task_status=task_status)

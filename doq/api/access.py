@@ -7,8 +7,9 @@ no rule names needs ``admin``: a route added later is closed until someone puts 
 never open by omission. ``admin`` holds every scope.
 
 Open to anyone (no token): the health probes (a kubelet has no token, and a refused probe would
-restart the pod), the nodes' clock probe (a timestamp, and the nodes call it on each other), and
-the API's own description (OpenAPI, docs page, JSON schemas).
+restart the pod), the nodes' clock probe (a timestamp, and the nodes call it on each other),
+the API's own description (OpenAPI, docs page, JSON schemas), and the admin UI's static page and
+files (a browser cannot send a token with a page load; the page sends it on its API calls).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ RULES: tuple[Rule, ...] = (
     _rule("GET HEAD", r"/API/v1/cluster/time", OPEN),
     _rule("GET HEAD", r"/openapi\.json|/openapi\.yaml|/openapi-3\.0\.(json|yaml)", OPEN),
     _rule("GET HEAD", r"/docs|/docs/assets/[^/]+|/schemas/[^/]+\.json", OPEN),
+    # The admin UI's page and static files hold no data (docs/ui.md): the page asks for a token
+    # and sends it on each API call it makes, which are judged like any other.
+    _rule("GET HEAD", r"/|/ui/[^/]+", OPEN),
     _rule("GET HEAD", r"/metrics", Scope.METRICS),
     _rule("POST", rf"{_QUEUE}/messages(/batch)?", Scope.PRODUCE),
     _rule("POST", r"/API/v1/ids", Scope.PRODUCE),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -104,12 +105,18 @@ class GrpcThread:
     """One asyncio loop in a thread serving a grpclib server; ``start`` and ``stop`` from Trio."""
 
     def __init__(
-        self, host: str, port: int, servables: Sequence[Any], hooks: Sequence[ServerHook] = ()
+        self,
+        host: str,
+        port: int,
+        servables: Sequence[Any],
+        hooks: Sequence[ServerHook] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port  # the port bound once started (it may be given as 0)
         self._servables = tuple(servables)
         self._hooks = tuple(hooks)
+        self._tls = tls  # None: plaintext HTTP/2
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: grpclib.server.Server | None = None
         self._started = threading.Event()
@@ -145,7 +152,7 @@ class GrpcThread:
             hook(server)
         listener = _listener(self.host, self.port)
         self.port = listener.getsockname()[1]  # the port bound when 0 was asked for
-        await server.start(sock=listener)
+        await server.start(sock=listener, ssl=self._tls)
         self._server = server
         self._started.set()
         await server.wait_closed()

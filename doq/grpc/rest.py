@@ -7,6 +7,13 @@ polling (doq/longpoll.py). A gRPC call made into the same ASGI application (no s
 parsing) gets the very same answer a REST client gets, so gRPC cannot drift from REST, and a
 follower serves any call by the relay the HTTP side uses. The enqueue and dequeue calls, the
 busy ones, are answered by the fast path in front of Quart (doq/api/fastpath.py).
+
+The request carries the call's credentials and peer (``Caller``): its ``authorization`` metadata
+becomes the request's ``Authorization`` header, so the bearer-token layer in front of the
+application (doq/api/auth.py) judges a gRPC call by the same table as an HTTP request, and a
+follower relays the header to the leader as it does an HTTP client's. The peer's address is the
+request's client, so the per-connection in-flight cap (doq/api/limits.py) counts each gRPC
+connection apart, as it counts each HTTP connection.
 """
 
 from __future__ import annotations
@@ -23,6 +30,25 @@ Asgi = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 _DECODER = msgspec.json.Decoder()
 _ENCODER = msgspec.json.Encoder()
+
+
+NO_PEER = ("127.0.0.1", 0)  # a caller whose address grpclib could not tell
+
+
+@attrs.frozen(repr=False)
+class Caller:
+    """Who made a call: its ``authorization`` metadata (a secret: never in a repr or a log) and
+    the address of its connection."""
+
+    authorization: bytes | None = None
+    peer: tuple[str, int] = NO_PEER
+
+    def __repr__(self) -> str:
+        credentials = "with authorization" if self.authorization is not None else "anonymous"
+        return f"Caller({self.peer[0]}:{self.peer[1]}, {credentials})"
+
+
+ANONYMOUS = Caller()
 
 
 def segment(name: str) -> str:
@@ -48,11 +74,24 @@ class RestClient:
     host: str  # the node's advertised HTTP address: links in answers name it
 
     async def call(
-        self, method: str, raw_path: str, *, query: str = "", body: Any = None
+        self,
+        method: str,
+        raw_path: str,
+        *,
+        query: str = "",
+        body: Any = None,
+        caller: Caller = ANONYMOUS,
     ) -> RestAnswer:
         """``raw_path`` as a client writes it (a queue name percent-encoded: ``segment``)."""
         data = b"" if body is None else _ENCODER.encode(body)
         path = unquote(raw_path)
+        headers = [
+            (b"host", self.host.encode("ascii")),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode("ascii")),
+        ]
+        if caller.authorization is not None:
+            headers.append((b"authorization", caller.authorization))
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -63,12 +102,8 @@ class RestClient:
             "raw_path": raw_path.encode("ascii"),
             "query_string": query.encode("ascii"),
             "root_path": "",
-            "headers": [
-                (b"host", self.host.encode("ascii")),
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(data)).encode("ascii")),
-            ],
-            "client": ("127.0.0.1", 0),
+            "headers": headers,
+            "client": caller.peer,
             "server": ("127.0.0.1", 0),
             "extensions": {},
         }

@@ -16,6 +16,8 @@ from doq.grpc.rest import RestAnswer
 
 EMPTY_QUEUE_STATUS = 400  # the REST dequeue's answer for an empty queue (its only 400)
 DETAIL_CHARS_MAX = 1000  # a status message longer than this is cut
+# What a gRPC client must do that an HTTP client reads from WWW-Authenticate.
+UNAUTHENTICATED_HINT = "send the metadata 'authorization: Bearer <token>'"
 
 _CODES = {
     400: Status.FAILED_PRECONDITION,  # the queue is empty
@@ -48,7 +50,10 @@ def status_of(
         for name, value in answer.headers
         if name.lower() == b"retry-after"
     )
-    return code, _detail(answer)[:DETAIL_CHARS_MAX], trailers
+    detail = _detail(answer)
+    if answer.status == 401:
+        detail = f"{detail}; {UNAUTHENTICATED_HINT}"
+    return code, detail[:DETAIL_CHARS_MAX], trailers
 
 
 def _detail(answer: RestAnswer) -> str:

@@ -20,6 +20,7 @@ from doq.grpc import doq_pb2_grpc as pb_grpc
 from ..support import free_port
 
 READY_S_MAX = 20
+LOCAL_SUBCHANNELS = [("grpc.use_local_subchannel_pool", 1)]
 
 
 def node_settings(root: str, node_id: str, **overrides: object) -> Settings:
@@ -54,16 +55,24 @@ class Client:
     """A generated ``DOQ`` stub on its own channel; ``call`` runs one RPC in a thread."""
 
     address: str
+    token: str = ""  # sent as 'authorization: Bearer <token>' metadata on every call
     channel: grpc.Channel = attrs.field(init=False)
     stub: pb_grpc.DOQStub = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.channel = grpc.insecure_channel(self.address)
+        # A channel of its own connection: grpcio shares one between channels by default.
+        self.channel = grpc.insecure_channel(self.address, options=LOCAL_SUBCHANNELS)
         self.stub = pb_grpc.DOQStub(self.channel)
 
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+
     async def call(self, method: str, request: Any, timeout_s: float = 20) -> Any:
-        rpc = getattr(self.stub, method)
-        return await trio.to_thread.run_sync(functools.partial(rpc, request, timeout=timeout_s))
+        rpc = functools.partial(getattr(self.stub, method), timeout=timeout_s)
+        if self.token:
+            rpc = functools.partial(rpc, metadata=self.metadata)
+        return await trio.to_thread.run_sync(rpc, request)
 
     async def error(self, method: str, request: Any) -> grpc.RpcError:
         try:

@@ -17,13 +17,14 @@ from .support import Client, node_settings, ready
 VOTERS_S_MAX = 20
 
 
-async def _cluster(nursery: trio.Nursery, root: str) -> list[DoqNode]:
-    first = node_settings(root, "a")
+async def _cluster(nursery: trio.Nursery, root: str, **overrides: object) -> list[DoqNode]:
+    first = node_settings(root, "a", **overrides)
     nodes = [DoqNode(first)]
     await nursery.start(nodes[0].run)
     await ready(first)
     for node_id in ("b", "c"):
-        settings = node_settings(root, node_id, cluster__join_addr=f"127.0.0.1:{first.http__port}")
+        join = f"127.0.0.1:{first.http__port}"
+        settings = node_settings(root, node_id, cluster__join_addr=join, **overrides)
         nodes.append(DoqNode(settings))
         await nursery.start(nodes[-1].run)
     with trio.fail_after(VOTERS_S_MAX):

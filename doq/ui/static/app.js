@@ -2,9 +2,13 @@
 // Three views by the URL's hash: #/ (queues), #/queues/<name> (one queue), #/cluster.
 // Every call goes to the node that served this page; a follower relays what only the leader
 // answers, so the UI works through any node.
+// A node with API tokens answers 401 until the UI has one: the sign-in form asks for it, keeps it
+// in sessionStorage (this tab only) and sends it as "Authorization: Bearer" on every call; a 403
+// names the scope the token lacks. The token never goes into a URL, the page or the console.
 "use strict";
 
 const POLL_MS = 1000;
+const TOKEN_KEY = "doq.token";
 const HISTORY_POINTS = 60; // a sparkline's width in samples
 const RATES = ["enqueue_rps", "dequeue_rps", "ack_rps", "nack_rps"];
 const history = new Map(); // queue name -> {enqueue_rps: [...], ...}
@@ -28,8 +32,46 @@ function queuePath(name) {
   return "/API/v1/queues/" + encodeURIComponent(name);
 }
 
+// --- the bearer token ---------------------------------------------------------------------------
+
+function storedToken() {
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+// An answer the UI cannot show without a (better) token: the sign-in form is up instead.
+class SignInNeeded extends Error {}
+
+function askForToken(reason) {
+  $("#sign-in-reason").textContent = reason;
+  $("#sign-in").hidden = false;
+  $("#view").replaceChildren();
+  $("#sign-out").hidden = !storedToken();
+  say("");
+  $("#token").focus();
+}
+
+function signedIn() {
+  return $("#sign-in").hidden;
+}
+
+function refused(status, detail, method, path) {
+  if (status === 401) {
+    const reason = storedToken()
+      ? `This node refused the token (${detail}). Sign in with another.`
+      : "This node asks for a bearer token.";
+    askForToken(reason);
+    return new SignInNeeded(reason);
+  }
+  // 403: the token is valid but lacks the route's scope; the problem's detail names it.
+  const scope = /'([a-z]+)' scope/.exec(detail);
+  const what = scope ? `the '${scope[1]}' scope` : "a scope";
+  return new Error(`403 Forbidden: your token lacks ${what}, needed for ${method} ${path}`);
+}
+
 async function call(method, path, body) {
   const init = { method, headers: {} };
+  const token = storedToken();
+  if (token) init.headers["Authorization"] = `Bearer ${token}`;
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
@@ -39,6 +81,9 @@ async function call(method, path, body) {
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
     const detail = data && data.detail ? data.detail : response.statusText;
+    if (response.status === 401 || response.status === 403) {
+      throw refused(response.status, detail, method, path.split("?")[0]);
+    }
     const errors = data && data.errors ? data.errors.map((e) => e.message).join("; ") : "";
     throw new Error(`${response.status} ${detail}${errors ? ": " + errors : ""}`);
   }
@@ -59,7 +104,7 @@ async function attempt(action, success) {
     await refresh();
     return result;
   } catch (error) {
-    say(error.message);
+    if (!(error instanceof SignInNeeded)) say(error.message);
     return undefined;
   }
 }
@@ -307,6 +352,7 @@ async function showCluster(view) {
 // --- routing ----------------------------------------------------------------------------------
 
 async function refresh() {
+  if (!signedIn()) return; // nothing to show until a token is given
   const view = $("#view");
   const hash = location.hash || "#/";
   $("#nav-queues").className = hash.startsWith("#/cluster") ? "" : "active";
@@ -320,17 +366,42 @@ async function refresh() {
       else await showQueues(view);
     }
   } catch (error) {
-    say(error.message);
+    if (!(error instanceof SignInNeeded)) say(error.message);
   }
 }
 
-async function start() {
+async function showNode() {
   try {
     const node = await call("GET", "/API/v1/cluster/node");
     $("#served-by").textContent = `served by ${node.id} (${node.role})`;
   } catch (error) {
-    say(error.message);
+    $("#served-by").textContent = "";
+    if (!(error instanceof SignInNeeded)) say(error.message);
   }
+}
+
+function signIn(event) {
+  event.preventDefault();
+  const field = $("#token");
+  sessionStorage.setItem(TOKEN_KEY, field.value.trim());
+  field.value = "";
+  $("#sign-in").hidden = true;
+  $("#sign-out").hidden = false;
+  shownQueue = null;
+  showNode().then(refresh);
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("#served-by").textContent = "";
+  askForToken("Signed out.");
+}
+
+async function start() {
+  $("#sign-in-form").addEventListener("submit", signIn);
+  $("#sign-out").addEventListener("click", signOut);
+  $("#sign-out").hidden = !storedToken();
+  await showNode();
   window.addEventListener("hashchange", () => { say(""); refresh(); });
   await refresh();
   timer = setInterval(refresh, POLL_MS);
