@@ -1,15 +1,19 @@
 """The worker runtime: runs a handler on every message of a queue (docs/client.md, "Worker").
 
-``concurrency`` runners take messages from one fetcher, which long-polls for as many as there
-are idle runners (so a worker never holds a message it cannot start). A sync handler runs in a
-thread (at most ``concurrency`` at once), an async one in the event loop. Success acks; an
-exception nacks with exponential backoff as a future priority (on a delayed queue), and after
-``attempts_max`` failures the message is parked in the dead queue with the error in its metadata
-(doq/worker/policy.py). While a handler runs past ``heartbeat_fraction`` of the queue's ack
-timeout, the message is touched, so a long job is never redelivered while it is alive.
+``concurrency`` runners take messages from one fetcher, which takes as many as there are idle
+runners (so a worker never holds a message it cannot start): from the queue's WebSocket stream
+with ``concurrency`` as its credit where the server has one (doq/client/stream.py), else by long
+polls. A sync handler runs in a thread (at most ``concurrency`` at once), an async one in the
+event loop. Success acks; an exception nacks with exponential backoff as a future priority (on a
+delayed queue), and after ``attempts_max`` failures the message is parked in the dead queue with
+the error in its metadata (doq/worker/policy.py). While a handler runs past
+``heartbeat_fraction`` of the queue's ack timeout, the message is touched, so a long job is never
+redelivered while it is alive. Acks, nacks and touches go through the coalescer
+(doq/worker/coalesce.py): many to a request or a bundle, each with its own result.
 
 ``stop()`` (the first SIGTERM or SIGINT): take no more; what is in hand finishes within
-``grace_s``, and what does not is nacked (priority kept). Runs under Trio or asyncio (anyio).
+``grace_s``, and what does not is nacked (priority kept); the coalescer sends every outcome
+before ``run`` returns. Runs under Trio or asyncio (anyio).
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from typing import Any
 import anyio
 import attrs
 
-from doq.client import AsyncClient, Message, NotFound, QueueNotFound, StaleReceipt
+from doq.client import AsyncClient, ItemResult, Message, QueueNotFound
 from doq.client.calls import delay_priority
+from doq.client.models import Settlement
+from doq.client.stream import StreamConsumer
 from doq.worker import policy
+from doq.worker.coalesce import FLUSH_DELAY_S_DEFAULT, Coalescer
 from doq.worker.stats import WorkerStats
 
 log = logging.getLogger("doq.worker")
@@ -65,6 +72,8 @@ class WorkerSettings:
     heartbeat_fraction: float = 0.5
     grace_s: float = 30.0
     poll_wait_s: float = POLL_WAIT_S_DEFAULT
+    stream: bool = True  # the WebSocket stream where the server has it; False: long polls
+    settle_delay_s: float = FLUSH_DELAY_S_DEFAULT  # an ack waits this long for others to share
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.concurrency <= 1000:
@@ -92,6 +101,8 @@ class Worker:
         self._waiting: anyio.CancelScope | None = None
         self._delayed = True
         self._ack_timeout_s = 1800.0
+        self._stream: StreamConsumer | None = None
+        self._coalescer: Coalescer | None = None
 
     def stop(self) -> None:
         """Take no more messages; finish (or nack) those in hand within the grace period."""
@@ -105,23 +116,53 @@ class Worker:
     def in_hand(self) -> int:
         return self.settings.concurrency - self._slots.value
 
+    @property
+    def streaming(self) -> bool:
+        """Whether messages come from the WebSocket stream (else from long polls)."""
+        return self._stream is not None
+
     async def run(self) -> None:
-        """Until ``stop()`` and the messages in hand are done."""
+        """Until ``stop()`` and the messages in hand are done and settled."""
         queue = await self.client.queue(self.settings.queue)
         self._delayed = queue.type == "delayed"
         self._ack_timeout_s = float(queue.settings.ack_timeout)
+        if self.settings.stream:
+            self._stream = await self.client.open_stream(
+                self.settings.queue, self.settings.concurrency
+            )
         log.info(
             "worker started",
-            extra={"queue": self.settings.queue, "concurrency": self.settings.concurrency},
+            extra={
+                "queue": self.settings.queue,
+                "concurrency": self.settings.concurrency,
+                "stream": self.streaming,
+            },
         )
-        send, receive = anyio.create_memory_object_stream[Message](0)
-        async with anyio.create_task_group() as runners:
-            for _ in range(self.settings.concurrency):
-                runners.start_soon(self._runner, receive.clone())
-            receive.close()
-            async with send:
-                await self._fetch(send)
+        try:
+            await self._run_with_coalescer()
+        finally:
+            if self._stream is not None:
+                await self._stream.aclose()
         log.info("worker stopped", extra=self.stats.as_dict())
+
+    async def _run_with_coalescer(self) -> None:
+        settle = self._stream.settle_many if self._stream is not None else self._settle_over_http
+        coalescer = Coalescer(settle, self._settled, delay_s=self.settings.settle_delay_s)
+        async with coalescer:
+            self._coalescer = coalescer
+            send, receive = anyio.create_memory_object_stream[Message](0)
+            async with anyio.create_task_group() as runners:
+                for _ in range(self.settings.concurrency):
+                    runners.start_soon(self._runner, receive.clone())
+                receive.close()
+                async with send:
+                    await self._fetch(send)
+                if self._stream is not None:  # nothing more pushed to us; the rest over HTTP
+                    await self._stream.aclose()
+        self.stats.settle_requests = coalescer.requests
+
+    async def _settle_over_http(self, verb: str, batch: list[Settlement]) -> list[ItemResult]:
+        return await self.client.settle_many(self.settings.queue, verb, batch)  # type: ignore[no-any-return]
 
     async def _fetch(self, send: Any) -> None:
         while not self._stopping.is_set():
@@ -129,23 +170,39 @@ class Worker:
             if want == 0:
                 return
             try:
-                batch = await self.client.dequeue_many(
-                    self.settings.queue, want, wait=self.settings.poll_wait_s
-                )
+                batch = await self._take(want)
             except Exception as exc:  # the client has retried already: go on after a pause
-                log.warning("dequeue failed: %s", exc)
+                log.warning("taking messages failed: %s", exc)
                 batch = []
                 with anyio.move_on_after(1.0):
                     await self._stopping.wait()
             for _ in range(want - len(batch)):
                 self._slots.release()
             for i, message in enumerate(batch):
-                if self._stopping.is_set():  # taken during the last poll: back it goes
+                if self._stopping.is_set():  # taken during the last wait: back it goes
                     for _ in batch[i:]:
                         self._slots.release()
                     await self._give_back(batch[i:])
                     return
                 await send.send(message)
+
+    async def _take(self, want: int) -> list[Message]:
+        """Up to ``want`` messages (none when stopped meanwhile)."""
+        taken: list[Message] = []
+        with anyio.CancelScope() as waiting:
+            self._waiting = waiting
+            try:
+                if self._stopping.is_set():
+                    return []
+                if self._stream is not None:
+                    taken = await self._stream.receive(want)
+                else:
+                    taken = await self.client.dequeue_many(
+                        self.settings.queue, want, wait=self.settings.poll_wait_s
+                    )
+            finally:
+                self._waiting = None
+        return taken
 
     async def _free_slots(self) -> int:
         """Waits for a free runner; then takes every free one (0 once stopping)."""
@@ -197,9 +254,7 @@ class Worker:
             await self._nack(message, priority=0, metadata=None)
             self.stats.abandoned += 1
         elif error is None:
-            await self._settle(
-                self.client.ack(self.settings.queue, message.id, receipt=message.receipt)
-            )
+            await self._submit(Settlement("ack", message))
             self.stats.succeeded(elapsed)
         else:
             await self._failed(message, job, error)
@@ -217,9 +272,7 @@ class Worker:
         every_s = self._ack_timeout_s * self.settings.heartbeat_fraction
         while True:
             await anyio.sleep(every_s)
-            await self._settle(
-                self.client.touch(self.settings.queue, message.id, receipt=message.receipt)
-            )
+            await self._submit(Settlement("touch", message))
             self.stats.heartbeats += 1
 
     async def _stop_after_grace(self, scope: anyio.CancelScope) -> None:
@@ -252,9 +305,7 @@ class Worker:
         except QueueNotFound:
             await self.client.create_queue(dead, "delayed")
             await self._enqueue_dead(dead, message, metadata)
-        await self._settle(
-            self.client.ack(self.settings.queue, message.id, receipt=message.receipt)
-        )
+        await self._submit(Settlement("ack", message))  # only once the parked copy is stored
         self.stats.parked += 1
         log.error(
             "parked after %d attempts",
@@ -269,21 +320,33 @@ class Worker:
         )
 
     async def _nack(self, message: Message, priority: int, metadata: dict[str, str] | None) -> None:
-        await self._settle(
-            self.client.nack(
-                self.settings.queue,
-                message.id,
-                priority=priority,
-                metadata=metadata,
-                receipt=message.receipt,
-            )
-        )
+        await self._submit(Settlement("nack", message, priority, metadata))
 
-    async def _settle(self, operation: Awaitable[Any]) -> None:
-        """Ack, nack or touch: a stale receipt or a message no longer in flight means its lease
-        is over (it went back to the queue); the job's outcome cannot be recorded any more."""
-        try:
-            await operation
-        except (StaleReceipt, NotFound) as exc:
+    async def _submit(self, settlement: Settlement) -> None:
+        assert self._coalescer is not None
+        await self._coalescer.submit(settlement)
+
+    def _settled(
+        self, settlement: Settlement, result: ItemResult | None, error: BaseException | None
+    ) -> None:
+        """The outcome of one ack, nack or touch. A stale receipt or a message no longer in
+        flight means its lease was over (it went back to the queue): the job's outcome could
+        not be recorded, and it runs again. Any other failure: it comes back at its deadline."""
+        log.debug("settled %s %s %s", settlement, result, error)
+        if result is not None and result.error is None:
+            return
+        if result is not None and result.error is not None and result.error.status in (404, 409):
             self.stats.lease_lost += 1
-            log.warning("the message's lease was over: %s", exc)
+            log.warning(
+                "the message's lease was over",
+                extra={"id": settlement.message.id, "verb": settlement.verb},
+            )
+            return
+        self.stats.settle_failed += 1
+        detail = error if error is not None else result.error if result is not None else None
+        log.warning(
+            "could not %s a message: %s",
+            settlement.verb,
+            detail,
+            extra={"id": settlement.message.id},
+        )
