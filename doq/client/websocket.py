@@ -9,7 +9,9 @@ send (the send lock keeps frames whole); a ping is answered by whoever receives 
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -23,6 +25,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.utilities import LocalProtocolError
 
 RECEIVE_CHUNK_BYTES = 64 * 1024
 
@@ -89,9 +92,14 @@ class WebSocket:
                     raise UpgradeRefused(event.status_code)
 
     async def send(self, text: str) -> None:
+        await self._send_event(TextMessage(data=text))
+
+    async def _send_event(self, event: TextMessage | Ping | CloseConnection | Any) -> None:
         try:
             async with self._send_lock:
-                await self._stream.send(self._ws.send(TextMessage(data=text)))
+                await self._stream.send(self._ws.send(event))
+        except LocalProtocolError as exc:  # the server's close came in: nothing more may go
+            raise WebSocketClosed(f"closing: {exc}") from exc
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise WebSocketClosed(f"connection lost: {exc!r}") from exc
 
@@ -111,17 +119,13 @@ class WebSocket:
                 elif isinstance(event, CloseConnection):
                     self._close = event
                 elif isinstance(event, Ping):
-                    async with self._send_lock:
-                        await self._stream.send(self._ws.send(event.response()))
+                    await self._send_event(event.response())
         texts, self._texts = self._texts, []
         return texts
 
     async def aclose(self) -> None:
-        try:
-            async with self._send_lock:
-                await self._stream.send(self._ws.send(CloseConnection(code=1000)))
-        except Exception:  # closed already, or the connection is in a state that cannot close
-            pass
+        with contextlib.suppress(WebSocketClosed):  # closed already: nothing to say
+            await self._send_event(CloseConnection(code=1000))
         await anyio.aclose_forcefully(self._stream)
 
     async def _events(self) -> list[object]:

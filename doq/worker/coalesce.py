@@ -89,6 +89,11 @@ class Coalescer:
         if len(self._pending[settlement.verb]) >= self._batch_max:
             self._full.set()
 
+    def flush_soon(self) -> None:
+        """Send what is waiting without waiting out the delay (nothing else is coming soon)."""
+        if self._waiting:
+            self._full.set()
+
     def close(self) -> None:
         """Take no more; what is waiting is sent at once."""
         self._closed = True

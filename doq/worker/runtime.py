@@ -38,6 +38,7 @@ from doq.worker.stats import WorkerStats
 log = logging.getLogger("doq.worker")
 
 Handler = Callable[["Job"], Any] | Callable[["Job"], Awaitable[Any]]
+HEARTBEAT_CHECKS_PER_INTERVAL = 4
 POLL_WAIT_S_DEFAULT = 5.0  # a long poll's wait: also how long a stop waits for the one in progress
 
 
@@ -63,6 +64,16 @@ class Job:
         )
 
 
+@attrs.define
+class _Running:
+    """A handler running now: its message, its cancel scope (for the end of the grace period)
+    and when its message was delivered or last touched (for heartbeats)."""
+
+    message: Message
+    scope: anyio.CancelScope
+    touched: float
+
+
 @attrs.frozen
 class WorkerSettings:
     queue: str
@@ -73,6 +84,9 @@ class WorkerSettings:
     grace_s: float = 30.0
     poll_wait_s: float = POLL_WAIT_S_DEFAULT
     stream: bool = True  # the WebSocket stream where the server has it; False: long polls
+    # On the stream: messages delivered and not yet settled, at most (its credit). None: the
+    # concurrency, so no message waits unstarted; more keeps the pipe full between round trips.
+    prefetch: int | None = None
     settle_delay_s: float = FLUSH_DELAY_S_DEFAULT  # an ack waits this long for others to share
 
     def __attrs_post_init__(self) -> None:
@@ -80,6 +94,12 @@ class WorkerSettings:
             raise ValueError("concurrency must be 1..1000")
         if not 0 < self.heartbeat_fraction < 1:
             raise ValueError("heartbeat_fraction must be between 0 and 1")
+        if self.prefetch is not None and self.prefetch < self.concurrency:
+            raise ValueError("prefetch must be at least the concurrency")
+
+    @property
+    def credit(self) -> int:
+        return self.prefetch or self.concurrency
 
     @property
     def dead(self) -> str:
@@ -103,6 +123,8 @@ class Worker:
         self._ack_timeout_s = 1800.0
         self._stream: StreamConsumer | None = None
         self._coalescer: Coalescer | None = None
+        self._running: dict[int, _Running] = {}  # by message ID: the handlers running now
+        self._unstarted = 0  # messages taken and not yet started by a runner
 
     def stop(self) -> None:
         """Take no more messages; finish (or nack) those in hand within the grace period."""
@@ -127,9 +149,7 @@ class Worker:
         self._delayed = queue.type == "delayed"
         self._ack_timeout_s = float(queue.settings.ack_timeout)
         if self.settings.stream:
-            self._stream = await self.client.open_stream(
-                self.settings.queue, self.settings.concurrency
-            )
+            self._stream = await self.client.open_stream(self.settings.queue, self.settings.credit)
         log.info(
             "worker started",
             extra={
@@ -151,14 +171,18 @@ class Worker:
         async with coalescer:
             self._coalescer = coalescer
             send, receive = anyio.create_memory_object_stream[Message](0)
-            async with anyio.create_task_group() as runners:
-                for _ in range(self.settings.concurrency):
-                    runners.start_soon(self._runner, receive.clone())
-                receive.close()
-                async with send:
-                    await self._fetch(send)
-                if self._stream is not None:  # nothing more pushed to us; the rest over HTTP
-                    await self._stream.aclose()
+            async with anyio.create_task_group() as watchers:
+                watchers.start_soon(self._heartbeats)
+                watchers.start_soon(self._stop_after_grace)
+                async with anyio.create_task_group() as runners:
+                    for _ in range(self.settings.concurrency):
+                        runners.start_soon(self._runner, receive.clone())
+                    receive.close()
+                    async with send:
+                        await self._fetch(send)
+                    if self._stream is not None:  # nothing more pushed to us; the rest by HTTP
+                        await self._stream.aclose()
+                watchers.cancel_scope.cancel()
         self.stats.settle_requests = coalescer.requests
 
     async def _settle_over_http(self, verb: str, batch: list[Settlement]) -> list[ItemResult]:
@@ -178,10 +202,12 @@ class Worker:
                     await self._stopping.wait()
             for _ in range(want - len(batch)):
                 self._slots.release()
+            self._unstarted += len(batch)
             for i, message in enumerate(batch):
                 if self._stopping.is_set():  # taken during the last wait: back it goes
                     for _ in batch[i:]:
                         self._slots.release()
+                    self._unstarted -= len(batch) - i
                     await self._give_back(batch[i:])
                     return
                 await send.send(message)
@@ -237,18 +263,18 @@ class Worker:
                     self._slots.release()
 
     async def _process(self, message: Message) -> None:
+        self._unstarted -= 1
         job = Job.of(self.settings.queue, message)
         started = time.monotonic()
         error: BaseException | None = None
         with anyio.CancelScope() as scope:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._heartbeat, message)
-                group.start_soon(self._stop_after_grace, scope)
-                try:
-                    await self._call(job)
-                except Exception as exc:  # any failure of the handler
-                    error = exc
-                group.cancel_scope.cancel()
+            self._running[message.id] = _Running(message, scope, started)
+            try:
+                await self._call(job)
+            except Exception as exc:  # any failure of the handler
+                error = exc
+            finally:
+                del self._running[message.id]
         elapsed = time.monotonic() - started
         if scope.cancelled_caught:  # the grace period ended with the handler still running
             await self._nack(message, priority=0, metadata=None)
@@ -259,6 +285,8 @@ class Worker:
         else:
             await self._failed(message, job, error)
             self.stats.failed_after(elapsed)
+        if not self._running and not self._unstarted:  # no other outcome is coming soon
+            self._coalescer_now().flush_soon()
 
     async def _call(self, job: Job) -> None:
         if self._is_async:
@@ -268,17 +296,26 @@ class Worker:
                 self.handler, job, limiter=self._limiter, abandon_on_cancel=True
             )
 
-    async def _heartbeat(self, message: Message) -> None:
+    async def _heartbeats(self) -> None:
+        """Touches every message whose handler has run ``heartbeat_fraction`` of the ack
+        timeout since its delivery or its last touch: one task for all, looking
+        ``HEARTBEAT_CHECKS_PER_INTERVAL`` times an interval (so a touch comes at most a quarter
+        interval late), not two tasks a message."""
         every_s = self._ack_timeout_s * self.settings.heartbeat_fraction
         while True:
-            await anyio.sleep(every_s)
-            await self._submit(Settlement("touch", message))
-            self.stats.heartbeats += 1
+            await anyio.sleep(every_s / HEARTBEAT_CHECKS_PER_INTERVAL)
+            now = time.monotonic()
+            for running in list(self._running.values()):
+                if now - running.touched >= every_s and running.message.id in self._running:
+                    running.touched = now
+                    await self._submit(Settlement("touch", running.message))
+                    self.stats.heartbeats += 1
 
-    async def _stop_after_grace(self, scope: anyio.CancelScope) -> None:
+    async def _stop_after_grace(self) -> None:
         await self._stopping.wait()
         await anyio.sleep(self.settings.grace_s)
-        scope.cancel()
+        for running in list(self._running.values()):
+            running.scope.cancel()
 
     async def _failed(self, message: Message, job: Job, error: BaseException) -> None:
         attempts = job.attempt
@@ -323,8 +360,11 @@ class Worker:
         await self._submit(Settlement("nack", message, priority, metadata))
 
     async def _submit(self, settlement: Settlement) -> None:
-        assert self._coalescer is not None
-        await self._coalescer.submit(settlement)
+        await self._coalescer_now().submit(settlement)
+
+    def _coalescer_now(self) -> Coalescer:
+        assert self._coalescer is not None, "settlements are made while the worker runs"
+        return self._coalescer
 
     def _settled(
         self, settlement: Settlement, result: ItemResult | None, error: BaseException | None
@@ -335,6 +375,8 @@ class Worker:
         log.debug("settled %s %s %s", settlement, result, error)
         if result is not None and result.error is None:
             return
+        if settlement.verb == "touch" and settlement.message.id not in self._running:
+            return  # the handler finished meanwhile and its ack or nack went first: no matter
         if result is not None and result.error is not None and result.error.status in (404, 409):
             self.stats.lease_lost += 1
             log.warning(
