@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import attrs
 
-from doq.client.errors import ValidationFailed, error_for
+from doq.client.errors import PROBLEM_KIND_HEADER, ValidationFailed, error_for
 from doq.client.models import (
     Backup,
     Enqueued,
@@ -106,7 +106,9 @@ def settle(call: Call, reply: Reply, unknown_before: bool) -> Any:
         body = reply.json()
     except ValueError:
         body = None
-    error = error_for(reply.status, body, reply.retry_after_s())
+    error = error_for(
+        reply.status, body, reply.retry_after_s(), reply.headers.get(PROBLEM_KIND_HEADER)
+    )
     if call.single_item and isinstance(error, ValidationFailed) and error.field:
         error.field = error.field.replace("body.messages[0].", "body.", 1)
     raise error
