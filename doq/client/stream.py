@@ -23,6 +23,7 @@ and an ack or nack that then finds its message settled (404, or 409) counts as d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import deque
@@ -91,7 +92,8 @@ class StreamConsumer:
         """Connects and grants the first credit; raises ``StreamUnsupported`` when the node
         refuses the upgrade."""
         if not self.client._router.discovered:
-            await self.client._discover()
+            with contextlib.suppress(DoqError):  # any node will do: a follower names the leader
+                await self.client._discover()
         await self._ensure_socket(first=True)
 
     async def receive(self, count: int = 1) -> list[Message]:
