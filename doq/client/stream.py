@@ -173,7 +173,8 @@ class StreamConsumer:
         await self._send(frames + self._grant())
         await self._pump(lambda: all(op.done.is_set() for op in ops), grant=False)
         for op in ops:  # closed meanwhile: the close answers them over HTTP
-            await op.done.wait()
+            if not op.done.is_set():
+                await op.done.wait()
         return [op.result for op in ops if op.result is not None]
 
     async def _settle_over_http(
