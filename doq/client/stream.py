@@ -86,7 +86,13 @@ class StreamConsumer:
 
     @property
     def unsettled(self) -> int:
+        """Messages delivered and not yet acked or nacked (those not handed out included)."""
         return len(self._held)
+
+    @property
+    def buffered(self) -> int:
+        """Messages delivered and not handed out yet by ``receive``."""
+        return len(self._buffer)
 
     async def open(self) -> None:
         """Connects and grants the first credit; raises ``StreamUnsupported`` when the node

@@ -285,8 +285,13 @@ class Worker:
         else:
             await self._failed(message, job, error)
             self.stats.failed_after(elapsed)
-        if not self._running and not self._unstarted:  # no other outcome is coming soon
+        if self._idle():  # no other outcome is coming soon: send what waits now
             self._coalescer_now().flush_soon()
+
+    def _idle(self) -> bool:
+        """No handler running and no message on hand to start."""
+        buffered = self._stream.buffered if self._stream is not None else 0
+        return not self._running and not self._unstarted and not buffered
 
     async def _call(self, job: Job) -> None:
         if self._is_async:
