@@ -210,7 +210,9 @@ class StreamConsumer:
             await self._lost(connection)
             return
         try:
-            await socket.send(json.dumps(frames if len(frames) > 1 else frames[0]))
+            for start in range(0, len(frames), BATCH_ITEMS_MAX):  # a bundle's limit
+                bundle = frames[start : start + BATCH_ITEMS_MAX]
+                await socket.send(json.dumps(bundle if len(bundle) > 1 else bundle[0]))
         except WebSocketClosed:
             await self._lost(connection)
 

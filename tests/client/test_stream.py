@@ -12,6 +12,7 @@ import trio
 
 from doq.client import AsyncClient, Client, QueueNotFound, StaleReceipt
 from doq.client.errors import error_for
+from doq.client.models import Settlement
 from doq.client.stream import StreamConsumer
 
 DEADLINE_S = 20
@@ -60,6 +61,22 @@ async def test_the_credit_never_lets_more_than_prefetch_be_delivered_unsettled(n
         for message in held[2:]:  # after the close, over HTTP
             await consumer.ack("st-credit", message.id, receipt=message.receipt)
         assert await _queue_counts(client, "st-credit") == (13, 0)
+
+
+async def test_a_thousand_acks_and_their_credit_go_in_bundles_the_server_takes(node):
+    with Client(node.url) as c:
+        c.create_queue("st-many", ack_timeout=600)
+        c.enqueue_many("st-many", [str(i) for i in range(1000)])
+    async with AsyncClient(node.url) as client:
+        consumer = await client.open_stream("st-many", 1000)
+        assert consumer is not None
+        held: list = []
+        while len(held) < 1000:
+            held += await consumer.receive(1000)
+        results = await consumer.settle_many("ack", [Settlement("ack", m) for m in held])
+        assert [r.status for r in results] == ["ACKNOWLEDGED"] * 1000
+        assert await _queue_counts(client, "st-many") == (0, 0)
+        await consumer.aclose()
 
 
 async def test_a_lost_connection_is_reconnected_and_the_messages_in_hand_still_ack(node):
