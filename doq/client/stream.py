@@ -306,17 +306,19 @@ class StreamConsumer:
                         ws_url(url, f"{quoted_queue(self.queue)}/stream"),
                         timeout_s=self.client._timeout_s,
                     )
-                except UpgradeRefused as exc:
-                    if first:
+                except (OSError, TimeoutError, WebSocketClosed, UpgradeRefused) as exc:
+                    if first and isinstance(exc, UpgradeRefused):
                         raise StreamUnsupported(str(exc), exc.status) from exc
-                    self.client._router.failed(url)
-                except (OSError, TimeoutError, WebSocketClosed) as exc:
                     self.client._router.failed(url)
                     attempt += 1
                     if attempt >= self.client._attempts_max:
                         raise Unavailable(f"no stream for {self.queue}: {exc!r}") from exc
                     await anyio.sleep(backoff_s(attempt, self.client._rng))
                     continue
+                if self._closed:  # closed while connecting: this socket is not wanted
+                    socket, self._socket = self._socket, None
+                    await socket.aclose()
+                    return
                 self._url = url
                 if not first:
                     self.reconnects += 1
