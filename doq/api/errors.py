@@ -28,6 +28,10 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 VALIDATION_FAILED = "validation failed"
 RETRY_AFTER_S_DEFAULT = 1
 ERROR_MODEL = "ErrorModel"  # the schema name of every problem document
+# The kind of a refusal by the state machine (``RejectCode``'s value: queue_not_found,
+# message_not_found, conflict, queue_empty, stale_receipt, invalid), for clients to tell errors
+# apart without reading the detail. A header, so that the body keeps the Go server's bytes.
+PROBLEM_KIND_HEADER = "X-Doq-Problem"
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -108,15 +112,18 @@ def problem_for_service_error(exc: Exception) -> ApiProblem:
     """The problem for an exception the queue service raised."""
     if isinstance(exc, RejectedError):
         status = _REJECT_STATUS[exc.code]
+        kind = {PROBLEM_KIND_HEADER: exc.code.value}
         if exc.code is RejectCode.QUEUE_EMPTY:
             return ApiProblem(
                 status,
                 "Failed to dequeue a message from a queue",
                 [ErrorDetail(message=exc.detail)],
+                headers=kind,
             )
         if status == 422:
-            return ApiProblem(status, VALIDATION_FAILED, [ErrorDetail(message=exc.detail)])
-        return ApiProblem(status, exc.detail)
+            errors = [ErrorDetail(message=exc.detail)]
+            return ApiProblem(status, VALIDATION_FAILED, errors, headers=kind)
+        return ApiProblem(status, exc.detail, headers=kind)
     if isinstance(exc, UnavailableError):
         return unavailable(str(exc), exc.retry_after_s)
     if isinstance(exc, TooLargeError):

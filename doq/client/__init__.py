@@ -16,6 +16,7 @@ from doq.client.errors import (
     ServerError,
     StaleReceipt,
     TooLarge,
+    TooManyRequests,
     Unavailable,
     ValidationFailed,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "ServerError",
     "StaleReceipt",
     "TooLarge",
+    "TooManyRequests",
     "Unavailable",
     "ValidationFailed",
     "delay_priority",

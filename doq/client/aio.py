@@ -32,6 +32,7 @@ from doq.client.routing import (
     backoff_s,
     servers_from_env,
 )
+from doq.client.stream import StreamConsumer, StreamUnsupported
 from doq.client.sync import ID_POOL_SIZE, TIMEOUT_S_DEFAULT
 
 
@@ -126,9 +127,21 @@ class AsyncClient(Operations):
             return taken
 
     async def consume(
-        self, queue: str, *, prefetch: int = 64, wait: float = 20.0
+        self, queue: str, *, prefetch: int = 64, wait: float = 20.0, stream: bool = True
     ) -> AsyncIterator[Delivery]:
-        """``async for msg in client.consume(queue):`` as ``Client.consume``."""
+        """``async for msg in client.consume(queue):`` as ``Client.consume``, on the WebSocket
+        stream where the server has it (``prefetch``: the messages delivered and not yet acked
+        or nacked, at most), by long polls otherwise (``wait``) or with ``stream=False``. Close
+        the iterator (``contextlib.aclosing``) to give back at once what it holds."""
+        if stream:
+            consumer = await self.open_stream(queue, prefetch)
+            if consumer is not None:
+                try:
+                    while True:
+                        for message in await consumer.receive():
+                            yield Delivery.of(consumer, queue, message)
+                finally:
+                    await consumer.aclose()
         count = consume_batch_size(prefetch)
         held: list[Any] = []
         try:
@@ -141,6 +154,16 @@ class AsyncClient(Operations):
                 with anyio.CancelScope(shield=True):
                     await self.nack_many(queue, held)
 
+    async def open_stream(self, queue: str, prefetch: int) -> StreamConsumer | None:
+        """A consumer of ``queue`` on its WebSocket stream (doq/client/stream.py), or None when
+        the server has no stream endpoint; ``aclose()`` it when done."""
+        consumer = StreamConsumer(self, queue, prefetch)
+        try:
+            await consumer.open()
+        except StreamUnsupported:
+            return None
+        return consumer
+
     async def _next_batch(self, queue: str, count: int, wait: float) -> list[Any]:
-        """The consumer's source of messages: a long poll, until the streaming endpoint exists."""
+        """The long-polling consumer's source of messages."""
         return await self.dequeue_many(queue, count, wait=wait)  # type: ignore[no-any-return]

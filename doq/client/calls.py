@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import attrs
 
-from doq.client.errors import ValidationFailed, error_for
+from doq.client.errors import PROBLEM_KIND_HEADER, ValidationFailed, error_for
 from doq.client.models import (
     Backup,
     Enqueued,
@@ -31,6 +31,7 @@ from doq.client.models import (
     NewMessage,
     Queue,
     Server,
+    Settlement,
 )
 
 API = "/API/v1"
@@ -105,7 +106,9 @@ def settle(call: Call, reply: Reply, unknown_before: bool) -> Any:
         body = reply.json()
     except ValueError:
         body = None
-    error = error_for(reply.status, body, reply.retry_after_s())
+    error = error_for(
+        reply.status, body, reply.retry_after_s(), reply.headers.get(PROBLEM_KIND_HEADER)
+    )
     if call.single_item and isinstance(error, ValidationFailed) and error.field:
         error.field = error.field.replace("body.messages[0].", "body.", 1)
     raise error
@@ -119,8 +122,12 @@ def _detail(reply: Reply) -> str:
     return str(body.get("detail")) if isinstance(body, dict) else f"HTTP {reply.status}"
 
 
-def _q(name: str) -> str:
+def quoted_queue(name: str) -> str:
+    """The path of queue ``name`` (any name: percent-encoded)."""
     return f"{API}/queues/{quote(name, safe='')}"
+
+
+_q = quoted_queue
 
 
 def _none(reply: Reply) -> None:
@@ -181,6 +188,17 @@ def _in_flight_item(item: int | Message, receipt: str | None = None) -> dict[str
     entry = {"id": str(message_id)}
     if receipt is not None:
         entry["receipt"] = receipt
+    return entry
+
+
+def settlement_entry(settlement: Settlement) -> dict[str, Any]:
+    """The item of a batch ack, nack or touch (and the fields of a stream frame) for
+    ``settlement``."""
+    entry: dict[str, Any] = _in_flight_item(settlement.message)
+    if settlement.verb == "nack":
+        entry["priority"] = settlement.priority
+        if settlement.metadata is not None:
+            entry["metadata"] = settlement.metadata
     return entry
 
 
@@ -412,6 +430,19 @@ class Operations:
         _check_batch(entries)
         path = f"{_q(queue)}/messages/{verb}"
         return self._run(Call("POST", path, _item_results, body={"ids": entries}))
+
+    def settle_many(self, queue: str, verb: str, settlements: Iterable[Settlement]) -> Any:
+        """Acks, nacks or touches (``verb``, all alike) of delivered messages in one request, each
+        with its own receipt, priority and metadata: an ``ItemResult`` per settlement, in order;
+        a stale receipt fails its own item only."""
+        return self.settle_entries(queue, verb, [settlement_entry(s) for s in settlements])
+
+    def settle_entries(self, queue: str, verb: str, entries: list[dict[str, Any]]) -> Any:
+        """``settle_many`` of items already in the request's form (``settlement_entry``)."""
+        _check_batch(entries)
+        key = "messages" if verb == "nack" else "ids"
+        path = f"{_q(queue)}/messages/{verb}"
+        return self._run(Call("POST", path, _item_results, body={key: entries}))
 
     def generate_ids(self, number: int) -> Any:
         return self._run(ids_call(number))

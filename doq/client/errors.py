@@ -3,6 +3,11 @@ program, so callers catch ``QueueEmpty`` or ``StaleReceipt`` instead of reading 
 
 Every error carries the HTTP status and the server's detail; ``ValidationFailed`` carries the
 failing field's location (``body.priority``, ``body.messages[17].priority``).
+
+The error's class comes from the answer's ``X-Doq-Problem`` header where it has one (the kind
+of refusal, doq/api/errors.py: ``queue_not_found``, ``stale_receipt``, ...), so no wording of a
+detail decides it; an answer without it (a relayed answer, an older node, the Go server, an
+error that is not a refusal by the queue) is read by its status and, for 404 and 409, its detail.
 """
 
 from __future__ import annotations
@@ -75,6 +80,15 @@ class Unavailable(DoqError):
         self.retry_after_s = retry_after_s
 
 
+class TooManyRequests(DoqError):
+    """429: a cap of the node (requests or streams in flight, queues, messages a queue); nothing
+    was applied. ``retry_after_s`` is the server's hint."""
+
+    def __init__(self, detail: str, status: int = 429, retry_after_s: float | None = None):
+        super().__init__(detail, status)
+        self.retry_after_s = retry_after_s
+
+
 class InsufficientStorage(DoqError):
     """507: the leader's disk is below its reserve; nothing was applied, reads still work."""
 
@@ -83,13 +97,39 @@ class ServerError(DoqError):
     """500 or any other status this client does not know: a bug on the node."""
 
 
-def error_for(status: int, body: Any, retry_after_s: float | None = None) -> DoqError:
+PROBLEM_KIND_HEADER = "x-doq-problem"
+_BY_KIND: dict[str, type[DoqError]] = {
+    "queue_not_found": QueueNotFound,
+    "message_not_found": MessageNotFound,
+    "queue_empty": QueueEmpty,
+    "stale_receipt": StaleReceipt,
+    "conflict": Conflict,
+}
+
+
+def error_for(
+    status: int, body: Any, retry_after_s: float | None = None, kind: str | None = None
+) -> DoqError:
     """The typed error for a problem document ``body`` (any JSON, or None) answered with
-    ``status``."""
+    ``status`` and the ``X-Doq-Problem`` header's ``kind`` (None when absent)."""
     problem = body if isinstance(body, dict) else {}
     detail = str(problem.get("detail") or f"HTTP {status}")
     errors = problem.get("errors") or []
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    if kind in _BY_KIND:
+        message = first.get("message") if kind == "queue_empty" else None
+        return _BY_KIND[kind](str(message or detail), status)
+    if status == 422:
+        return ValidationFailed(detail, status, first.get("location"), first.get("message"))
+    if status == 503:
+        return Unavailable(detail, status, retry_after_s)
+    if status == 429:
+        return TooManyRequests(detail, status, retry_after_s)
+    return _by_status(status, detail, first)
+
+
+def _by_status(status: int, detail: str, first: dict[str, Any]) -> DoqError:
+    """Without a kind: the status, and for 400, 404 and 409 the wording the server uses."""
     if status == 400:
         message = str(first.get("message", ""))
         if message.startswith("Queue is empty"):
@@ -105,12 +145,6 @@ def error_for(status: int, body: Any, retry_after_s: float | None = None) -> Doq
         return (StaleReceipt if "receipt" in detail else Conflict)(detail, status)
     if status == 413:
         return TooLarge(detail, status)
-    if status == 422:
-        field = first.get("location")
-        message = first.get("message")
-        return ValidationFailed(detail, status, field, message)
-    if status == 503:
-        return Unavailable(detail, status, retry_after_s)
     if status == 507:
         return InsufficientStorage(detail, status)
     return ServerError(detail, status)

@@ -97,6 +97,21 @@ class Enqueued:
     message: Message | None = None
 
 
+SETTLE_VERBS = ("ack", "nack", "touch")
+
+
+@attrs.frozen
+class Settlement:
+    """One ack, nack or touch of a delivered ``message`` (its receipt goes with it), as an item of
+    a batch request or a frame on a stream. A nack's ``priority`` 0 keeps the message's own; its
+    ``metadata``, when given, replaces the message's."""
+
+    verb: str = attrs.field(validator=attrs.validators.in_(SETTLE_VERBS))
+    message: Message
+    priority: int = 0
+    metadata: dict[str, str] | None = None
+
+
 @attrs.frozen
 class ItemError:
     status: int

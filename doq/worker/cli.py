@@ -65,6 +65,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--queue", required=True)
     p.add_argument("-s", "--server", action="append", help="a node's URL (repeatable; DOQ_SERVERS)")
     p.add_argument("-c", "--concurrency", type=int, default=16)
+    p.add_argument(
+        "--prefetch",
+        type=int,
+        help="messages held at most, running or waiting (default: the concurrency)",
+    )
+    p.add_argument("--poll", action="store_true", help="long polls instead of the stream")
     p.add_argument("--attempts", type=int, default=5, help="failures before a message is parked")
     p.add_argument("--backoff", type=float, default=1.0, help="first retry delay, seconds")
     p.add_argument("--backoff-max", type=float, default=300.0, help="largest retry delay, seconds")
@@ -89,6 +95,8 @@ def main(argv: Sequence[str]) -> int:
             dead_queue=args.dead_queue,
             heartbeat_fraction=args.heartbeat_fraction,
             grace_s=args.grace,
+            prefetch=args.prefetch,
+            stream=not args.poll,
         )
     except (ImportError, AttributeError, ValueError) as exc:
         print(f"doq worker: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ _COUNTERS = {
     "parked": "messages parked in the dead queue",
     "heartbeats": "touches of messages whose handler ran long",
     "lease_lost": "acks, nacks or touches that found the delivery over",
+    "settle_failed": "acks, nacks or touches that no node took within the retries",
     "handler_s_total": "seconds spent in handlers",
 }
 

@@ -14,6 +14,8 @@ class WorkerStats:
     abandoned: int = 0  # still running when the grace period ended: nacked
     heartbeats: int = 0
     lease_lost: int = 0  # an ack, nack or touch found the delivery over
+    settle_failed: int = 0  # an ack, nack or touch that got no answer within the retries
+    settle_requests: int = 0  # batch requests (or bundles) that carried the acks, nacks, touches
     handler_s_total: float = 0.0
 
     def succeeded(self, elapsed_s: float) -> None:

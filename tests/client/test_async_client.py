@@ -15,7 +15,8 @@ def test_the_async_client_has_every_method_of_the_blocking_one():
     def public(cls):
         return {n for n, v in inspect.getmembers(cls) if not n.startswith("_") and callable(v)}
 
-    assert public(Client) - {"close"} == public(AsyncClient) - {"aclose"}
+    # open_stream: the WebSocket consumer is async only (the blocking consume long-polls).
+    assert public(Client) - {"close"} == public(AsyncClient) - {"aclose", "open_stream"}
 
 
 async def _round_trip(url: str, queue: str) -> list[str]:
