@@ -39,6 +39,7 @@ _RELAYED_HEADERS = (
     (b"content-type", "Content-Type"),
     (b"retry-after", "Retry-After"),
     (b"x-doq-receipt", "X-Doq-Receipt"),  # doq/api/receipts.py: a dequeue's delivery receipt
+    (b"x-doq-problem", "X-Doq-Problem"),  # doq/api/errors.py: the kind of a refusal, for clients
 )
 # The client's credentials travel with the request: the leader judges them itself
 # (doq/api/auth.py), as it would judge the client's own request.

@@ -48,6 +48,7 @@ async def test_requests_through_followers_behave_as_through_the_leader(tmp_path)
             assert empty.status_code == 400
             assert empty.headers["Content-Type"] == "application/problem+json"
             assert empty.json()["errors"] == [{"message": "Queue is empty: q"}]
+            assert empty.headers["X-Doq-Problem"] == "queue_empty"  # clients type errors by it
             info = await http.get(f"{second.url}{QUEUES}/q")
             assert info.json()["total"] == 0
 
