@@ -29,6 +29,7 @@ from doq.caps import (
 from doq.commands import NODE_ID_CHARS_MAX
 from doq.diskguard import STORAGE_RESERVE_BYTES_DEFAULT
 from doq.goflags import NO_EFFECT
+from doq.state.unsynced import BOOT_ID_PATH_DEFAULT
 
 ENV_PREFIX = "DOQ_"
 LOG_MODES = ("console", "json", "stackdriver")
@@ -75,6 +76,10 @@ class Settings:
     storage__reserve_bytes: int = attrs.field(
         default=STORAGE_RESERVE_BYTES_DEFAULT, validator=_not_negative
     )
+    # fdatasync the queue state at every apply (doq/state/unsynced.py): not needed for safety, the
+    # Raft log is the state's durability; on, a write's answer waits for a second fsync.
+    storage__state_sync: bool = False
+    storage__boot_id_file: str = BOOT_ID_PATH_DEFAULT  # tests only: a file standing for the boot
     cluster__node_id: str = "node-0"
     cluster__join_addr: str = ""  # the HTTP host:port of any member; empty: bootstrap if new
     # Kubernetes (doq/kubernetes, docs/kubernetes.md): with a headless service name, the node id

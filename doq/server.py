@@ -92,7 +92,11 @@ class DoqNode:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         s = self.settings
         os.makedirs(s.node_dir, exist_ok=True)
-        state = QueueStateMachine(os.path.join(s.node_dir, "state"))
+        state = QueueStateMachine(
+            os.path.join(s.node_dir, "state"),
+            apply_sync=s.storage__state_sync,
+            boot_id_path=s.storage__boot_id_file,
+        )
         try:
             bootstrap = self._bootstrap_config()
             if self.discovery is not None and not await self.discovery.should_bootstrap():

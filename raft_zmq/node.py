@@ -180,7 +180,9 @@ class RaftNode:
             self.snapshots = SnapshotStore(os.path.join(self.config.data_dir, "snapshots"))
             self._maybe_bootstrap()
             _, log_snapshot = self.storage.initial_state()
-            recover_state_machine(self.state_machine, self.snapshots, log_snapshot)
+            recover_state_machine(
+                self.state_machine, self.snapshots, log_snapshot, log_term=self._log_term
+            )
             self.core = self._new_core()
             self.driver = Driver(self.core, self._driver_options())
             transport = Transport(
@@ -205,6 +207,13 @@ class RaftNode:
             self._stopped = True
             self._fail_everything(NodeStopped("the node stopped"))
             self.storage.close()
+
+    def _log_term(self, index: int) -> int | None:
+        assert self.storage is not None
+        try:
+            return self.storage.term(index)
+        except IndexError:
+            return None
 
     def _driver_options(self) -> DriverOptions:
         return DriverOptions(
@@ -469,6 +478,10 @@ class RaftNode:
                 return
             results = await self._handle_round(rnd)
             self._on_outcomes(driver.finish(rnd, results))
+            if rnd.ready.committed:
+                # Yield once per applied round, after its waiters are woken (not before, which
+                # made every answer wait for a whole batch of other tasks first).
+                await trio.lowlevel.checkpoint()
 
     async def _handle_round(self, rnd: Round) -> list[Any]:
         if rnd.routes is not None:
@@ -480,9 +493,7 @@ class RaftNode:
         if not rnd.ready.committed:
             return []
         entries = rnd.ready.committed
-        results = await self._storage_retry(lambda: self._apply_now(entries))
-        await trio.lowlevel.checkpoint()
-        return results
+        return await self._storage_retry(lambda: self._apply_now(entries))
 
     async def _apply_now(self, entries: tuple[Entry, ...]) -> list[Any]:
         return self.state_machine.apply(entries)

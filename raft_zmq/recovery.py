@@ -14,9 +14,10 @@ registered for streaming is the newest one at or below what the state machine ha
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from raft_zmq.core.types import SnapshotMeta
-from raft_zmq.snapshots import SnapshotStore
+from raft_zmq.snapshots import Snapshot, SnapshotStore
 from raft_zmq.statemachine import StateMachine
 
 logger = logging.getLogger(__name__)
@@ -36,13 +37,25 @@ def recover_state_machine(
     store: SnapshotStore,
     log_snapshot: SnapshotMeta,
     plants: frozenset[str] = frozenset(),
+    *,
+    log_term: Callable[[int], int | None] | None = None,
 ) -> None:
-    """After a crash between installing a received snapshot in the log and restoring the state
-    machine from it, the state machine is behind the log's start: restore that snapshot."""
+    """The state machine is behind the log's start: restore a snapshot the log continues.
+
+    Two ways to get there: a crash between installing a received snapshot in the log and
+    restoring the state machine from it (the snapshot the log names), or a state machine that
+    kept no durable state of its own and starts empty (doq's state after a machine crash,
+    doq/state/unsynced.py). Compaction keeps trailing entries, so the log then names an index
+    behind our own newest snapshot, with no file of its own: given ``log_term`` (the log's term at
+    an index, None outside it), the newest snapshot file whose (index, term) the log holds is
+    taken instead; by log matching it is the state of this log's prefix, and the log holds every
+    entry after it."""
     applied, _ = state_machine.last_applied()
     if applied >= log_snapshot.index:
         return
     snapshot = store.find(log_snapshot.index, log_snapshot.term)
+    if snapshot is None and log_term is not None:
+        snapshot = _continued_by_log(store, log_snapshot.index, log_term)
     if PLANT_RESTORE_NEWEST_SNAPSHOT in plants:
         snapshot = store.latest()
     if snapshot is None:
@@ -52,6 +65,16 @@ def recover_state_machine(
         )
     logger.info("restoring the state machine from snapshot %s", snapshot.meta)
     state_machine.restore(snapshot.path)
+
+
+def _continued_by_log(
+    store: SnapshotStore, log_start_index: int, log_term: Callable[[int], int | None]
+) -> Snapshot | None:
+    for snapshot in reversed(store.snapshots()):
+        meta = snapshot.meta
+        if meta.index >= log_start_index and log_term(meta.index) == meta.term:
+            return snapshot
+    return None
 
 
 def streamable_snapshot(

@@ -5,10 +5,15 @@ entries is applied in one LMDB write transaction that also records the last appl
 so after a crash the state and the applied index agree and the driver replays exactly the entries
 after it: none twice, none skipped.
 
-Durability: the environment syncs data on every commit but, by default, not the meta page
-(``metasync=False``): one fdatasync per apply batch instead of two. A crash can then lose at most
-the last batch, index included, and the driver applies it again from the Raft log. Pass
-``metasync=True`` when the state must be durable on its own (no log to replay from).
+Durability: the Raft log is the state's durability. A node opens its state with
+``apply_sync=False``: applies are not synced at all, so the answer to a write waits for one fsync
+(the log's) and not two. A crash of the process loses nothing committed (the kernel holds the
+writes); after a crash of the machine the state is discarded at the next open and rebuilt from the
+snapshot and the log (doq/state/unsynced.py says when, and why that is safe). With the default
+``apply_sync=True`` the environment syncs data on every commit but not the meta page
+(``metasync=False``): one fdatasync per apply batch instead of two, and a crash loses at most the
+last batch, applied again from the log. Pass ``metasync=True`` when the state must be durable on its
+own (no log to replay from).
 
 Room: a full LMDB map grows and the batch is applied again from scratch; a map at its maximum or
 a full disk raises ``StorageFull`` with nothing applied, so the driver retries it later rather than
@@ -18,6 +23,7 @@ crash (doq/state/room.py, docs/operations.md "Disk full").
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,7 +31,7 @@ from typing import Any
 import lmdb
 
 from doq.commands import CommandDecodeError, RestoreState, decode_command
-from doq.state import batch_ops, due, handlers, identity, reads
+from doq.state import batch_ops, due, handlers, identity, reads, unsynced
 from doq.state.batch import Dbs, WriteBatch, read_applied, read_meta
 from doq.state.layout import (
     DB_NAMES,
@@ -53,6 +59,8 @@ from raft_zmq.core.types import Entry, EntryKind
 
 LMDB_READERS_MAX = 126
 
+logger = logging.getLogger(__name__)
+
 
 class ApplyOrderError(ValueError):
     """The driver handed entries that do not follow the last applied one."""
@@ -60,6 +68,11 @@ class ApplyOrderError(ValueError):
 
 class StateFormatError(RuntimeError):
     """The environment holds state of a format this version does not know."""
+
+
+class StateUntrustedError(RuntimeError):
+    """The state was written without sync and the machine restarted since: it may be corrupt.
+    Only a node (``apply_sync=False``) discards and rebuilds it; other openers refuse it."""
 
 
 class QueueStateMachine:
@@ -75,20 +88,30 @@ class QueueStateMachine:
         map_size_max_bytes: int = STATE_MAP_SIZE_BYTES_MAX,
         sync: bool = True,
         metasync: bool = False,
+        apply_sync: bool = True,
+        boot_id_path: str = unsynced.BOOT_ID_PATH_DEFAULT,
         redelivery_clock: Callable[[], int] | None = None,
         free_bytes: Callable[[str], int] = disk_free_bytes,
     ) -> None:
         os.makedirs(path, exist_ok=True)
         self.path = path
+        boot = unsynced.boot_id(boot_id_path)
+        if sync:
+            self._check_trusted(boot, discard=not apply_sync)
+        # With sync off altogether (tests, the simulator) losing writes is accepted: no marker.
+        self._unsynced = sync and not apply_sync and self._mark_unsynced(boot)
         self._env = lmdb.open(
             path,
             map_size=map_size_bytes,
             max_dbs=LMDB_NAMED_DBS_MAX,
             max_readers=LMDB_READERS_MAX,
-            sync=sync,
+            sync=sync and not self._unsynced,
             metasync=metasync,
             readahead=False,  # random access over data larger than memory: no wasted reads
         )
+        if sync and not self._unsynced:
+            self._env.sync(True)  # whatever a node left unsynced is durable before we write
+            unsynced.mark_synced(path)
         self._redelivery_clock = redelivery_clock
         self._room = Room(self._env, path, map_size_bytes, map_size_max_bytes, free_bytes)
         self._gate = self._room.gate
@@ -101,6 +124,31 @@ class QueueStateMachine:
             elif U16.unpack(stored)[0] != STATE_FORMAT_VERSION:
                 self._env.close()
                 raise StateFormatError(f"{path} holds state format {U16.unpack(stored)[0]}")
+
+    def _check_trusted(self, boot: str | None, *, discard: bool) -> None:
+        if unsynced.is_trusted(self.path, boot):
+            return
+        if not discard:
+            raise StateUntrustedError(
+                f"{self.path} was written without sync and the machine restarted since; start "
+                "the node to rebuild it from its snapshot and log"
+            )
+        logger.warning(
+            "%s was written without sync and the machine restarted since: discarded; it is "
+            "rebuilt from the snapshot and the Raft log",
+            self.path,
+        )
+        unsynced.discard(self.path)
+
+    def _mark_unsynced(self, boot: str | None) -> bool:
+        """Mark before the first unsynced write; a disk too full for the marker gets synced
+        applies instead (the node must start on a full disk, docs/operations.md "Disk full")."""
+        try:
+            unsynced.mark_unsynced(self.path, boot)
+        except OSError as exc:
+            logger.warning("%s: applies synced (no room for the marker: %s)", self.path, exc)
+            return False
+        return True
 
     # --- the StateMachine contract ---------------------------------------------------------------
     def last_applied(self) -> tuple[int, int]:
@@ -152,7 +200,13 @@ class QueueStateMachine:
         return index_term
 
     def close(self) -> None:
-        self._env.close()
+        """Sync what applies left unsynced, so a clean stop needs no rebuild after a reboot."""
+        try:
+            if self._unsynced:
+                self._env.sync(True)
+                unsynced.mark_synced(self.path)
+        finally:
+            self._env.close()
 
     # --- applying ------------------------------------------------------------------------------
     def _apply_one(self, batch: WriteBatch, entry: Entry) -> Result | None:
