@@ -121,7 +121,7 @@ class WriteBatch:
         self.meta = read_meta(self.txn, dbs)
         self._queues: dict[str, QueueState | None] = {}
         self._touched: list[QueueState] = []
-        self._cursors: dict[int, lmdb.Cursor] = {}
+        self._cursors: dict[lmdb._Database, lmdb.Cursor] = {}
 
     # --- queues ----------------------------------------------------------------------------------
     def queue(self, name: str) -> QueueState | None:
@@ -180,10 +180,10 @@ class WriteBatch:
     # --- cursors ---------------------------------------------------------------------------------
     def cursor(self, db: lmdb._Database) -> lmdb.Cursor:
         """One cursor per database per batch: creating a cursor costs more than positioning one."""
-        cursor = self._cursors.get(id(db))
+        cursor = self._cursors.get(db)
         if cursor is None:
             cursor = self.txn.cursor(db)
-            self._cursors[id(db)] = cursor
+            self._cursors[db] = cursor
         return cursor
 
     # --- end of batch ----------------------------------------------------------------------------

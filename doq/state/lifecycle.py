@@ -4,6 +4,12 @@ A message is ready (in the ``delayed`` or ``fair`` index, by priority then ID) o
 ``inflight`` index, by deadline then ID); its record in ``messages`` says which. Each function here
 keeps the record, the indexes, the queue's counters and the fair tree in step, so the command
 handlers only decide *what* happens.
+
+The two moves every consumed message makes, a delivery and an ack, touch only the record's
+fixed-width head (doq/state/layout.py): ``deliver_next`` rewrites the head in front of the body's
+unchanged bytes and decodes the body once, for the answer; an ack reads the head alone
+(``load_head``) and deletes. The other moves (nack, touch, expiry, priority changes) go through
+the whole ``MessageRecord``.
 """
 
 from __future__ import annotations
@@ -15,8 +21,12 @@ from doq.state.layout import (
     FAIR_KEY,
     FAIR_LEAF_PREFIX,
     INFLIGHT_KEY,
+    MESSAGE_BODY_DECODER,
+    MESSAGE_HEAD,
+    MESSAGE_HEAD_BYTES,
     MESSAGE_KEY,
     QUEUE_ID,
+    MessageHead,
     MessageRecord,
     pack_message,
     unpack_message,
@@ -43,6 +53,13 @@ def as_message(message_id: int, record: MessageRecord) -> Message:
 def load(b: WriteBatch, q: QueueState, message_id: int) -> MessageRecord | None:
     raw = b.txn.get(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
     return None if raw is None else unpack_message(raw)
+
+
+def load_head(b: WriteBatch, q: QueueState, message_id: int) -> MessageHead | None:
+    """The record's head only (in flight, leaf, priority, deadline, deliveries): what an ack
+    needs, without decoding the body."""
+    raw = b.txn.get(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
+    return None if raw is None else MESSAGE_HEAD.unpack_from(raw)  # type: ignore[return-value]
 
 
 def store(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
@@ -82,30 +99,39 @@ def reprioritize_ready(
     b.txn.put(_ready_key(q, message_id, record), b"", db=db)
 
 
-def deliver(
-    b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord, deadline_ms: int
-) -> None:
-    """Ready to in flight (the caller already removed the ready key while picking it): a new
-    delivery."""
-    record.in_flight, record.deadline_ms = True, deadline_ms
-    record.deliveries += 1
-    store(b, q, message_id, record)
-    b.txn.put(_inflight_key(q, message_id, record), b"", db=b.dbs.inflight)
-    _lower_deadline_floor(q, deadline_ms)
-    q.counters.ready -= 1
-    q.counters.unacked += 1
-    if q.is_fair:
-        fairtree.leaf_changed(b, q, record.leaf, -1, 1)
-
-
-def deliver_acked(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
-    """Ready and gone: an ``ack=true`` dequeue (the ready key is already removed)."""
-    record.deliveries += 1  # the delivery the answer names, though nothing is stored
-    b.txn.delete(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
-    q.counters.ready -= 1
-    if q.is_fair:
-        fairtree.leaf_changed(b, q, record.leaf, -1, 0)
-        fairtree.forget_if_empty(b, q, record.leaf)
+def deliver_next(
+    b: WriteBatch, q: QueueState, now_ms: int, deadline_ms: int, ack: bool
+) -> Message | None:
+    """Take the next deliverable message and deliver it: in flight until ``deadline_ms``, or, for
+    an ``ack=true`` dequeue, gone. None when nothing can be delivered now."""
+    message_id = take_next(b, q, now_ms)
+    if message_id is None:
+        return None
+    txn, messages = b.txn, b.dbs.messages
+    key = MESSAGE_KEY.pack(q.queue_id, message_id)
+    raw = txn.get(key, db=messages)
+    in_flight, leaf, priority, _, deliveries = MESSAGE_HEAD.unpack_from(raw)
+    assert not in_flight, message_id
+    body = raw[MESSAGE_HEAD_BYTES:]
+    group, content, metadata = MESSAGE_BODY_DECODER.decode(body)
+    deliveries += 1  # this delivery's number (an acked one is named in the answer, not stored)
+    counters = q.counters
+    counters.ready -= 1
+    if ack:
+        txn.delete(key, db=messages)
+        if q.is_fair:
+            fairtree.leaf_changed(b, q, leaf, -1, 0)
+            fairtree.forget_if_empty(b, q, leaf)
+    else:
+        txn.put(
+            key, MESSAGE_HEAD.pack(1, leaf, priority, deadline_ms, deliveries) + body, db=messages
+        )
+        txn.put(INFLIGHT_KEY.pack(q.queue_id, deadline_ms, message_id), b"", db=b.dbs.inflight)
+        _lower_deadline_floor(q, deadline_ms)
+        counters.unacked += 1
+        if q.is_fair:
+            fairtree.leaf_changed(b, q, leaf, -1, 1)
+    return Message(message_id, group, priority, content, metadata, deliveries)
 
 
 def return_to_ready(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
@@ -135,22 +161,28 @@ def move_deadline(
     _lower_deadline_floor(q, deadline_ms)
 
 
-def remove(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
-    """Delete a stored message, ready or in flight (ack, delete)."""
-    if record.in_flight:
-        deleted = b.txn.delete(_inflight_key(q, message_id, record), db=b.dbs.inflight)
+def remove(b: WriteBatch, q: QueueState, message_id: int, head: MessageHead) -> None:
+    """Delete a stored message, ready or in flight (ack, delete), given its record's head."""
+    in_flight, leaf, priority, deadline_ms, _ = head
+    txn = b.txn
+    if in_flight:
+        key = INFLIGHT_KEY.pack(q.queue_id, deadline_ms, message_id)
+        deleted = txn.delete(key, db=b.dbs.inflight)
         q.counters.unacked -= 1
-        deltas = (0, -1)
+        ready_delta, inflight_delta = 0, -1
     else:
-        db = b.dbs.fair if q.is_fair else b.dbs.delayed
-        deleted = b.txn.delete(_ready_key(q, message_id, record), db=db)
+        if q.is_fair:
+            key, db = FAIR_KEY.pack(q.queue_id, leaf, priority, message_id), b.dbs.fair
+        else:
+            key, db = DELAYED_KEY.pack(q.queue_id, priority, message_id), b.dbs.delayed
+        deleted = txn.delete(key, db=db)
         q.counters.ready -= 1
-        deltas = (-1, 0)
+        ready_delta, inflight_delta = -1, 0
     assert deleted, ("message missing from its index", message_id)
-    b.txn.delete(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
+    txn.delete(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
     if q.is_fair:
-        fairtree.leaf_changed(b, q, record.leaf, *deltas)
-        fairtree.forget_if_empty(b, q, record.leaf)
+        fairtree.leaf_changed(b, q, leaf, ready_delta, inflight_delta)
+        fairtree.forget_if_empty(b, q, leaf)
 
 
 # --- choosing ------------------------------------------------------------------------------------
