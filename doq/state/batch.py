@@ -102,6 +102,8 @@ class QueueState:
     nodes: dict[int, NodeRecord] = attrs.field(factory=dict)
     dropped_nodes: set[int] = attrs.field(factory=set)
     leaves: dict[str, int] = attrs.field(factory=dict)  # group name -> leaf node, this batch
+    # parent node -> its active children, sorted (round robin; doq/state/fairtree.py)
+    rotations: dict[int, list[int]] = attrs.field(factory=dict)
     deadline_floor_ms: int | None = None
     # Fixed for the queue's life (type and strategy never change), kept flat for the hot paths.
     queue_id: int = attrs.field(init=False)

@@ -12,7 +12,9 @@ in the rotation, and ``pointer`` is the child that had the last turn: the next t
 first active child after the pointer at the lowest load, wrapping around. Round robin keeps the
 load at 0, so that is plain rotation in first-seen order; weighted uses the subtree's in-flight
 count, so the turn goes to the child with the most headroom and ties rotate. Finding the next child
-is one or two cursor seeks per level: no scan over groups, however many there are.
+is one or two cursor seeks per level: no scan over groups, however many there are. (On a round
+robin queue, a parent of few active children is read once per apply batch into a sorted list
+that the batch keeps in step, and a turn is a bisect: the seeks were a third of a fair dequeue.)
 
 A node exists while its subtree holds a message (ready or in flight). A group that has none left
 is forgotten, and when messages for it arrive again it joins at the end of the rotation like a new
@@ -20,6 +22,8 @@ group (as the Go server's linked list does); this keeps the tree as small as the
 """
 
 from __future__ import annotations
+
+import bisect
 
 from doq.state.batch import QueueState, WriteBatch
 from doq.state.layout import (
@@ -35,6 +39,7 @@ from doq.state.layout import (
 )
 
 GROUP_LEVELS_MAX = 8  # dots beyond the 7th stay inside the last level's label
+ROTATION_CACHED_CHILDREN_MAX = 64  # a parent with more active children is turned by seeks
 _PARENT_PREFIX_BYTES = PARENT_PREFIX.size
 _LOAD_PREFIX_BYTES = ACTIVE_LOAD_PREFIX.size
 _U64_UNPACK_FROM = U64.unpack_from
@@ -136,6 +141,12 @@ def _reindex(
     if was_active != is_active:
         parent.active_children += 1 if is_active else -1
         assert 0 <= parent.active_children <= parent.children, parent
+        rotation = q.rotations.get(node.parent)
+        if rotation is not None:  # round robin only: a weighted queue's loads are not 0
+            if is_active:
+                bisect.insort(rotation, node_id)
+            else:
+                rotation.remove(node_id)
 
 
 def forget_if_empty(b: WriteBatch, q: QueueState, leaf: int) -> None:
@@ -175,7 +186,7 @@ def next_leaf(b: WriteBatch, q: QueueState) -> int | None:
     while node.kind is inner:
         child = node.leaf
         if node.active_children != 1 or not child or not _is_indexed(b, q, child):
-            child = _next_child(b, q, node_id, node.pointer)
+            child = _next_child(b, q, node_id, node)
         # else the group's own messages (its leaf) are the only ones that can go
         node.pointer = child
         node_id, node = child, nodes.get(child) or b.node(q, child)
@@ -186,12 +197,16 @@ def _is_indexed(b: WriteBatch, q: QueueState, node_id: int) -> bool:
     return (q.nodes.get(node_id) or b.node(q, node_id)).indexed_load != NOT_INDEXED
 
 
-def _next_child(b: WriteBatch, q: QueueState, parent: int, pointer: int) -> int:
+def _next_child(b: WriteBatch, q: QueueState, parent_id: int, parent: NodeRecord) -> int:
+    """The first active child after the parent's pointer at the lowest load, wrapping around."""
+    pointer = parent.pointer
+    if not q.is_weighted:
+        return _next_child_round_robin(b, q, parent_id, parent, pointer)
     cursor = b.cursor(b.dbs.active)
-    prefix = PARENT_PREFIX.pack(q.queue_id, parent)
+    prefix = PARENT_PREFIX.pack(q.queue_id, parent_id)
     found = cursor.set_range(prefix)
     first = cursor.key()
-    assert found and first[:_PARENT_PREFIX_BYTES] == prefix, ("no active child", parent)
+    assert found and first[:_PARENT_PREFIX_BYTES] == prefix, ("no active child", parent_id)
     first_child = _U64_UNPACK_FROM(first, _LOAD_PREFIX_BYTES)[0]
     if first_child > pointer:
         return first_child  # the lowest load's first child already comes after the pointer
@@ -201,6 +216,45 @@ def _next_child(b: WriteBatch, q: QueueState, parent: int, pointer: int) -> int:
         if key[:_LOAD_PREFIX_BYTES] == load_prefix:
             return _U64_UNPACK_FROM(key, _LOAD_PREFIX_BYTES)[0]
     return first_child  # wrap around to the first child at the lowest load
+
+
+def _next_child_round_robin(
+    b: WriteBatch, q: QueueState, parent_id: int, parent: NodeRecord, pointer: int
+) -> int:
+    """``_next_child`` when every load is 0 (round robin). A parent of at most
+    ``ROTATION_CACHED_CHILDREN_MAX`` active children has them read once per batch into a sorted
+    list (``QueueState.rotations``, kept in step by ``_reindex``), so each turn is a bisect; a
+    larger one costs a seek a turn (and a second at the wrap), however many children it has."""
+    rotation = q.rotations.get(parent_id)
+    if rotation is None and parent.active_children <= ROTATION_CACHED_CHILDREN_MAX:
+        rotation = q.rotations[parent_id] = _active_children(b, q, parent_id)
+    if rotation is not None:
+        assert len(rotation) == parent.active_children, (parent_id, rotation, parent)
+        after = bisect.bisect_right(rotation, pointer)
+        return rotation[after] if after < len(rotation) else rotation[0]
+    cursor = b.cursor(b.dbs.active)
+    load_prefix = ACTIVE_LOAD_PREFIX.pack(q.queue_id, parent_id, 0)
+    if cursor.set_range(load_prefix + U64.pack(pointer + 1)):
+        key = cursor.key()
+        if key[:_LOAD_PREFIX_BYTES] == load_prefix:
+            return _U64_UNPACK_FROM(key, _LOAD_PREFIX_BYTES)[0]
+    found = cursor.set_range(load_prefix)
+    first = cursor.key()
+    assert found and first[:_LOAD_PREFIX_BYTES] == load_prefix, ("no active child", parent_id)
+    return _U64_UNPACK_FROM(first, _LOAD_PREFIX_BYTES)[0]
+
+
+def _active_children(b: WriteBatch, q: QueueState, parent_id: int) -> list[int]:
+    """The parent's active children in ID order (round robin: every load is 0)."""
+    cursor = b.cursor(b.dbs.active)
+    load_prefix = ACTIVE_LOAD_PREFIX.pack(q.queue_id, parent_id, 0)
+    children: list[int] = []
+    if cursor.set_range(load_prefix):
+        for key in cursor.iternext(keys=True, values=False):
+            if key[:_LOAD_PREFIX_BYTES] != load_prefix:
+                break
+            children.append(_U64_UNPACK_FROM(key, _LOAD_PREFIX_BYTES)[0])
+    return children
 
 
 def reevaluate_leaves(b: WriteBatch, q: QueueState) -> None:

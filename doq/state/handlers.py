@@ -184,17 +184,11 @@ def dequeue(b: WriteBatch, cmd: Dequeue, clock: Clock) -> Result:
         return no_queue(cmd.queue)
     lifecycle.expire(b, q, clock.expiry_ms)
     deadline_ms = clock.now_ms + q.record.ack_timeout_s * MS_PER_S
-    delivered = []
-    deliver_next, now_ms, ack = lifecycle.deliver_next, clock.now_ms, cmd.ack
-    for _ in range(cmd.count):
-        message = deliver_next(b, q, now_ms, deadline_ms, ack)
-        if message is None:
-            break
-        delivered.append(message)
+    delivered = lifecycle.deliver(b, q, cmd.count, clock.now_ms, deadline_ms, cmd.ack)
     if not delivered:
         return Rejected(RejectCode.QUEUE_EMPTY, f"Queue is empty: {cmd.queue}")
     q.counters.dequeued += len(delivered)
-    if ack:
+    if cmd.ack:
         q.counters.acked += len(delivered)
     return Dequeued(tuple(delivered))
 

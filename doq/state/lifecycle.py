@@ -6,13 +6,15 @@ keeps the record, the indexes, the queue's counters and the fair tree in step, s
 handlers only decide *what* happens.
 
 The two moves every consumed message makes, a delivery and an ack, touch only the record's
-fixed-width head (doq/state/layout.py): ``deliver_next`` rewrites the head in front of the body's
+fixed-width head (doq/state/layout.py): ``deliver`` rewrites the head in front of the body's
 unchanged bytes and decodes the body once, for the answer; an ack reads the head alone
 (``load_head``) and deletes. The other moves (nack, touch, expiry, priority changes) go through
 the whole ``MessageRecord``.
 """
 
 from __future__ import annotations
+
+import lmdb
 
 from doq.state import fairtree
 from doq.state.batch import NO_DEADLINE_MS, QueueState, WriteBatch
@@ -36,6 +38,7 @@ from doq.state.results import Message
 _QUEUE_PREFIX_BYTES = QUEUE_ID.size
 _DELAYED_PREFIX_BYTES = QUEUE_ID.size
 _FAIR_LEAF_PREFIX_BYTES = FAIR_LEAF_PREFIX.size
+_FAIR_KEY_UNPACK = FAIR_KEY.unpack
 MS_PER_S = 1000
 
 
@@ -99,39 +102,48 @@ def reprioritize_ready(
     b.txn.put(_ready_key(q, message_id, record), b"", db=db)
 
 
-def deliver_next(
-    b: WriteBatch, q: QueueState, now_ms: int, deadline_ms: int, ack: bool
-) -> Message | None:
-    """Take the next deliverable message and deliver it: in flight until ``deadline_ms``, or, for
-    an ``ack=true`` dequeue, gone. None when nothing can be delivered now."""
-    message_id = take_next(b, q, now_ms)
-    if message_id is None:
-        return None
-    txn, messages = b.txn, b.dbs.messages
-    key = MESSAGE_KEY.pack(q.queue_id, message_id)
-    raw = txn.get(key, db=messages)
-    in_flight, leaf, priority, _, deliveries = MESSAGE_HEAD.unpack_from(raw)
-    assert not in_flight, message_id
-    body = raw[MESSAGE_HEAD_BYTES:]
-    group, content, metadata = MESSAGE_BODY_DECODER.decode(body)
-    deliveries += 1  # this delivery's number (an acked one is named in the answer, not stored)
-    counters = q.counters
-    counters.ready -= 1
-    if ack:
-        txn.delete(key, db=messages)
-        if q.is_fair:
-            fairtree.leaf_changed(b, q, leaf, -1, 0)
-            fairtree.forget_if_empty(b, q, leaf)
-    else:
-        txn.put(
-            key, MESSAGE_HEAD.pack(1, leaf, priority, deadline_ms, deliveries) + body, db=messages
-        )
-        txn.put(INFLIGHT_KEY.pack(q.queue_id, deadline_ms, message_id), b"", db=b.dbs.inflight)
+def deliver(
+    b: WriteBatch, q: QueueState, count: int, now_ms: int, deadline_ms: int, ack: bool
+) -> list[Message]:
+    """Take up to ``count`` deliverable messages, one turn at a time, and deliver each: in flight
+    until ``deadline_ms``, or, for an ``ack=true`` dequeue, gone. Fewer (none) when fewer can be
+    delivered now. One loop with everything it touches bound locally: this is the cost of every
+    consumed message."""
+    txn, messages, inflight = b.txn, b.dbs.messages, b.dbs.inflight
+    fair = q.is_fair
+    queue_id = q.queue_id
+    cursor = b.cursor(b.dbs.fair if fair else b.dbs.delayed)
+    get, put, delete = txn.get, txn.put, txn.delete
+    pack_key, unpack_head, pack_head = MESSAGE_KEY.pack, MESSAGE_HEAD.unpack_from, MESSAGE_HEAD.pack
+    decode_body, leaf_changed = MESSAGE_BODY_DECODER.decode, fairtree.leaf_changed
+    delivered: list[Message] = []
+    for _ in range(count):
+        message_id = _take_next_fair(b, q, cursor) if fair else _take_next_due(q, cursor, now_ms)
+        if message_id is None:
+            break
+        key = pack_key(queue_id, message_id)
+        raw = get(key, db=messages)
+        in_flight, leaf, priority, _, deliveries = unpack_head(raw)
+        assert not in_flight, message_id
+        body = raw[MESSAGE_HEAD_BYTES:]
+        group, content, metadata = decode_body(body)
+        deliveries += 1  # this delivery's number (an acked one is named in the answer only)
+        if ack:
+            delete(key, db=messages)
+            if fair:
+                leaf_changed(b, q, leaf, -1, 0)
+                fairtree.forget_if_empty(b, q, leaf)
+        else:
+            put(key, pack_head(1, leaf, priority, deadline_ms, deliveries) + body, db=messages)
+            put(INFLIGHT_KEY.pack(queue_id, deadline_ms, message_id), b"", db=inflight)
+            if fair:
+                leaf_changed(b, q, leaf, -1, 1)
+        delivered.append(Message(message_id, group, priority, content, metadata, deliveries))
+    q.counters.ready -= len(delivered)
+    if delivered and not ack:
+        q.counters.unacked += len(delivered)
         _lower_deadline_floor(q, deadline_ms)
-        counters.unacked += 1
-        if q.is_fair:
-            fairtree.leaf_changed(b, q, leaf, -1, 1)
-    return Message(message_id, group, priority, content, metadata, deliveries)
+    return delivered
 
 
 def return_to_ready(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
@@ -218,24 +230,30 @@ def _lower_deadline_floor(q: QueueState, deadline_ms: int) -> None:
         q.deadline_floor_ms = deadline_ms
 
 
-def take_next(b: WriteBatch, q: QueueState, now_ms: int) -> int | None:
-    """Remove the next deliverable message from the ready index and return its ID (None when
-    nothing can be delivered now)."""
-    if q.is_fair:
-        leaf = fairtree.next_leaf(b, q)
-        if leaf is None:
-            return None
-        cursor = b.cursor(b.dbs.fair)
-        prefix = FAIR_LEAF_PREFIX.pack(q.queue_id, leaf)
-        found = cursor.set_range(prefix)
-        assert found and cursor.key()[:_FAIR_LEAF_PREFIX_BYTES] == prefix, ("empty leaf", leaf)
-        message_id = FAIR_KEY.unpack(cursor.key())[3]
-    else:
-        cursor = b.cursor(b.dbs.delayed)
-        if not cursor.set_range(q.prefix) or cursor.key()[:_DELAYED_PREFIX_BYTES] != q.prefix:
-            return None
-        _, priority, message_id = DELAYED_KEY.unpack(cursor.key())
-        if priority > now_ms // MS_PER_S:
-            return None  # the head is not due yet, so nothing behind it is either
+def _take_next_fair(b: WriteBatch, q: QueueState, cursor: lmdb.Cursor) -> int | None:
+    """Remove the next deliverable message of a fair queue from its ready index (``cursor`` is
+    on it) and return its ID: the first of the group whose turn it is. None when no group can
+    deliver now."""
+    leaf = fairtree.next_leaf(b, q)
+    if leaf is None:
+        return None
+    prefix = FAIR_LEAF_PREFIX.pack(q.queue_id, leaf)
+    found = cursor.set_range(prefix)
+    key = cursor.key()
+    assert found and key[:_FAIR_LEAF_PREFIX_BYTES] == prefix, ("empty leaf", leaf)
+    cursor.delete()
+    return _FAIR_KEY_UNPACK(key)[3]
+
+
+def _take_next_due(q: QueueState, cursor: lmdb.Cursor, now_ms: int) -> int | None:
+    """As ``_take_next_fair`` for a delayed queue: its head, if due."""
+    if not cursor.set_range(q.prefix):
+        return None
+    key = cursor.key()
+    if key[:_DELAYED_PREFIX_BYTES] != q.prefix:
+        return None
+    _, priority, message_id = DELAYED_KEY.unpack(key)
+    if priority > now_ms // MS_PER_S:
+        return None  # the head is not due yet, so nothing behind it is either
     cursor.delete()
     return message_id
