@@ -183,25 +183,24 @@ def next_leaf(b: WriteBatch, q: QueueState) -> int | None:
     if not node.active_children:
         return None
     inner = NodeKind.INNER
+    next_child = _next_child_round_robin if not q.is_weighted else _next_child_weighted
     while node.kind is inner:
         child = node.leaf
-        if node.active_children != 1 or not child or not _is_indexed(b, q, child):
-            child = _next_child(b, q, node_id, node)
-        # else the group's own messages (its leaf) are the only ones that can go
+        if child and node.active_children == 1:
+            leaf = nodes.get(child) or b.node(q, child)
+            if leaf.indexed_load == NOT_INDEXED:
+                child = next_child(b, q, node_id, node)
+            # else the group's own messages (its leaf) are the only ones that can go
+        else:
+            child = next_child(b, q, node_id, node)
         node.pointer = child
         node_id, node = child, nodes.get(child) or b.node(q, child)
     return node_id
 
 
-def _is_indexed(b: WriteBatch, q: QueueState, node_id: int) -> bool:
-    return (q.nodes.get(node_id) or b.node(q, node_id)).indexed_load != NOT_INDEXED
-
-
-def _next_child(b: WriteBatch, q: QueueState, parent_id: int, parent: NodeRecord) -> int:
+def _next_child_weighted(b: WriteBatch, q: QueueState, parent_id: int, parent: NodeRecord) -> int:
     """The first active child after the parent's pointer at the lowest load, wrapping around."""
     pointer = parent.pointer
-    if not q.is_weighted:
-        return _next_child_round_robin(b, q, parent_id, parent, pointer)
     cursor = b.cursor(b.dbs.active)
     prefix = PARENT_PREFIX.pack(q.queue_id, parent_id)
     found = cursor.set_range(prefix)
@@ -219,12 +218,13 @@ def _next_child(b: WriteBatch, q: QueueState, parent_id: int, parent: NodeRecord
 
 
 def _next_child_round_robin(
-    b: WriteBatch, q: QueueState, parent_id: int, parent: NodeRecord, pointer: int
+    b: WriteBatch, q: QueueState, parent_id: int, parent: NodeRecord
 ) -> int:
-    """``_next_child`` when every load is 0 (round robin). A parent of at most
+    """``_next_child_weighted`` when every load is 0 (round robin). A parent of at most
     ``ROTATION_CACHED_CHILDREN_MAX`` active children has them read once per batch into a sorted
     list (``QueueState.rotations``, kept in step by ``_reindex``), so each turn is a bisect; a
     larger one costs a seek a turn (and a second at the wrap), however many children it has."""
+    pointer = parent.pointer
     rotation = q.rotations.get(parent_id)
     if rotation is None and parent.active_children <= ROTATION_CACHED_CHILDREN_MAX:
         rotation = q.rotations[parent_id] = _active_children(b, q, parent_id)

@@ -176,22 +176,21 @@ def move_deadline(
 def remove(b: WriteBatch, q: QueueState, message_id: int, head: MessageHead) -> None:
     """Delete a stored message, ready or in flight (ack, delete), given its record's head."""
     in_flight, leaf, priority, deadline_ms, _ = head
-    txn = b.txn
+    txn, dbs, queue_id, counters = b.txn, b.dbs, q.queue_id, q.counters
     if in_flight:
-        key = INFLIGHT_KEY.pack(q.queue_id, deadline_ms, message_id)
-        deleted = txn.delete(key, db=b.dbs.inflight)
-        q.counters.unacked -= 1
+        deleted = txn.delete(INFLIGHT_KEY.pack(queue_id, deadline_ms, message_id), db=dbs.inflight)
+        counters.unacked -= 1
         ready_delta, inflight_delta = 0, -1
     else:
         if q.is_fair:
-            key, db = FAIR_KEY.pack(q.queue_id, leaf, priority, message_id), b.dbs.fair
+            key, db = FAIR_KEY.pack(queue_id, leaf, priority, message_id), dbs.fair
         else:
-            key, db = DELAYED_KEY.pack(q.queue_id, priority, message_id), b.dbs.delayed
+            key, db = DELAYED_KEY.pack(queue_id, priority, message_id), dbs.delayed
         deleted = txn.delete(key, db=db)
-        q.counters.ready -= 1
+        counters.ready -= 1
         ready_delta, inflight_delta = -1, 0
     assert deleted, ("message missing from its index", message_id)
-    txn.delete(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
+    txn.delete(MESSAGE_KEY.pack(queue_id, message_id), db=dbs.messages)
     if q.is_fair:
         fairtree.leaf_changed(b, q, leaf, ready_delta, inflight_delta)
         fairtree.forget_if_empty(b, q, leaf)
