@@ -40,6 +40,7 @@ from doq.state.results import (
     Acked,
     Dequeued,
     Enqueued,
+    Message,
     MessageDeleted,
     Nacked,
     PriorityUpdated,
@@ -165,13 +166,11 @@ def enqueue(b: WriteBatch, cmd: Enqueue, clock: Clock) -> Result:
             continue
         group = new.group if q.is_fair else DEFAULT_GROUP
         leaf = fairtree.leaf_for_group(b, q, group) if q.is_fair else 0
-        record = MessageRecord(False, leaf, new.priority, 0, group, new.content, new.metadata)
-        lifecycle.store(b, q, new.id, record)
-        lifecycle.add_ready(b, q, new.id, record)
+        lifecycle.add_new(b, q, new.id, leaf, new.priority, group, new.content, new.metadata)
         q.counters.enqueued += 1
         if new.id > b.meta.id_floor and id_unix_ms(new.id) <= floor_limit:
             b.meta.id_floor = new.id
-        stored.append(lifecycle.as_message(new.id, record))
+        stored.append(Message(new.id, group, new.priority, new.content, new.metadata))
     return Enqueued(tuple(stored), len(duplicate_at), tuple(duplicate_at))
 
 

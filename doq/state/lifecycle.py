@@ -31,6 +31,7 @@ from doq.state.layout import (
     MessageHead,
     MessageRecord,
     pack_message,
+    pack_message_body,
     unpack_message,
 )
 from doq.state.results import Message
@@ -82,14 +83,29 @@ def _inflight_key(q: QueueState, message_id: int, record: MessageRecord) -> byte
 # --- ready <-> in flight -------------------------------------------------------------------------
 
 
-def add_ready(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
-    """A new message (its record is stored by the caller) joins the ready index."""
-    assert not record.in_flight
-    db = b.dbs.fair if q.is_fair else b.dbs.delayed
-    b.txn.put(_ready_key(q, message_id, record), b"", db=db)
-    q.counters.ready += 1
+def add_new(
+    b: WriteBatch,
+    q: QueueState,
+    message_id: int,
+    leaf: int,
+    priority: int,
+    group: str,
+    content: str,
+    metadata: dict[str, str] | None,
+) -> None:
+    """Store a new message (the caller checked that its ID is free) and add it to the ready
+    index: its record is written straight from the fields, without a ``MessageRecord``."""
+    queue_id = q.queue_id
+    record = MESSAGE_HEAD.pack(0, leaf, priority, 0, 0) + pack_message_body(
+        group, content, metadata
+    )
+    b.txn.put(MESSAGE_KEY.pack(queue_id, message_id), record, db=b.dbs.messages)
     if q.is_fair:
-        fairtree.leaf_changed(b, q, record.leaf, 1, 0)
+        b.txn.put(FAIR_KEY.pack(queue_id, leaf, priority, message_id), b"", db=b.dbs.fair)
+        fairtree.leaf_changed(b, q, leaf, 1, 0)
+    else:
+        b.txn.put(DELAYED_KEY.pack(queue_id, priority, message_id), b"", db=b.dbs.delayed)
+    q.counters.ready += 1
 
 
 def reprioritize_ready(
