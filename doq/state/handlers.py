@@ -234,7 +234,7 @@ def ack_item(b: WriteBatch, q: QueueState, message_id: int, delivery: int | None
     """``Ack`` of one message of ``q``, whose expiry at the command's time is done: the body of
     ``Ack``, and of each item of ``AckMany`` (no command value per item). It reads the record's
     head only: an ack needs no body."""
-    head = lifecycle.load_head(b, q, message_id)
+    head = lifecycle.find_head(b, q, message_id)
     if head is None:
         return _no_message(q.record.name, message_id)
     stale_possible = head[0] == 0 or delivery is not None
@@ -242,7 +242,7 @@ def ack_item(b: WriteBatch, q: QueueState, message_id: int, delivery: int | None
         rejected := _stale(q.record.name, message_id, head[0], head[4], delivery)
     ):
         return rejected
-    lifecycle.remove(b, q, message_id, head)
+    lifecycle.remove(b, q, message_id, head, positioned=True)
     q.counters.acked += 1
     return Acked(message_id)
 

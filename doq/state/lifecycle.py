@@ -8,8 +8,8 @@ handlers only decide *what* happens.
 The two moves every consumed message makes, a delivery and an ack, touch only the record's
 fixed-width head (doq/state/layout.py): ``deliver`` rewrites the head in front of the body's
 unchanged bytes and decodes the body once, for the answer; an ack reads the head alone
-(``load_head``) and deletes. The other moves (nack, touch, expiry, priority changes) go through
-the whole ``MessageRecord``.
+(``find_head``) and deletes the record where it found it. The other moves (nack, touch, expiry,
+priority changes) go through the whole ``MessageRecord``.
 """
 
 from __future__ import annotations
@@ -59,11 +59,14 @@ def load(b: WriteBatch, q: QueueState, message_id: int) -> MessageRecord | None:
     return None if raw is None else unpack_message(raw)
 
 
-def load_head(b: WriteBatch, q: QueueState, message_id: int) -> MessageHead | None:
+def find_head(b: WriteBatch, q: QueueState, message_id: int) -> MessageHead | None:
     """The record's head only (in flight, leaf, priority, deadline, deliveries): what an ack
-    needs, without decoding the body."""
-    raw = b.txn.get(MESSAGE_KEY.pack(q.queue_id, message_id), db=b.dbs.messages)
-    return None if raw is None else MESSAGE_HEAD.unpack_from(raw)  # type: ignore[return-value]
+    needs, without decoding the body. The batch's cursor on ``messages`` is left on the record,
+    so that ``remove(..., positioned=True)`` deletes it there without searching again."""
+    cursor = b.cursor(b.dbs.messages)
+    if not cursor.set_key(MESSAGE_KEY.pack(q.queue_id, message_id)):
+        return None
+    return MESSAGE_HEAD.unpack_from(cursor.value())  # type: ignore[return-value]
 
 
 def store(b: WriteBatch, q: QueueState, message_id: int, record: MessageRecord) -> None:
@@ -189,8 +192,11 @@ def move_deadline(
     _lower_deadline_floor(q, deadline_ms)
 
 
-def remove(b: WriteBatch, q: QueueState, message_id: int, head: MessageHead) -> None:
-    """Delete a stored message, ready or in flight (ack, delete), given its record's head."""
+def remove(
+    b: WriteBatch, q: QueueState, message_id: int, head: MessageHead, positioned: bool = False
+) -> None:
+    """Delete a stored message, ready or in flight (ack, delete), given its record's head;
+    ``positioned``: ``find_head`` just left the messages cursor on its record."""
     in_flight, leaf, priority, deadline_ms, _ = head
     txn, dbs, queue_id, counters = b.txn, b.dbs, q.queue_id, q.counters
     if in_flight:
@@ -206,7 +212,10 @@ def remove(b: WriteBatch, q: QueueState, message_id: int, head: MessageHead) -> 
         counters.ready -= 1
         ready_delta, inflight_delta = -1, 0
     assert deleted, ("message missing from its index", message_id)
-    txn.delete(MESSAGE_KEY.pack(queue_id, message_id), db=dbs.messages)
+    if positioned:
+        b.cursor(dbs.messages).delete()
+    else:
+        txn.delete(MESSAGE_KEY.pack(queue_id, message_id), db=dbs.messages)
     if q.is_fair:
         fairtree.leaf_changed(b, q, leaf, ready_delta, inflight_delta)
         fairtree.forget_if_empty(b, q, leaf)
