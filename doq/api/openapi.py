@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -50,6 +51,15 @@ GO_OPERATION_IDS = {
 }
 # A rule's "<converter(args):name>" parts; quart-schema's own pattern lets "[^:]*" run across an
 # earlier "<name>/", which garbles paths with a typed parameter after an untyped one.
+# WebSocket routes the document leaves out (none: every stream is documented).
+_UNDOCUMENTED_WEBSOCKETS: frozenset[str] = frozenset()
+STREAM_ACK_PARAMETER = {
+    "name": "ack",
+    "in": "query",
+    "required": False,
+    "description": "true: messages are removed as they are delivered (as a dequeue's `ack`)",
+    "schema": {"type": "boolean", "default": False},
+}
 _RULE_PARAMETER = re.compile(r"<(?:[^:<>]*:)?([^<>]+)>")
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _ENCODINGS = {
@@ -92,10 +102,19 @@ class DoqOpenAPIProvider(OpenAPIProvider):
             self._cached = super().schema()
         return self._cached
 
+    def generate_rules(self) -> Iterable[Rule]:
+        """Every documented route, the WebSocket ones too (quart-schema leaves them out)."""
+        yield from super().generate_rules()
+        for rule in self._app.url_map.iter_rules():
+            if rule.websocket and rule.endpoint not in _UNDOCUMENTED_WEBSOCKETS:
+                yield rule
+
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
         ((_, operations),) = paths.items()
         path = _RULE_PARAMETER.sub(_document_parameter, rule.rule)
+        if rule.websocket:
+            operations = {"get": _websocket_operation(operations["get"])}
         for method, operation in operations.items():
             operation["operationId"] = GO_OPERATION_IDS.get(
                 (method, path), operation["operationId"]
@@ -145,6 +164,23 @@ class DoqOpenAPIProvider(OpenAPIProvider):
         elif name == "name":
             schema.update(minLength=1, maxLength=QUEUE_NAME_CHARS_MAX)
         return parameter
+
+
+def _websocket_operation(operation: dict[str, Any]) -> dict[str, Any]:
+    """A WebSocket route as OpenAPI can say it: a GET that upgrades (101). Its frames are not
+    expressible here; the description points at their definition."""
+    operation["parameters"].append(STREAM_ACK_PARAMETER)
+    operation["summary"] = "A WebSocket: a streaming consumer and producer"
+    operation["description"] = (
+        "A GET with `Upgrade: websocket`, answered 101 Switching Protocols; then JSON frames both "
+        "ways (credit, enqueue, ack, nack, touch from the client; deliver, results, error from "
+        'the server), defined in docs/api.md, "Streams (WebSocket)". Errors after the upgrade '
+        "come as an `error` frame and a close code, not as an HTTP status."
+    )
+    operation["responses"] = {
+        "101": {"description": "Switching Protocols: the stream is open (docs/api.md, Streams)"}
+    }
+    return operation
 
 
 def _document_parameter(match: re.Match[str]) -> str:

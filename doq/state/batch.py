@@ -102,6 +102,8 @@ class QueueState:
     nodes: dict[int, NodeRecord] = attrs.field(factory=dict)
     dropped_nodes: set[int] = attrs.field(factory=set)
     leaves: dict[str, int] = attrs.field(factory=dict)  # group name -> leaf node, this batch
+    # parent node -> its active children, sorted (round robin; doq/state/fairtree.py)
+    rotations: dict[int, list[int]] = attrs.field(factory=dict)
     deadline_floor_ms: int | None = None
     # Fixed for the queue's life (type and strategy never change), kept flat for the hot paths.
     queue_id: int = attrs.field(init=False)
@@ -121,7 +123,7 @@ class WriteBatch:
         self.meta = read_meta(self.txn, dbs)
         self._queues: dict[str, QueueState | None] = {}
         self._touched: list[QueueState] = []
-        self._cursors: dict[int, lmdb.Cursor] = {}
+        self._cursors: dict[lmdb._Database, lmdb.Cursor] = {}
 
     # --- queues ----------------------------------------------------------------------------------
     def queue(self, name: str) -> QueueState | None:
@@ -180,10 +182,10 @@ class WriteBatch:
     # --- cursors ---------------------------------------------------------------------------------
     def cursor(self, db: lmdb._Database) -> lmdb.Cursor:
         """One cursor per database per batch: creating a cursor costs more than positioning one."""
-        cursor = self._cursors.get(id(db))
+        cursor = self._cursors.get(db)
         if cursor is None:
             cursor = self.txn.cursor(db)
-            self._cursors[id(db)] = cursor
+            self._cursors[db] = cursor
         return cursor
 
     # --- end of batch ----------------------------------------------------------------------------

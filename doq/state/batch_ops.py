@@ -25,11 +25,14 @@ def _no_queue(b: WriteBatch, queue: str) -> Rejected | None:
 
 
 def ack_many(b: WriteBatch, cmd: AckMany, clock: handlers.Clock) -> Result:
-    if missing := _no_queue(b, cmd.queue):
-        return missing
-    results = tuple(
-        handlers.ack_item(b, cmd.queue, item.id, item.delivery, clock) for item in cmd.items
-    )
+    q = b.queue(cmd.queue)
+    if q is None:
+        return handlers.no_queue(cmd.queue)
+    # Expiry once, before the first item: the items share the command's time, and an ack makes
+    # no new deadline, so what the single commands would each expire first is already expired.
+    lifecycle.expire(b, q, clock.expiry_ms)
+    ack_item = handlers.ack_item
+    results = tuple([ack_item(b, q, item.id, item.delivery) for item in cmd.items])
     return ManyResults(results)  # type: ignore[arg-type]
 
 

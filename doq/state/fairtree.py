@@ -12,7 +12,9 @@ in the rotation, and ``pointer`` is the child that had the last turn: the next t
 first active child after the pointer at the lowest load, wrapping around. Round robin keeps the
 load at 0, so that is plain rotation in first-seen order; weighted uses the subtree's in-flight
 count, so the turn goes to the child with the most headroom and ties rotate. Finding the next child
-is one or two cursor seeks per level: no scan over groups, however many there are.
+is one or two cursor seeks per level: no scan over groups, however many there are. (On a round
+robin queue, a parent of few active children is read once per apply batch into a sorted list
+that the batch keeps in step, and a turn is a bisect: the seeks were a third of a fair dequeue.)
 
 A node exists while its subtree holds a message (ready or in flight). A group that has none left
 is forgotten, and when messages for it arrive again it joins at the end of the rotation like a new
@@ -20,6 +22,8 @@ group (as the Go server's linked list does); this keeps the tree as small as the
 """
 
 from __future__ import annotations
+
+import bisect
 
 from doq.state.batch import QueueState, WriteBatch
 from doq.state.layout import (
@@ -35,8 +39,10 @@ from doq.state.layout import (
 )
 
 GROUP_LEVELS_MAX = 8  # dots beyond the 7th stay inside the last level's label
+ROTATION_CACHED_CHILDREN_MAX = 64  # a parent with more active children is turned by seeks
 _PARENT_PREFIX_BYTES = PARENT_PREFIX.size
 _LOAD_PREFIX_BYTES = ACTIVE_LOAD_PREFIX.size
+_U64_UNPACK_FROM = U64.unpack_from
 
 
 def group_path(group: str) -> list[str]:
@@ -95,7 +101,7 @@ def leaf_changed(
     weighted = q.is_weighted
     cap = q.record.max_unacked
     node_id = leaf
-    node = b.node(q, leaf)
+    node = q.nodes.get(leaf) or b.node(q, leaf)
     assert node.kind is NodeKind.LEAF, node
     node.ready += ready_delta
     node.inflight += inflight_delta
@@ -135,11 +141,17 @@ def _reindex(
     if was_active != is_active:
         parent.active_children += 1 if is_active else -1
         assert 0 <= parent.active_children <= parent.children, parent
+        rotation = q.rotations.get(node.parent)
+        if rotation is not None:  # round robin only: a weighted queue's loads are not 0
+            if is_active:
+                bisect.insort(rotation, node_id)
+            else:
+                rotation.remove(node_id)
 
 
 def forget_if_empty(b: WriteBatch, q: QueueState, leaf: int) -> None:
     """Remove a leaf that holds no message, and the inner nodes left without children."""
-    node = b.node(q, leaf)
+    node = q.nodes.get(leaf) or b.node(q, leaf)
     if node.ready or node.inflight:
         return
     assert node.indexed_load == NOT_INDEXED, node
@@ -163,40 +175,86 @@ def forget_if_empty(b: WriteBatch, q: QueueState, leaf: int) -> None:
 
 def next_leaf(b: WriteBatch, q: QueueState) -> int | None:
     """The leaf whose turn it is, moving the rotation pointers on the way down; None when no group
-    can deliver."""
+    can deliver. (The hottest function of a fair dequeue: node lookups go to the batch's cache
+    first, and ``b.node`` only when a node is not there yet.)"""
+    nodes = q.nodes
     node_id = ROOT_NODE
-    node = b.node(q, ROOT_NODE)
+    node = nodes.get(ROOT_NODE) or b.node(q, ROOT_NODE)
     if not node.active_children:
         return None
-    while node.kind is NodeKind.INNER:
-        if node.active_children == 1 and node.leaf and _is_indexed(b, q, node.leaf):
-            child = node.leaf  # the group's own messages are the only ones that can go
+    inner = NodeKind.INNER
+    next_child = _next_child_round_robin if not q.is_weighted else _next_child_weighted
+    while node.kind is inner:
+        child = node.leaf
+        if child and node.active_children == 1:
+            leaf = nodes.get(child) or b.node(q, child)
+            if leaf.indexed_load == NOT_INDEXED:
+                child = next_child(b, q, node_id, node)
+            # else the group's own messages (its leaf) are the only ones that can go
         else:
-            child = _next_child(b, q, node_id, node.pointer)
+            child = next_child(b, q, node_id, node)
         node.pointer = child
-        node_id, node = child, b.node(q, child)
+        node_id, node = child, nodes.get(child) or b.node(q, child)
     return node_id
 
 
-def _is_indexed(b: WriteBatch, q: QueueState, node_id: int) -> bool:
-    return b.node(q, node_id).indexed_load != NOT_INDEXED
-
-
-def _next_child(b: WriteBatch, q: QueueState, parent: int, pointer: int) -> int:
+def _next_child_weighted(b: WriteBatch, q: QueueState, parent_id: int, parent: NodeRecord) -> int:
+    """The first active child after the parent's pointer at the lowest load, wrapping around."""
+    pointer = parent.pointer
     cursor = b.cursor(b.dbs.active)
-    prefix = PARENT_PREFIX.pack(q.queue_id, parent)
+    prefix = PARENT_PREFIX.pack(q.queue_id, parent_id)
     found = cursor.set_range(prefix)
     first = cursor.key()
-    assert found and first[:_PARENT_PREFIX_BYTES] == prefix, ("no active child", parent)
-    first_child = U64.unpack_from(first, _LOAD_PREFIX_BYTES)[0]
+    assert found and first[:_PARENT_PREFIX_BYTES] == prefix, ("no active child", parent_id)
+    first_child = _U64_UNPACK_FROM(first, _LOAD_PREFIX_BYTES)[0]
     if first_child > pointer:
         return first_child  # the lowest load's first child already comes after the pointer
     load_prefix = first[:_LOAD_PREFIX_BYTES]
     if cursor.set_range(load_prefix + U64.pack(pointer + 1)):
         key = cursor.key()
         if key[:_LOAD_PREFIX_BYTES] == load_prefix:
-            return U64.unpack_from(key, _LOAD_PREFIX_BYTES)[0]
+            return _U64_UNPACK_FROM(key, _LOAD_PREFIX_BYTES)[0]
     return first_child  # wrap around to the first child at the lowest load
+
+
+def _next_child_round_robin(
+    b: WriteBatch, q: QueueState, parent_id: int, parent: NodeRecord
+) -> int:
+    """``_next_child_weighted`` when every load is 0 (round robin). A parent of at most
+    ``ROTATION_CACHED_CHILDREN_MAX`` active children has them read once per batch into a sorted
+    list (``QueueState.rotations``, kept in step by ``_reindex``), so each turn is a bisect; a
+    larger one costs a seek a turn (and a second at the wrap), however many children it has."""
+    pointer = parent.pointer
+    rotation = q.rotations.get(parent_id)
+    if rotation is None and parent.active_children <= ROTATION_CACHED_CHILDREN_MAX:
+        rotation = q.rotations[parent_id] = _active_children(b, q, parent_id)
+    if rotation is not None:
+        assert len(rotation) == parent.active_children, (parent_id, rotation, parent)
+        after = bisect.bisect_right(rotation, pointer)
+        return rotation[after] if after < len(rotation) else rotation[0]
+    cursor = b.cursor(b.dbs.active)
+    load_prefix = ACTIVE_LOAD_PREFIX.pack(q.queue_id, parent_id, 0)
+    if cursor.set_range(load_prefix + U64.pack(pointer + 1)):
+        key = cursor.key()
+        if key[:_LOAD_PREFIX_BYTES] == load_prefix:
+            return _U64_UNPACK_FROM(key, _LOAD_PREFIX_BYTES)[0]
+    found = cursor.set_range(load_prefix)
+    first = cursor.key()
+    assert found and first[:_LOAD_PREFIX_BYTES] == load_prefix, ("no active child", parent_id)
+    return _U64_UNPACK_FROM(first, _LOAD_PREFIX_BYTES)[0]
+
+
+def _active_children(b: WriteBatch, q: QueueState, parent_id: int) -> list[int]:
+    """The parent's active children in ID order (round robin: every load is 0)."""
+    cursor = b.cursor(b.dbs.active)
+    load_prefix = ACTIVE_LOAD_PREFIX.pack(q.queue_id, parent_id, 0)
+    children: list[int] = []
+    if cursor.set_range(load_prefix):
+        for key in cursor.iternext(keys=True, values=False):
+            if key[:_LOAD_PREFIX_BYTES] != load_prefix:
+                break
+            children.append(_U64_UNPACK_FROM(key, _LOAD_PREFIX_BYTES)[0])
+    return children
 
 
 def reevaluate_leaves(b: WriteBatch, q: QueueState) -> None:

@@ -40,6 +40,7 @@ from doq.state.results import (
     Acked,
     Dequeued,
     Enqueued,
+    Message,
     MessageDeleted,
     Nacked,
     PriorityUpdated,
@@ -71,7 +72,7 @@ def settings_of(record: QueueRecord) -> QueueSettings:
     return QueueSettings(record.strategy, record.max_unacked, record.ack_timeout_s)
 
 
-def _no_queue(name: str) -> Rejected:
+def no_queue(name: str) -> Rejected:
     return Rejected(RejectCode.QUEUE_NOT_FOUND, f"queue not found: {name}")
 
 
@@ -111,7 +112,7 @@ def create_queue(b: WriteBatch, cmd: CreateQueue, _clock: Clock) -> Result:
 def update_queue(b: WriteBatch, cmd: UpdateQueue, _clock: Clock) -> Result:
     q = b.queue(cmd.name)
     if q is None:
-        return _no_queue(cmd.name)
+        return no_queue(cmd.name)
     record = q.record
     if cmd.strategy is not None and cmd.strategy is not record.strategy:
         return Rejected(RejectCode.CONFLICT, f"the strategy of queue {cmd.name} cannot change")
@@ -130,7 +131,7 @@ def update_queue(b: WriteBatch, cmd: UpdateQueue, _clock: Clock) -> Result:
 def delete_queue(b: WriteBatch, cmd: DeleteQueue, _clock: Clock) -> Result:
     q = b.queue(cmd.name)
     if q is None:
-        return _no_queue(cmd.name)
+        return no_queue(cmd.name)
     removed = q.counters.ready + q.counters.unacked
     for name in _PER_QUEUE_DBS:
         _delete_prefix(b, getattr(b.dbs, name), q.prefix)
@@ -153,7 +154,7 @@ def _delete_prefix(b: WriteBatch, db: Any, prefix: bytes) -> None:
 def enqueue(b: WriteBatch, cmd: Enqueue, clock: Clock) -> Result:
     q = b.queue(cmd.queue)
     if q is None:
-        return _no_queue(cmd.queue)
+        return no_queue(cmd.queue)
     stored = []
     duplicate_at = []
     floor_limit = clock.now_ms + ID_FLOOR_FUTURE_MS_MAX
@@ -165,13 +166,11 @@ def enqueue(b: WriteBatch, cmd: Enqueue, clock: Clock) -> Result:
             continue
         group = new.group if q.is_fair else DEFAULT_GROUP
         leaf = fairtree.leaf_for_group(b, q, group) if q.is_fair else 0
-        record = MessageRecord(False, leaf, new.priority, 0, group, new.content, new.metadata)
-        lifecycle.store(b, q, new.id, record)
-        lifecycle.add_ready(b, q, new.id, record)
+        lifecycle.add_new(b, q, new.id, leaf, new.priority, group, new.content, new.metadata)
         q.counters.enqueued += 1
         if new.id > b.meta.id_floor and id_unix_ms(new.id) <= floor_limit:
             b.meta.id_floor = new.id
-        stored.append(lifecycle.as_message(new.id, record))
+        stored.append(Message(new.id, group, new.priority, new.content, new.metadata))
     return Enqueued(tuple(stored), len(duplicate_at), tuple(duplicate_at))
 
 
@@ -181,64 +180,69 @@ def enqueue(b: WriteBatch, cmd: Enqueue, clock: Clock) -> Result:
 def dequeue(b: WriteBatch, cmd: Dequeue, clock: Clock) -> Result:
     q = b.queue(cmd.queue)
     if q is None:
-        return _no_queue(cmd.queue)
+        return no_queue(cmd.queue)
     lifecycle.expire(b, q, clock.expiry_ms)
     deadline_ms = clock.now_ms + q.record.ack_timeout_s * MS_PER_S
-    delivered = []
-    for _ in range(cmd.count):
-        message_id = lifecycle.take_next(b, q, clock.now_ms)
-        if message_id is None:
-            break
-        record = lifecycle.load(b, q, message_id)
-        assert record is not None and not record.in_flight, message_id
-        if cmd.ack:
-            lifecycle.deliver_acked(b, q, message_id, record)
-            q.counters.acked += 1
-        else:
-            lifecycle.deliver(b, q, message_id, record, deadline_ms)
-        q.counters.dequeued += 1
-        delivered.append(lifecycle.as_message(message_id, record))
+    delivered = lifecycle.deliver(b, q, cmd.count, clock.now_ms, deadline_ms, cmd.ack)
     if not delivered:
         return Rejected(RejectCode.QUEUE_EMPTY, f"Queue is empty: {cmd.queue}")
+    q.counters.dequeued += len(delivered)
+    if cmd.ack:
+        q.counters.acked += len(delivered)
     return Dequeued(tuple(delivered))
 
 
-def _in_flight(
-    b: WriteBatch, queue: str, message_id: int, clock: Clock, delivery: int | None
-) -> tuple[QueueState, MessageRecord] | Rejected:
-    """The queue and the in-flight message a command addresses, after expiry, or the rejection.
-    With ``delivery`` (a receipt's), the message must be in flight in that very delivery: one
-    that expired (and may have been delivered again since) is refused as stale."""
-    found = _stored(b, queue, message_id, clock)
-    if isinstance(found, Rejected):
-        return found
-    record = found[1]
-    if delivery is not None and (not record.in_flight or record.deliveries != delivery):
-        now = f"in delivery {record.deliveries}" if record.in_flight else "not in flight"
+def _stale(
+    queue: str, message_id: int, in_flight: int, deliveries: int, delivery: int | None
+) -> Rejected | None:
+    """The rejection of an ack, nack or touch of a message that is not in flight, or not in the
+    delivery its receipt names (``delivery``): one that expired (and may have been delivered again
+    since) is refused as stale."""
+    if delivery is not None and (not in_flight or deliveries != delivery):
+        now = f"in delivery {deliveries}" if in_flight else "not in flight"
         return Rejected(
             RejectCode.STALE_RECEIPT,
             f"the receipt of message {message_id} names delivery {delivery}, which is over "
             f"(the message is {now})",
         )
-    if not record.in_flight:
+    if not in_flight:
         return _no_message(queue, message_id, "is not in flight")
-    return found
+    return None
+
+
+def _in_flight(
+    b: WriteBatch, queue: str, message_id: int, clock: Clock, delivery: int | None
+) -> tuple[QueueState, MessageRecord] | Rejected:
+    """The queue and the in-flight message a command addresses, after expiry, or the rejection
+    (``_stale``)."""
+    found = _stored(b, queue, message_id, clock)
+    if isinstance(found, Rejected):
+        return found
+    record = found[1]
+    return _stale(queue, message_id, record.in_flight, record.deliveries, delivery) or found
 
 
 def ack(b: WriteBatch, cmd: Ack, clock: Clock) -> Result:
-    return ack_item(b, cmd.queue, cmd.id, cmd.delivery, clock)
+    q = b.queue(cmd.queue)
+    if q is None:
+        return no_queue(cmd.queue)
+    lifecycle.expire(b, q, clock.expiry_ms)
+    return ack_item(b, q, cmd.id, cmd.delivery)
 
 
-def ack_item(
-    b: WriteBatch, queue: str, message_id: int, delivery: int | None, clock: Clock
-) -> Result:
-    """``Ack`` of one message, without a command value (AckMany's items: building an attrs
-    command per item, with its validators, cost more than the ack's LMDB work)."""
-    found = _in_flight(b, queue, message_id, clock, delivery)
-    if isinstance(found, Rejected):
-        return found
-    q, record = found
-    lifecycle.remove(b, q, message_id, record)
+def ack_item(b: WriteBatch, q: QueueState, message_id: int, delivery: int | None) -> Result:
+    """``Ack`` of one message of ``q``, whose expiry at the command's time is done: the body of
+    ``Ack``, and of each item of ``AckMany`` (no command value per item). It reads the record's
+    head only: an ack needs no body."""
+    head = lifecycle.find_head(b, q, message_id)
+    if head is None:
+        return _no_message(q.record.name, message_id)
+    stale_possible = head[0] == 0 or delivery is not None
+    if stale_possible and (
+        rejected := _stale(q.record.name, message_id, head[0], head[4], delivery)
+    ):
+        return rejected
+    lifecycle.remove(b, q, message_id, head, positioned=True)
     q.counters.acked += 1
     return Acked(message_id)
 
@@ -280,7 +284,7 @@ def _stored(
     """The queue and the message (ready or in flight) a command addresses, after expiry."""
     q = b.queue(queue)
     if q is None:
-        return _no_queue(queue)
+        return no_queue(queue)
     lifecycle.expire(b, q, clock.expiry_ms)
     record = lifecycle.load(b, q, message_id)
     if record is None:
@@ -307,7 +311,7 @@ def delete_message(b: WriteBatch, cmd: DeleteMessage, clock: Clock) -> Result:
     if isinstance(found, Rejected):
         return found
     q, record = found
-    lifecycle.remove(b, q, cmd.id, record)
+    lifecycle.remove(b, q, cmd.id, record.head())
     return MessageDeleted(cmd.id)
 
 

@@ -11,7 +11,7 @@ values, and in the two name indexes as a 16-byte BLAKE2b digest.
 | queue_names   | digest(name)                          | queue ID                      |
 | queues        | queue                                 | QueueRecord                   |
 | counters      | queue                                 | Counters                      |
-| messages      | queue, message ID                     | MessageRecord                 |
+| messages      | queue, message ID                     | MessageRecord (head + body)   |
 | delayed       | queue, priority, message ID           | empty (ready, delayed queue)  |
 | fair          | queue, leaf, priority, message ID     | empty (ready, fair queue)     |
 | inflight      | queue, deadline ms, message ID        | empty                         |
@@ -20,6 +20,13 @@ values, and in the two name indexes as a 16-byte BLAKE2b digest.
 | group_leaves  | queue, digest(group name)             | leaf node                     |
 | active        | queue, parent node, load, child node  | empty (children with work)    |
 | node_numbers  | node ID (UTF-8)                       | its ID node number (u16)      |
+
+A message record is a fixed-width head (``MESSAGE_HEAD``: in flight, leaf, priority, deadline,
+deliveries) followed by its body, the msgpack of (group, content, metadata). What changes while a
+message moves (the head) is then read and rewritten with ``struct`` alone: an ack reads only the
+head, a delivery rewrites the head in front of the body's unchanged bytes. Format 1 stored the
+whole record as one msgpack array; ``doq/state/migrate.py`` rewrites such records on open and
+when a format-1 snapshot is loaded.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ import msgspec
 
 from doq.commands import QueueType, Strategy
 
-STATE_FORMAT_VERSION = 1
+STATE_FORMAT_VERSION = 2  # 2: message records are a struct head and a msgpack body
+STATE_FORMAT_VERSION_V1 = 1  # message records as one msgpack array (migrated on open)
 NAME_DIGEST_BYTES = 16  # BLAKE2b-128: collisions are out of reach even for a hostile client
 LMDB_NAMED_DBS_MAX = 16
 
@@ -163,16 +171,27 @@ class MessageRecord:
     metadata: dict[str, str] | None
     deliveries: int = 0
 
+    def head(self) -> MessageHead:
+        return (int(self.in_flight), self.leaf, self.priority, self.deadline_ms, self.deliveries)
+
+
+# A record's head as ``MESSAGE_HEAD`` unpacks it: in flight (0/1), leaf, priority, deadline ms,
+# deliveries. The hot paths (delivery, ack) use it as this plain tuple.
+MessageHead = tuple[int, int, int, int, int]
 
 _ENCODER = msgspec.msgpack.Encoder()
 _QUEUE_DECODER = msgspec.msgpack.Decoder(tuple[int, str, QueueType, Strategy | None, int, int])
 _NODE_DECODER = msgspec.msgpack.Decoder(
     tuple[NodeKind, int, str, int, int, int, int, int, int, int]
 )
-_MESSAGE_DECODER = msgspec.msgpack.Decoder(
+MESSAGE_HEAD = struct.Struct(">BQQQQ")  # in flight (0/1), leaf, priority, deadline ms, deliveries
+MESSAGE_HEAD_BYTES = MESSAGE_HEAD.size
+MESSAGE_BODY_DECODER = msgspec.msgpack.Decoder(tuple[str, str, dict[str, str] | None])
+_V1_RECORD_FIRST_BYTE_MIN = 0x90  # a msgpack array; a format-2 head starts with 0 or 1
+_V1_MESSAGE_DECODER = msgspec.msgpack.Decoder(
     tuple[bool, int, int, int, str, str, dict[str, str] | None, int]
 )
-_MESSAGE_DECODER_V0 = msgspec.msgpack.Decoder(  # before ``deliveries``
+_V1_MESSAGE_DECODER_NO_COUNT = msgspec.msgpack.Decoder(  # before ``deliveries``
     tuple[bool, int, int, int, str, str, dict[str, str] | None]
 )
 
@@ -206,23 +225,32 @@ def unpack_node(data: bytes) -> NodeRecord:
     return NodeRecord(*_NODE_DECODER.decode(data))
 
 
+def pack_message_body(group: str, content: str, metadata: dict[str, str] | None) -> bytes:
+    return _ENCODER.encode((group, content, metadata))
+
+
 def pack_message(m: MessageRecord) -> bytes:
-    return _ENCODER.encode(
-        (
-            m.in_flight,
-            m.leaf,
-            m.priority,
-            m.deadline_ms,
-            m.group,
-            m.content,
-            m.metadata,
-            m.deliveries,
-        )
-    )
+    head = MESSAGE_HEAD.pack(m.in_flight, m.leaf, m.priority, m.deadline_ms, m.deliveries)
+    return head + pack_message_body(m.group, m.content, m.metadata)
 
 
 def unpack_message(data: bytes) -> MessageRecord:
+    if data[0] >= _V1_RECORD_FIRST_BYTE_MIN:
+        return unpack_message_v1(data)
+    in_flight, leaf, priority, deadline_ms, deliveries = MESSAGE_HEAD.unpack_from(data)
+    group, content, metadata = MESSAGE_BODY_DECODER.decode(memoryview(data)[MESSAGE_HEAD_BYTES:])
+    return MessageRecord(
+        bool(in_flight), leaf, priority, deadline_ms, group, content, metadata, deliveries
+    )
+
+
+def is_v1_message(data: bytes) -> bool:
+    return data[0] >= _V1_RECORD_FIRST_BYTE_MIN
+
+
+def unpack_message_v1(data: bytes) -> MessageRecord:
+    """A record of state format 1 (one msgpack array; seven fields before ``deliveries``)."""
     try:
-        return MessageRecord(*_MESSAGE_DECODER.decode(data))
+        return MessageRecord(*_V1_MESSAGE_DECODER.decode(data))
     except msgspec.ValidationError:
-        return MessageRecord(*_MESSAGE_DECODER_V0.decode(data))
+        return MessageRecord(*_V1_MESSAGE_DECODER_NO_COUNT.decode(data))

@@ -38,8 +38,10 @@ from doq.state.layout import (
     LMDB_NAMED_DBS_MAX,
     META_FORMAT,
     STATE_FORMAT_VERSION,
+    STATE_FORMAT_VERSION_V1,
     U16,
 )
+from doq.state.migrate import migrate_from_v1
 from doq.state.results import (
     QueueInfo,
     RejectCode,
@@ -121,9 +123,12 @@ class QueueStateMachine:
             stored = txn.get(META_FORMAT, db=self._dbs.meta)
             if stored is None:
                 txn.put(META_FORMAT, U16.pack(STATE_FORMAT_VERSION), db=self._dbs.meta)
-            elif U16.unpack(stored)[0] != STATE_FORMAT_VERSION:
-                self._env.close()
-                raise StateFormatError(f"{path} holds state format {U16.unpack(stored)[0]}")
+        version = STATE_FORMAT_VERSION if stored is None else U16.unpack(stored)[0]
+        if version == STATE_FORMAT_VERSION_V1:
+            migrate_from_v1(self._env, self._dbs)  # doq/state/migrate.py
+        elif version != STATE_FORMAT_VERSION:
+            self._env.close()
+            raise StateFormatError(f"{path} holds state format {version}")
 
     def _check_trusted(self, boot: str | None, *, discard: bool) -> None:
         if unsynced.is_trusted(self.path, boot):

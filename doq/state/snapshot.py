@@ -6,10 +6,12 @@ the LMDB file, so a restore can replace the state inside an ordinary write trans
 the same code serves a ``RestoreState`` command applied at a log index) and the bytes are the same
 on every replica that holds the same state.
 
-Layout: ``MAGIC``, then a header (format version, index, term), then records (database number u8,
-key length u16, value length u32, key, value), then an end record (database number ``END``, both
-lengths 0) and the BLAKE2b-256 digest of all the bytes before it. A reader checks the whole stream
-before it changes anything.
+Layout: ``MAGIC``, then a header (state format version, index, term), then records (database
+number u8, key length u16, value length u32, key, value), then an end record (database number
+``END``, both lengths 0) and the BLAKE2b-256 digest of all the bytes before it. A reader checks
+the whole stream before it changes anything. A snapshot of state format 1 still loads: its
+message records are rewritten in the current format as they are loaded (doq/state/migrate.py); an
+older doq refuses a format-2 snapshot ("unknown snapshot format version") rather than misread it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import BinaryIO
 import lmdb
 
 from doq.state.batch import Dbs
-from doq.state.layout import DB_NAMES, STATE_FORMAT_VERSION
+from doq.state.layout import DB_NAMES, STATE_FORMAT_VERSION, STATE_FORMAT_VERSION_V1
+from doq.state.migrate import upgrade_value
 
 MAGIC = b"DOQSNAP\n"
 HEADER = struct.Struct(">HQQ")  # state format version, index, term
@@ -83,6 +86,7 @@ class SnapshotReader:
     def __init__(self, source: BinaryIO) -> None:
         self._source = source
         self._digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
+        self.version = STATE_FORMAT_VERSION
 
     def _read(self, size: int) -> bytes:
         data = self._source.read(size)
@@ -95,8 +99,9 @@ class SnapshotReader:
         if self._read(len(MAGIC)) != MAGIC:
             raise SnapshotFormatError("not a doq snapshot")
         version, index, term = HEADER.unpack(self._read(HEADER.size))
-        if version != STATE_FORMAT_VERSION:
+        if version not in (STATE_FORMAT_VERSION, STATE_FORMAT_VERSION_V1):
             raise SnapshotFormatError(f"unknown snapshot format version {version}")
+        self.version = version
         return index, term
 
     def records(self) -> Iterator[tuple[int, bytes, bytes]]:
@@ -137,6 +142,9 @@ def load_into(txn: lmdb.Transaction, dbs: Dbs, source: BinaryIO) -> tuple[int, i
     handles = [getattr(dbs, name) for name in DB_NAMES]
     for handle in handles:
         txn.drop(handle, delete=False)
+    upgrade = reader.version == STATE_FORMAT_VERSION_V1  # doq/state/migrate.py
     for number, key, value in reader.records():
+        if upgrade:
+            value = upgrade_value(number, key, value)
         txn.put(key, value, db=handles[number], append=True)
     return index_term

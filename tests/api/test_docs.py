@@ -82,3 +82,20 @@ async def test_operation_ids_and_path_parameters_are_the_go_servers(tmp_path):
         assert len(set(found.values())) == len(found)  # unique, as OpenAPI requires
         ack = document["paths"]["/API/v1/queues/{queue_name}/messages/{id}/ack"]["post"]
         assert [p["name"] for p in ack["parameters"] if p["in"] == "path"] == ["queue_name", "id"]
+
+
+async def test_the_stream_websocket_is_in_both_documents(tmp_path):
+    async with api_app(str(tmp_path)) as api:
+        for url, validator in (
+            ("/openapi.json", OpenAPIV31SpecValidator),
+            ("/openapi-3.0.json", OpenAPIV30SpecValidator),
+        ):
+            document = await (await api.client.get(url)).get_json()
+            validate(document, cls=validator)
+            operations = document["paths"]["/API/v1/queues/{queue_name}/stream"]
+            assert list(operations) == ["get"], url
+            stream = operations["get"]
+            assert list(stream["responses"]) == ["101"]
+            assert 'docs/api.md, "Streams' in stream["description"]
+            parameters = {(p["in"], p["name"]) for p in stream["parameters"]}
+            assert parameters == {("path", "queue_name"), ("query", "ack")}
