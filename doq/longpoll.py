@@ -43,7 +43,7 @@ from doq.commands import (
     UpdatePriority,
     UpdateQueue,
 )
-from doq.service import NotLeaderError, RejectedError, UnavailableError
+from doq.service import NotLeaderError, NotProposedError, RejectedError, UnavailableError
 from doq.state.results import Enqueued, QueueInfo, RejectCode, Result
 
 WAIT_S_MAX = 20  # the longest a dequeue may wait (SQS's long-poll limit)
@@ -177,6 +177,10 @@ async def _attempt(
                 "the leadership changed while the request waited; nothing was dequeued"
             ) from None
         raise  # the first attempt: the request is relayed to the leader, which holds it
+    except NotProposedError as exc:
+        # A leader handing its leadership over refuses proposals before its role changes: the
+        # wait ends as a leadership change does, and nothing entered the log.
+        raise UnavailableError(f"{exc}; nothing was dequeued", exc.retry_after_s) from None
 
 
 def _wake_at(source: WaitSource, queue: str, ends_at: float) -> float:

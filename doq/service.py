@@ -119,6 +119,11 @@ class UnavailableError(ServiceError):
         self.retry_after_s = retry_after_s
 
 
+class NotProposedError(UnavailableError):
+    """The leader refused the proposal for now (a leadership transfer, a full backlog, a pending
+    configuration change): nothing entered the log, so the write certainly did not happen."""
+
+
 class InsufficientStorageError(ServiceError):
     """The node's disk is short of its reserve: writes are refused until room is made."""
 
@@ -648,7 +653,9 @@ class QueueService:
             raise self._not_leader(exc.leader) from None
         except ProposalTooLarge as exc:
             raise TooLargeError(str(exc)) from None
-        except (LeadershipLost, ProposalLost, ProposalDropped, NodeStopped) as exc:
+        except ProposalDropped as exc:
+            raise NotProposedError(str(exc)) from None
+        except (LeadershipLost, ProposalLost, NodeStopped) as exc:
             raise UnavailableError(str(exc)) from None
         if isinstance(result, Rejected):
             raise RejectedError(result)

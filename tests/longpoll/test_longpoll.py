@@ -9,7 +9,7 @@ import trio.testing
 
 from doq.commands import Ack, DeleteQueue, Enqueue, Nack, NewMessage, QueueType
 from doq.longpoll import ReadyWaits, dequeue_waiting, watch_leadership
-from doq.service import NotLeaderError, RejectedError, UnavailableError
+from doq.service import NotLeaderError, NotProposedError, RejectedError, UnavailableError
 from doq.state.results import (
     Dequeued,
     Enqueued,
@@ -33,6 +33,7 @@ class Source:
         self.due: dict[int, int] = {}  # message id -> due time (ms, this source's clock)
         self.attempts = 0
         self.leader = True
+        self.transferring = False  # a leader handing over refuses proposals (ProposalDropped)
         self.start = trio.current_time()
 
     def clock_ms(self) -> int:
@@ -46,6 +47,8 @@ class Source:
         await trio.sleep(0)  # a proposal takes a moment: events may commit meanwhile
         if not self.leader:
             raise NotLeaderError("other", "127.0.0.1:1")
+        if self.transferring:
+            raise NotProposedError("leadership transfer in progress")
         now = self.clock_ms()
         for message_id, due_ms in list(self.due.items()):
             if due_ms <= now:
@@ -176,6 +179,23 @@ async def test_a_leadership_change_ends_the_wait_with_nothing_taken(autojump_clo
     (ended,) = results
     assert isinstance(ended, UnavailableError) and "nothing was dequeued" in str(ended)
     assert trio.current_time() < 10
+
+
+async def test_a_transfer_refusing_the_attempt_ends_the_wait_with_nothing_taken(autojump_clock):
+    """The leader being handed over refuses the woken waiter's proposal before its role changes
+    (a race the cluster test met under load): the answer still says nothing was dequeued."""
+    waits = ReadyWaits()
+    source = Source(waits)
+    results = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiting, source, waits, results)
+        await trio.testing.wait_all_tasks_blocked()
+        source.transferring = True
+        source.enqueue(7)  # wakes the waiter, whose attempt is refused
+    (ended,) = results
+    assert isinstance(ended, UnavailableError), ended
+    assert "nothing was dequeued" in str(ended) and "transfer" in str(ended)
+    assert source.ready == [7]
 
 
 async def watch_once(role_changed, waits):
