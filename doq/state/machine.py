@@ -24,7 +24,7 @@ from typing import Any
 
 import lmdb
 
-from doq.commands import CommandDecodeError, RestoreState, decode_command
+from doq.commands import AssignNodeNumber, CommandDecodeError, RestoreState, decode_command
 from doq.state import batch_ops, due, handlers, identity, reads
 from doq.state.batch import Dbs, WriteBatch, read_applied, read_meta
 from doq.state.layout import (
@@ -65,7 +65,9 @@ class StateFormatError(RuntimeError):
 class QueueStateMachine:
     """``redelivery_clock`` is a planted-bug hook for the simulator and nothing else: when set, it
     (not the command's ``ts_ms``) decides which in-flight messages have expired, which is exactly
-    the bug of deciding redelivery by a node's own clock. Production passes None."""
+    the bug of deciding redelivery by a node's own clock. Production passes None. ``plants``
+    likewise: ``identity.PLANT_NODE_NUMBER_BY_HASH`` (simulations/plants.py); production passes
+    none."""
 
     def __init__(
         self,
@@ -77,6 +79,7 @@ class QueueStateMachine:
         metasync: bool = False,
         redelivery_clock: Callable[[], int] | None = None,
         free_bytes: Callable[[str], int] = disk_free_bytes,
+        plants: frozenset[str] = frozenset(),
     ) -> None:
         os.makedirs(path, exist_ok=True)
         self.path = path
@@ -90,6 +93,7 @@ class QueueStateMachine:
             readahead=False,  # random access over data larger than memory: no wasted reads
         )
         self._redelivery_clock = redelivery_clock
+        self._planted_hash_numbers = identity.PLANT_NODE_NUMBER_BY_HASH in plants
         self._room = Room(self._env, path, map_size_bytes, map_size_max_bytes, free_bytes)
         self._gate = self._room.gate
         with self._env.begin(write=True) as txn:
@@ -166,6 +170,8 @@ class QueueStateMachine:
         batch.meta.clock_ms = now_ms
         if isinstance(command, RestoreState):
             return self._restore_command(batch, command)
+        if self._planted_hash_numbers and isinstance(command, AssignNodeNumber):
+            return identity.assign_node_number_by_hash(batch, command)
         expiry_ms = now_ms if self._redelivery_clock is None else self._redelivery_clock()
         handler = handlers.HANDLERS.get(type(command)) or batch_ops.HANDLERS[type(command)]
         return handler(batch, command, handlers.Clock(now_ms, expiry_ms))
