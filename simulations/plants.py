@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from doq.clockbound import PLANT_COMMAND_TIME_UNBOUNDED
+from doq.state.identity import PLANT_NODE_NUMBER_BY_HASH
 from raft_zmq.core.ready import (
     PLANT_ACK_BEFORE_SYNC,
     PLANT_COMMIT_PREVIOUS_TERM,
@@ -97,6 +98,15 @@ PLANTS: tuple[Plant, ...] = (
         "at start, restore and stream the newest snapshot file, not the one the log names",
         core=False,
         finding=5,
+    ),
+    Plant(
+        PLANT_NODE_NUMBER_BY_HASH,
+        "h",
+        "doq.state.identity",
+        "assign a node's number in message IDs by hashing its node ID (crc32), as doq did before: "
+        "node-9 and node-16, node-6 and node-19, ... share one",
+        core=False,
+        finding=8,
     ),
 )
 PLANT_NAMES = tuple(p.name for p in PLANTS)

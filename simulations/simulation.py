@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from doq.state.identity import PLANT_NODE_NUMBER_BY_HASH
 from doq.state.results import Enqueued
 from raft_zmq.core.ready import CoreOptions, SoftState
 from raft_zmq.core.types import ClusterConfig, Entry, Server, Suffrage
@@ -38,6 +39,7 @@ from simulations.actors.operator import Operator
 from simulations.actors.service import SimService
 from simulations.checkers.clock_bound import ClockBound
 from simulations.checkers.history import History, OpRecord
+from simulations.checkers.ids import IdUniqueness
 from simulations.checkers.linearizability import HistoryOp, SearchResult, check, result_key
 from simulations.checkers.liveness import (
     LIVENESS_BOUND_S,
@@ -65,6 +67,7 @@ from simulations.wire import (
     OpDeleteQueue,
     OpDequeue,
     OpEnqueue,
+    OpIds,
     OpInfo,
     OpNack,
     OpTouch,
@@ -82,7 +85,9 @@ from simulations.world.rng import derive
 
 DEFAULT_TIME_S = 20.0
 CORRUPT_RATE = 0.1  # fault crashes in operator seeds that leave the last log entry corrupt
-NODE_PLANTS = frozenset({PLANT_SNAPSHOT_WRITTEN_UNCHECKED, PLANT_RESTORE_NEWEST_SNAPSHOT})
+NODE_PLANTS = frozenset(
+    {PLANT_SNAPSHOT_WRITTEN_UNCHECKED, PLANT_RESTORE_NEWEST_SNAPSHOT, PLANT_NODE_NUMBER_BY_HASH}
+)
 QUEUES = (QueueSpec("delayed", fair=False), QueueSpec("fair", fair=True))
 SHM_DIR = "/dev/shm"
 
@@ -204,15 +209,15 @@ class Simulation:
         self.loop = EventLoop()
         self.trace = Trace(keep_all=config.keep_trace)
         self.history = History()
+        self.ids_checker = IdUniqueness()
         self.nodes: dict[str, SimNode] = {}  # filled by _build; the checkers hold this dict
         self.observer = _Observer(self)
         self.stats: Counter[str] = Counter()
         self.services: dict[str, SimService] = {}
         self.clients: dict[str, Client | Prober] = {}
         self.faults: FaultScheduler | None = None
-        founders, spares = self.profile.nodes, self.profile.membership.spares
-        self.ids = tuple(f"node-{i}" for i in range(founders + spares))
-        self.founders = self.ids[:founders]
+        self.ids = self.profile.node_names()
+        self.founders = self.ids[: self.profile.nodes]
         self.operator: Operator | None = None
         self.retired: set[str] = set()
         self._corrupt_rng = derive(config.seed, "corrupt")
@@ -290,7 +295,7 @@ class Simulation:
             )
             self.nodes[node_id] = node
             self.services[node_id] = SimService(
-                node, self.network, self.history.on_proposed, self.config.plants
+                node, self.network, self.history.on_proposed, self.ids_checker, self.config.plants
             )
             node.start()
         if p.clocks.far_offset_ms:  # one node's clock far off: drawn apart, the rest unchanged
@@ -483,7 +488,24 @@ class Simulation:
         ]
         stored = {(queue, m[0]) for queue, (_, messages) in final.items() for m in messages}
         self.observer.queues.check_acknowledged(acknowledged, stored)
+        self._check_ids_handed_out()
         self._check_linearizable(final)
+
+    def _check_ids_handed_out(self) -> None:
+        """Every ID answered to a client (by /ids, or chosen by the service for an enqueue) is
+        answered once (simulations/checkers/ids.py)."""
+        for r in self.history.records:
+            if r.outcome is not Outcome.OK:
+                continue
+            label = f"#{r.request_id} {r.client}"
+            if isinstance(r.op, OpIds) and isinstance(r.result, tuple):
+                self.ids_checker.on_handed_out(r.result, label)
+            elif (
+                isinstance(r.op, OpEnqueue)
+                and r.op.client_id is None
+                and isinstance(r.result, Enqueued)
+            ):
+                self.ids_checker.on_handed_out((m.id for m in r.result.messages), label)
 
     def _check_linearizable(self, final: dict[str, tuple[bool, list[tuple]]]) -> None:
         histories = self._histories(final)
@@ -501,6 +523,8 @@ class Simulation:
     def _histories(self, final: dict[str, tuple[bool, list[tuple]]]) -> dict[str, list[HistoryOp]]:
         out: dict[str, list[HistoryOp]] = {spec.name: [] for spec in QUEUES}
         for record in self.history.records:
+            if isinstance(record.op, OpIds):
+                continue  # no queue's business (simulations/checkers/ids.py checks them)
             op = self._modelled(record)
             if op is not None:
                 out[record.op.queue].append(op)
@@ -549,6 +573,8 @@ class Simulation:
             stats["membership_retired"] = len(self.retired)
         stats["commit_index"] = self.observer.raft.commit_index
         stats["clock_checked"] = self.observer.clocks.checked
+        stats["ids_generated"] = self.ids_checker.generated
+        stats["ids_handed_out"] = self.ids_checker.handed_out
         stats["stamps_clamped"] = sum(s.clamped_stamps for s in self.services.values())
         for node in self.nodes.values():
             for name, value in attrs.asdict(node.stats).items():

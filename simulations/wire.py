@@ -95,6 +95,13 @@ class OpDeleteQueue:
     queue: str
 
 
+@attrs.frozen
+class OpIds:
+    """``POST /API/v1/ids``: ``count`` message IDs for the client's own enqueues (no queue)."""
+
+    count: int
+
+
 Op = (
     OpCreate
     | OpEnqueue
@@ -105,6 +112,7 @@ Op = (
     | OpUpdatePriority
     | OpInfo
     | OpDeleteQueue
+    | OpIds
 )
 WRITE_OPS = (OpCreate, OpEnqueue, OpDequeue, OpAck, OpNack, OpTouch, OpUpdatePriority)
 

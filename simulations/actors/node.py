@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from doq.state.identity import PLANT_NODE_NUMBER_BY_HASH
 from doq.state.machine import QueueStateMachine
 from raft_zmq.core.raft import RaftCore
 from raft_zmq.core.ready import (
@@ -67,6 +68,7 @@ from simulations.world.loop import US_PER_MS, EventLoop
 from simulations.world.network import Packet, SimNetwork
 from simulations.world.profile import DiskProfile, RaftProfile
 
+STATE_PLANTS = frozenset({PLANT_NODE_NUMBER_BY_HASH})  # QueueStateMachine(plants=...)
 STATE_MAP_SIZE_BYTES = 64 << 20  # address space of each simulated node's LMDB state
 ALL_BYTES = 1 << 62  # no byte limit on a read of the log
 SNAPSHOT_RESTORE_US = 2 * US_PER_MS  # restoring the state machine from a received snapshot
@@ -230,6 +232,7 @@ class SimNode:
             map_size_bytes=STATE_MAP_SIZE_BYTES,
             sync=False,  # a process crash keeps committed transactions; no power loss here
             redelivery_clock=redelivery,
+            plants=self._plants & STATE_PLANTS,
         )
         self.snapshots = SnapshotStore(os.path.join(self.directory, "snapshots"))
         recover_state_machine(self.state, self.snapshots, self.disk.snapshot, self._plants)
