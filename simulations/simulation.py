@@ -43,9 +43,11 @@ from simulations.checkers.ids import IdUniqueness
 from simulations.checkers.linearizability import HistoryOp, SearchResult, check, result_key
 from simulations.checkers.liveness import (
     LIVENESS_BOUND_S,
+    READ_ANSWER_S_MAX,
     Prober,
     cluster_settled,
     describe_nodes,
+    hung_reads,
     members,
 )
 from simulations.checkers.model import Call, QueueKind
@@ -467,6 +469,16 @@ class Simulation:
                 + describe_nodes(self.nodes),
             )
         self.stats["recovery_ms"] = (self.loop.now_us - self.heal_us) // 1000
+        settled_us = self.loop.now_us
+        if hung_reads(self.nodes, settled_us) and not self.loop.run_until(
+            settled_us + READ_ANSWER_S_MAX * US_PER_S,
+            lambda: not hung_reads(self.nodes, self.loop.now_us),
+        ):
+            raise Violation(
+                "reads answered",
+                f"{READ_ANSWER_S_MAX} s after the cluster settled, reads still wait: "
+                f"{hung_reads(self.nodes, self.loop.now_us)}; {describe_nodes(self.nodes)}",
+            )
 
     # --- end checks -----------------------------------------------------------------------------
     def _end_checks(self) -> None:

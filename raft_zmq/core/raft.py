@@ -24,6 +24,7 @@ from raft_zmq.core.plants import (
     PLANT_ACK_BEFORE_SYNC,
     PLANT_COMMIT_PREVIOUS_TERM,
     PLANT_EARLY_BEFORE_TERM_SYNC,
+    PLANT_READS_KEPT_ON_CONFIG_CHANGE,
     PLANT_VOTE_WITHOUT_LOG_CHECK,
 )
 from raft_zmq.core.progress import Inflights, Progress, ProgressState
@@ -102,7 +103,8 @@ class RaftCore:
         self._uncommitted = Backlog()
         self._needs_broadcast = False
         self._needs_empty_broadcast = False
-        self._reads = ReadIndex()
+        planted_reads_kept = PLANT_READS_KEPT_ON_CONFIG_CHANGE in self.options.plants
+        self._reads = ReadIndex(planted_kept_on_config_change=planted_reads_kept)
         # Outputs accumulated for the next Ready.
         self._early: list[Message] = []
         self._late: list[Message] = []
@@ -801,10 +803,7 @@ class RaftCore:
             if peer not in self.config.ids and peer != self.id:
                 del self._progress[peer]
                 self._reads.forget(peer)
-        # Reads waiting on answers from a majority: the new configuration's majority may have
-        # answered already (the leader alone, once it is the only voter), and a removed voter's
-        # answer may never come (issue 10, finding 7).
-        self._reads.release(self.id, self.config.voters)
+        self._reads.config_changed(self.id, self.config.voters)
         if self.lead_transferee is not None and self.lead_transferee not in self.config.voters:
             self.lead_transferee = None
         if self._maybe_commit():  # the majority may be smaller now

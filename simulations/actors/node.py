@@ -214,6 +214,10 @@ class SimNode:
         self._held: list[Packet] = []  # arrived while paused
         self._deferred: Callable[[], None] | None = None  # a write completed during a pause
         self._stream_data: dict[ChunkSender, bytes] = {}  # the file of each running stream
+        # Reads (ReadIndex) handed to the driver and not yet answered: when each was asked (the
+        # liveness check's, simulations/checkers/liveness.py)
+        self.reads_waiting: dict[int, int] = {}
+        self._read_key = 0
 
     @property
     def applied_index(self) -> int:
@@ -383,11 +387,20 @@ class SimNode:
         """ReadIndex: ``done("ok", index)`` once this node's state reflects every write
         committed before the call, ``done("not_leader", leader)`` if leadership is lost."""
         assert self.up and self.driver is not None
+        key, generation = self._read_key, self.generation
+        self._read_key += 1
+
+        def answered(outcome: str, value: Any) -> None:
+            if generation == self.generation:
+                self.reads_waiting.pop(key, None)
+            done(outcome, value)
+
         try:
-            self.driver.read(_Token(done))
+            self.driver.read(_Token(answered))
         except NotLeader as exc:
             done("not_leader", exc.leader)
             return
+        self.reads_waiting[key] = self.loop.now_us
         self._wake()
 
     def propose_config(self, change: ConfigChange, done: ProposalDone) -> None:
