@@ -37,6 +37,7 @@ from simulations.actors.clients import Client, QueueSpec
 from simulations.actors.node import SimNode
 from simulations.actors.operator import Operator
 from simulations.actors.service import SimService
+from simulations.checkers.backups import BackupReader, model_state
 from simulations.checkers.clock_bound import ClockBound
 from simulations.checkers.history import History, OpRecord
 from simulations.checkers.ids import IdUniqueness
@@ -50,7 +51,7 @@ from simulations.checkers.liveness import (
     hung_reads,
     members,
 )
-from simulations.checkers.model import Call, QueueKind
+from simulations.checkers.model import Call, QueueKind, State
 from simulations.checkers.queue_safety import (
     STATE_DIGEST_STRIDE,
     QueueSafety,
@@ -65,6 +66,7 @@ from simulations.wire import (
     Forward,
     ForwardReply,
     OpAck,
+    OpBackup,
     OpCreate,
     OpDeleteQueue,
     OpDequeue,
@@ -72,6 +74,7 @@ from simulations.wire import (
     OpIds,
     OpInfo,
     OpNack,
+    OpRestore,
     OpTouch,
     OpUpdatePriority,
     Outcome,
@@ -145,7 +148,7 @@ class _Observer:
         self.sim = sim
         self.raft = RaftSafety(sim.nodes)
         self.agreement = ReplicaAgreement()
-        self.queues = QueueSafety()
+        self.queues = QueueSafety(sim.backups)
         self.clocks = ClockBound(lambda node_id: sim.nodes[node_id].clock_ms())
 
     def on_soft_state(self, node: SimNode, soft: SoftState) -> None:
@@ -212,6 +215,7 @@ class Simulation:
         self.trace = Trace(keep_all=config.keep_trace)
         self.history = History()
         self.ids_checker = IdUniqueness()
+        self.backups = BackupReader()  # what each restored backup holds (for the checkers)
         self.nodes: dict[str, SimNode] = {}  # filled by _build; the checkers hold this dict
         self.observer = _Observer(self)
         self.stats: Counter[str] = Counter()
@@ -235,6 +239,7 @@ class Simulation:
     # --- the run --------------------------------------------------------------------------------
     def run(self) -> RunResult:
         root = tempfile.mkdtemp(prefix="doq-sim-", dir=SHM_DIR if os.path.isdir(SHM_DIR) else None)
+        self.backups.directory = root
         violation: Violation | None = None
         try:
             self._build(root)
@@ -535,8 +540,15 @@ class Simulation:
     def _histories(self, final: dict[str, tuple[bool, list[tuple]]]) -> dict[str, list[HistoryOp]]:
         out: dict[str, list[HistoryOp]] = {spec.name: [] for spec in QUEUES}
         for record in self.history.records:
-            if isinstance(record.op, OpIds):
-                continue  # no queue's business (simulations/checkers/ids.py checks them)
+            if isinstance(record.op, OpIds | OpBackup):
+                continue  # no queue's business (simulations/checkers/ids.py checks the IDs)
+            if isinstance(record.op, OpRestore):  # every queue at once
+                contents = self.backups.contents(record.op.backup.data)
+                for spec in QUEUES:
+                    op = self._modelled(record, model_state(contents.get(spec.name)))
+                    if op is not None:
+                        out[spec.name].append(op)
+                continue
             op = self._modelled(record)
             if op is not None:
                 out[record.op.queue].append(op)
@@ -547,7 +559,7 @@ class Simulation:
                 out[name].append(HistoryOp(end_us, end_us, Call("final"), key, "final state"))
         return out
 
-    def _modelled(self, record: OpRecord) -> HistoryOp | None:
+    def _modelled(self, record: OpRecord, restored: State | None = None) -> HistoryOp | None:
         """One operation for the linearizability check: as the client saw it, or resolved from
         the committed log when the client never learnt its outcome
         (simulations/checkers/history.py)."""
@@ -556,19 +568,21 @@ class Simulation:
         label = f"#{record.request_id} {record.client} {describe_op(record.op)}"
         if record.outcome is Outcome.OK:
             result, return_us = record.result, record.response_us
-            return _history_op(record.op, result, record.invoke_us, return_us, label)
+            return _history_op(record.op, result, record.invoke_us, return_us, label, restored)
         if isinstance(record.op, OpInfo):
             return None  # a read without an answer did nothing
         raft, agreement = self.observer.raft, self.observer.agreement
         fate = self.history.fate(record.request_id, raft.committed, agreement.applied)
         if not fate.known:
             self.stats["ops_unresolved"] += 1
-            return _history_op(record.op, None, record.invoke_us, None, label)
+            return _history_op(record.op, None, record.invoke_us, None, label, restored)
         if not fate.took_effect:
             self.stats["ops_resolved_not_done"] += 1
             return None
         self.stats["ops_resolved_done"] += 1
-        return _history_op(record.op, fate.result, record.invoke_us, fate.applied_us, label)
+        return _history_op(
+            record.op, fate.result, record.invoke_us, fate.applied_us, label, restored
+        )
 
     # --- the report -----------------------------------------------------------------------------
     def _result(self, violation: Violation | None) -> RunResult:
@@ -621,7 +635,12 @@ def _as_violation(exc: Exception) -> Violation:
 
 
 def _history_op(
-    op: Any, result: Any, call_us: int, return_us: int | None, label: str
+    op: Any,
+    result: Any,
+    call_us: int,
+    return_us: int | None,
+    label: str,
+    restored: State | None = None,
 ) -> HistoryOp | None:
     """The model's view of one client operation; None when it cannot be modelled (an enqueue
     whose ID the leader chose and nobody learnt)."""
@@ -648,6 +667,8 @@ def _history_op(
         call = Call("update_priority", op.id, op.priority)
     elif isinstance(op, OpDeleteQueue):
         call = Call("delete")
+    elif isinstance(op, OpRestore):
+        call = Call("restore", restored=restored)
     else:
         assert isinstance(op, OpInfo), op
         call = Call("info")

@@ -19,10 +19,12 @@ import attrs
 from doq.state.results import Dequeued, Enqueued, RejectCode, Rejected
 from simulations.checkers.history import History, OpRecord
 from simulations.wire import (
+    BackupTaken,
     ClientRequest,
     ClientResponse,
     Op,
     OpAck,
+    OpBackup,
     OpCreate,
     OpDeleteQueue,
     OpDequeue,
@@ -30,6 +32,7 @@ from simulations.wire import (
     OpIds,
     OpInfo,
     OpNack,
+    OpRestore,
     OpTouch,
     OpUpdatePriority,
     Outcome,
@@ -57,6 +60,8 @@ OP_WEIGHTS = (
     ("delete_queue", 1),
     ("stale", 3),  # ack or nack a message this client gave up holding
     ("ids", 2),  # POST /API/v1/ids: IDs to enqueue with later
+    ("backup", 1),  # a backup of every queue, kept for a later restore
+    ("restore", 1),  # every queue back to this client's last backup (a backup first if none)
 )
 IDS_PER_CALL_MAX = 5
 ID_POOL_MAX = 16  # IDs from /ids a client keeps for its enqueues
@@ -111,6 +116,7 @@ class Client:
         self._released: list[tuple[str, int]] = []  # given up holding (for stale acks)
         self._enqueued: list[tuple[str, int]] = []  # recently enqueued (for priority updates)
         self._id_pool: list[int] = []  # handed out by /ids, not yet enqueued with
+        self._backup: BackupTaken | None = None  # the last backup this client took
         self._preferred: str | None = None
         self._pending: _Pending | None = None
         self._sequence = 0
@@ -167,6 +173,10 @@ class Client:
             return OpInfo(queue.name)
         if kind == "delete_queue":
             return OpDeleteQueue(queue.name)
+        if kind == "restore" and self._backup is not None:
+            return OpRestore(self._backup)
+        if kind in ("backup", "restore"):
+            return OpBackup()
         if kind == "ids" and len(self._id_pool) < ID_POOL_MAX:
             return OpIds(rng.randint(1, IDS_PER_CALL_MAX))
         return self._enqueue(queue)
@@ -261,6 +271,8 @@ class Client:
                 self._to_create.append(spec)  # deleted (by anyone): create it again
         if isinstance(op, OpDequeue) and not op.ack and isinstance(result, Dequeued):
             self._held.extend((op.queue, m.id) for m in result.messages)
+        elif isinstance(op, OpBackup) and isinstance(result, BackupTaken):
+            self._backup = result
         elif isinstance(op, OpIds) and isinstance(result, tuple):
             self._id_pool.extend(result)
         elif isinstance(op, OpEnqueue) and isinstance(result, Enqueued):

@@ -11,7 +11,8 @@ It does what doq/service.py and doq's HTTP layer do, in callbacks instead of tas
   ``CLOCK_ESTIMATE_WAIT_S_MAX`` and then answers "unavailable". Enqueues get IDs from the node's
   generator, whose clock is shifted as the last stamp was; the command is proposed and the
   answer is the result this node's state machine returned when it applied the entry;
-- a read (queue info) is served after a ReadIndex barrier;
+- a read (queue info, a backup: the state machine's snapshot file) is served after a ReadIndex
+  barrier; a restore is a write (``RestoreState``) like the others;
 - on a follower, the request is forwarded to the leader it knows and the answer relayed; with no
   leader known, the client is told so (nothing was proposed).
 - ``POST /API/v1/ids`` as doq/service.py's ``generate_ids``: IDs from the generator, handed out
@@ -23,6 +24,7 @@ leader" (nothing was done), or "unavailable" and silence (the outcome is unknown
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +41,7 @@ from doq.commands import (
     NewMessage,
     QueueType,
     ReserveIds,
+    RestoreState,
     Strategy,
     Touch,
     UpdatePriority,
@@ -58,6 +61,7 @@ from doq.state.results import NodeNumberAssigned, RejectCode, Rejected
 from simulations.actors.node import SimNode
 from simulations.checkers.ids import IdUniqueness
 from simulations.wire import (
+    BackupTaken,
     ClientRequest,
     ClientResponse,
     ClockProbe,
@@ -66,6 +70,7 @@ from simulations.wire import (
     ForwardReply,
     Op,
     OpAck,
+    OpBackup,
     OpCreate,
     OpDeleteQueue,
     OpDequeue,
@@ -73,6 +78,7 @@ from simulations.wire import (
     OpIds,
     OpInfo,
     OpNack,
+    OpRestore,
     OpTouch,
     OpUpdatePriority,
     Outcome,
@@ -242,14 +248,14 @@ class SimService:
             detail = f"not the leader (leader: {node.leader_id})"
             reply(ClientResponse(request.request_id, Outcome.FAILED, detail=detail))
             return
-        if isinstance(request.op, OpInfo):
+        if isinstance(request.op, OpInfo | OpBackup):
             self._read_info(request, reply)
         else:
             self._stamp(request, reply)
 
     def _read_info(self, request: ClientRequest, reply: Reply) -> None:
         node, generation = self.node, self.node.generation
-        queue = request.op.queue
+        queue = getattr(request.op, "queue", "")
 
         def barrier_done(outcome: str, _value: Any) -> None:
             if generation != node.generation:
@@ -258,6 +264,9 @@ class SimService:
                 reply(ClientResponse(request.request_id, Outcome.FAILED, detail="not the leader"))
                 return
             assert node.state is not None
+            if isinstance(request.op, OpBackup):
+                reply(ClientResponse(request.request_id, Outcome.OK, self._backup()))
+                return
             info = node.state.queue_info(queue)
             result: Any = info
             if info is None:
@@ -265,6 +274,14 @@ class SimService:
             reply(ClientResponse(request.request_id, Outcome.OK, result))
 
         node.read_barrier(barrier_done)
+
+    def _backup(self) -> BackupTaken:
+        """doq/service.py's ``backup_at``: the state machine's snapshot file, read back."""
+        assert self.node.state is not None
+        path = os.path.join(self.node.directory, "backup.snap")
+        index, _term = self.node.state.snapshot(path)
+        with open(path, "rb") as f:
+            return BackupTaken(index, f.read())
 
     def _stamp(self, request: ClientRequest, reply: Reply) -> None:
         """doq/service.py's ``_stamp``: the first write of a term catches up first (and the
@@ -434,4 +451,6 @@ class SimService:
             return UpdatePriority(ts, op.queue, op.id, op.priority)
         if isinstance(op, OpDeleteQueue):
             return DeleteQueue(ts, op.queue)
+        if isinstance(op, OpRestore):
+            return RestoreState(ts, op.backup.data)
         raise AssertionError(f"not a write: {op!r}")
