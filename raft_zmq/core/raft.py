@@ -418,7 +418,20 @@ class RaftCore:
             self._send(RequestVoteReply(self.term, self.id, m.sender, False, m.pre_vote))
 
     def _promotable(self) -> bool:
-        return self.id in self.config.voters and self.log.pending_snapshot is None
+        """Whether this node starts elections: as a voter of its latest configuration, and also
+        (thesis §4.2.2) while that configuration, which removed it, is not committed: a leader
+        that appended its own removal and stepped down may hold the longest log, and then no
+        other voter can win without it. Its own vote does not count (``quorum.tally`` counts
+        voters only)."""
+        if self.log.pending_snapshot is not None:
+            return False
+        if self.id in self.config.voters:
+            return True
+        committed = self.log.committed
+        return (
+            self._configs.current_index > committed
+            and self.id in self._configs.at(committed).voters
+        )
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
