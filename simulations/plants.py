@@ -32,7 +32,7 @@ PLANT_SEEDS_MAX = 200  # the issue: each planted bug is caught within this many 
 @attrs.frozen
 class Plant:
     name: str
-    letter: str  # the issue's name for it: (a) to (d)
+    letter: str  # the issue's name for it: (a) to (i)
     where: str
     description: str
     core: bool  # switched on through CoreOptions.plants (else: its own hook)
