@@ -17,7 +17,8 @@ assigned through the log (``AssignNodeNumber``) before it hands out any ID, and 
 ``generate_ids`` hands out are first covered by a reservation (``ReserveIds``) that raises the
 replicated floor ``ID_RESERVE_AHEAD_MS`` ahead, so that a later leader (this node after a restart
 included, whatever its clock says) starts above them, at one Raft round per block and not per
-call (doq/state/identity.py).
+call (doq/state/identity.py). When all 1024 node numbers are taken, the node logs that it hands
+out no IDs and refuses just the requests that need one (``RejectedError``, CONFLICT).
 
 A command's time is the leader's clock clamped into the window its peers' clocks allow
 (doq/clockbound.py): never more than ``CLOCK_AHEAD_MS_MAX`` ahead of a majority of the voters'
@@ -31,6 +32,7 @@ the leader refuses writes with ``InsufficientStorageError`` (507) and keeps serv
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -83,6 +85,8 @@ from doq.state.machine import QueueStateMachine
 from doq.state.results import NodeNumberAssigned, QueueInfo, RejectCode, Rejected, Result
 from raft_zmq.core.ready import ConfigChangeRejected, NotLeader, ProposalDropped, ProposalTooLarge
 from raft_zmq.node import LeadershipLost, NodeStopped, ProposalLost, RaftNode
+
+logger = logging.getLogger("doq.service")
 
 DEFAULT_ACK_TIMEOUT_S = 1800  # --queue.default_acknowledgement_timeout
 UNAVAILABLE_RETRY_AFTER_S = 1
@@ -226,6 +230,7 @@ class QueueService:
         self.clamped_stamps = 0  # command times the peers' clocks moved (a metric)
         self._correction_ms = 0  # the last stamp minus our clock then: IDs get the same shift
         self._ids: IdGenerator | None = None  # made once the log has assigned a node number
+        self._no_number: Rejected | None = None  # why the log assigned none (all are taken)
         self._prepared_term = -1
         self._prepare_lock = trio.Lock()
         self._reserve_lock = trio.Lock()
@@ -283,11 +288,9 @@ class QueueService:
             refusal = self.quotas.messages_refusal(self.state.queue_info(queue), len(messages))
             if refusal is not None:
                 raise OverLimitError(refusal)
-        ids = self._ids
-        assert ids is not None  # _stamp made it
         new = tuple(
             NewMessage(
-                id=m.id if m.id is not None else ids.next_id(),
+                id=m.id if m.id is not None else self._generator().next_id(),
                 priority=m.priority,
                 content=m.content,
                 group=m.group,
@@ -370,8 +373,7 @@ class QueueService:
         """IDs from the leader's generator: unique cluster-wide, above every stored ID, and at or
         below the replicated floor before they are handed out (see the module docstring)."""
         await self._stamp()
-        assert self._ids is not None  # _stamp made it
-        ids = self._ids.next_ids(count)
+        ids = self._generator().next_ids(count)
         if ids and ids[-1] > self.state.id_floor():
             await self._reserve_ids(ids[-1])
         return ids
@@ -576,21 +578,43 @@ class QueueService:
             if self._prepared_term == term:
                 return
             await self._read_barrier()
-            if self._ids is None:
+            if self._ids is None and self._no_number is None:
                 number = await self._node_number()
-                self._ids = IdGenerator(number, self._id_clock_ms)
-            self._ids.raise_floor(self.state.id_floor())
+                if number is not None:
+                    self._ids = IdGenerator(number, self._id_clock_ms)
+            if self._ids is not None:
+                self._ids.raise_floor(self.state.id_floor())
             self._prepared_term = term
 
-    async def _node_number(self) -> int:
-        """This node's number in message IDs, assigned through the log on first need."""
+    async def _node_number(self) -> int | None:
+        """This node's number in message IDs, assigned through the log on first need; None when
+        every number is taken (the refusal is kept in ``_no_number`` and logged: this node then
+        hands out no ID, and serves every request that needs none)."""
         number = self.state.node_number(self.raft.node_id)
         if number is not None:
             return number
         ts = await self._bounded_now()
-        result = await self._write(AssignNodeNumber(ts, self.raft.node_id))
-        assert isinstance(result, NodeNumberAssigned), result
+        try:
+            result = await self._write(AssignNodeNumber(ts, self.raft.node_id))
+        except RejectedError as exc:  # numbers are never freed: the refusal stands
+            self._no_number = Rejected(exc.code, f"this node has no node number: {exc.detail}")
+            logger.error(
+                "%s refuses to hand out message IDs (enqueue without an ID, POST /API/v1/ids): "
+                "%s; enqueues with IDs of the client's own still work",
+                self.raft.node_id,
+                exc.detail,
+            )
+            return None
+        if not isinstance(result, NodeNumberAssigned):
+            raise TypeError(f"AssignNodeNumber answered {result!r}")
         return result.number
+
+    def _generator(self) -> IdGenerator:
+        """The ID generator ``_stamp`` made, or the refusal it recorded instead."""
+        if self._ids is not None:
+            return self._ids
+        refusal = self._no_number or Rejected(RejectCode.CONFLICT, "no node number yet")
+        raise RejectedError(refusal)
 
     async def _reserve_ids(self, highest: int) -> None:
         """Raise the replicated ID floor to at least ``highest``, a block ahead of the clock."""

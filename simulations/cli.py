@@ -23,6 +23,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from simulations.plants import PLANT_NAMES, PLANT_SEEDS_MAX, PLANTS
 from simulations.simulation import DEFAULT_TIME_S, RunConfig, RunResult, Simulation
@@ -104,19 +105,24 @@ def _plants(args: argparse.Namespace) -> int:
         return 0
     missed = 0
     for p in PLANTS:
-        caught = _first_catch(p.name, args.time)
+        targeted = {} if p.drawn else p.targeted
+        on = f" on its targeted profile {targeted}" if targeted else ""
+        caught = _first_catch(p.name, args.time, targeted)
         if caught is None:
             missed += 1
-            print(f"({p.letter}) {p.name}: NOT caught in seeds 0-{PLANT_SEEDS_MAX - 1}", flush=True)
+            print(f"({p.letter}) {p.name}: NOT caught in seeds 0-{PLANT_SEEDS_MAX - 1}{on}")
         else:
-            print(f"({p.letter}) {p.name}: caught at seed {caught.seed} ({caught.invariant})")
+            print(f"({p.letter}) {p.name}: caught at seed {caught.seed}{on} ({caught.invariant})")
+        sys.stdout.flush()
     return 1 if missed else 0
 
 
-def _first_catch(name: str, time_s: float) -> RunResult | None:
-    """The first seed from 0 whose drawn profile catches the plant ``name`` (no targeting)."""
+def _first_catch(name: str, time_s: float, targeted: dict[str, Any]) -> RunResult | None:
+    """The first seed from 0 whose profile catches the plant ``name``: the seed's drawn one, or
+    with ``targeted`` (RunConfig fields) instead of what it draws."""
     for seed in range(PLANT_SEEDS_MAX):
-        result = run_one(RunConfig(seed=seed, time_s=time_s, plants=frozenset({name})))
+        config = RunConfig(seed=seed, time_s=time_s, plants=frozenset({name}), **targeted)
+        result = run_one(config)
         if not result.ok:
             return result
     return None

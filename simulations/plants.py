@@ -14,6 +14,8 @@ from typing import Any
 import attrs
 
 from doq.clockbound import PLANT_COMMAND_TIME_UNBOUNDED
+from doq.state.identity import PLANT_NODE_NUMBER_BY_HASH
+from raft_zmq.core.plants import PLANT_READS_KEPT_ON_CONFIG_CHANGE
 from raft_zmq.core.ready import (
     PLANT_ACK_BEFORE_SYNC,
     PLANT_COMMIT_PREVIOUS_TERM,
@@ -21,6 +23,7 @@ from raft_zmq.core.ready import (
 )
 from raft_zmq.driver.plants import PLANT_SNAPSHOT_WRITTEN_UNCHECKED
 from raft_zmq.recovery import PLANT_RESTORE_NEWEST_SNAPSHOT
+from simulations.world.profile import MembershipProfile
 
 PLANT_REDELIVERY_BY_LOCAL_CLOCK = "redelivery_by_local_clock"
 PLANT_SEEDS_MAX = 200  # the issue: each planted bug is caught within this many seeds
@@ -29,7 +32,7 @@ PLANT_SEEDS_MAX = 200  # the issue: each planted bug is caught within this many 
 @attrs.frozen
 class Plant:
     name: str
-    letter: str  # the issue's name for it: (a) to (d)
+    letter: str  # the issue's name for it: (a) to (i)
     where: str
     description: str
     core: bool  # switched on through CoreOptions.plants (else: its own hook)
@@ -37,6 +40,9 @@ class Plant:
     # RunConfig fields of a profile that reaches the bug within few seeds (the CI test's; the
     # 200-seed claim on drawn profiles is `python -m simulations swarm --plant NAME`'s)
     targeted: dict[str, Any] = attrs.field(factory=dict)
+    # False: drawn profiles rarely reach the bug (seeds 0-199 do not), so ``plants --check`` runs
+    # the targeted profile too
+    drawn: bool = True
 
 
 PLANTS: tuple[Plant, ...] = (
@@ -97,6 +103,28 @@ PLANTS: tuple[Plant, ...] = (
         "at start, restore and stream the newest snapshot file, not the one the log names",
         core=False,
         finding=5,
+    ),
+    Plant(
+        PLANT_NODE_NUMBER_BY_HASH,
+        "h",
+        "doq.state.identity",
+        "assign a node's number in message IDs by hashing its node ID (crc32), as doq did before: "
+        "node-9 and node-16, node-6 and node-19, ... share one",
+        core=False,
+        finding=8,
+    ),
+    Plant(
+        PLANT_READS_KEPT_ON_CONFIG_CHANGE,
+        "i",
+        "raft_zmq.core",
+        "keep the reads waiting on a majority when the configuration changes: a leader left the "
+        "only voter waits for ever for a removed voter's answer",
+        core=True,
+        finding=7,
+        # three voters and a spare, the operator acting every 0.5 s: clusters shrink to one
+        # voter again and again, now and then while a read waits for the removed one's answer
+        targeted={"nodes": 3, "membership": MembershipProfile(spares=1, mean_gap_ms=500)},
+        drawn=False,
     ),
 )
 PLANT_NAMES = tuple(p.name for p in PLANTS)

@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from doq.state.identity import PLANT_NODE_NUMBER_BY_HASH
 from doq.state.results import Enqueued
 from raft_zmq.core.ready import CoreOptions, SoftState
 from raft_zmq.core.types import ClusterConfig, Entry, Server, Suffrage
@@ -36,17 +37,21 @@ from simulations.actors.clients import Client, QueueSpec
 from simulations.actors.node import SimNode
 from simulations.actors.operator import Operator
 from simulations.actors.service import SimService
+from simulations.checkers.backups import BackupReader, model_state
 from simulations.checkers.clock_bound import ClockBound
 from simulations.checkers.history import History, OpRecord
+from simulations.checkers.ids import IdUniqueness
 from simulations.checkers.linearizability import HistoryOp, SearchResult, check, result_key
 from simulations.checkers.liveness import (
     LIVENESS_BOUND_S,
+    READ_ANSWER_S_MAX,
     Prober,
     cluster_settled,
     describe_nodes,
+    hung_reads,
     members,
 )
-from simulations.checkers.model import Call, QueueKind
+from simulations.checkers.model import Call, QueueKind, State
 from simulations.checkers.queue_safety import (
     STATE_DIGEST_STRIDE,
     QueueSafety,
@@ -61,12 +66,15 @@ from simulations.wire import (
     Forward,
     ForwardReply,
     OpAck,
+    OpBackup,
     OpCreate,
     OpDeleteQueue,
     OpDequeue,
     OpEnqueue,
+    OpIds,
     OpInfo,
     OpNack,
+    OpRestore,
     OpTouch,
     OpUpdatePriority,
     Outcome,
@@ -82,7 +90,9 @@ from simulations.world.rng import derive
 
 DEFAULT_TIME_S = 20.0
 CORRUPT_RATE = 0.1  # fault crashes in operator seeds that leave the last log entry corrupt
-NODE_PLANTS = frozenset({PLANT_SNAPSHOT_WRITTEN_UNCHECKED, PLANT_RESTORE_NEWEST_SNAPSHOT})
+NODE_PLANTS = frozenset(
+    {PLANT_SNAPSHOT_WRITTEN_UNCHECKED, PLANT_RESTORE_NEWEST_SNAPSHOT, PLANT_NODE_NUMBER_BY_HASH}
+)
 QUEUES = (QueueSpec("delayed", fair=False), QueueSpec("fair", fair=True))
 SHM_DIR = "/dev/shm"
 
@@ -138,7 +148,7 @@ class _Observer:
         self.sim = sim
         self.raft = RaftSafety(sim.nodes)
         self.agreement = ReplicaAgreement()
-        self.queues = QueueSafety()
+        self.queues = QueueSafety(sim.backups)
         self.clocks = ClockBound(lambda node_id: sim.nodes[node_id].clock_ms())
 
     def on_soft_state(self, node: SimNode, soft: SoftState) -> None:
@@ -204,15 +214,16 @@ class Simulation:
         self.loop = EventLoop()
         self.trace = Trace(keep_all=config.keep_trace)
         self.history = History()
+        self.ids_checker = IdUniqueness()
+        self.backups = BackupReader()  # what each restored backup holds (for the checkers)
         self.nodes: dict[str, SimNode] = {}  # filled by _build; the checkers hold this dict
         self.observer = _Observer(self)
         self.stats: Counter[str] = Counter()
         self.services: dict[str, SimService] = {}
         self.clients: dict[str, Client | Prober] = {}
         self.faults: FaultScheduler | None = None
-        founders, spares = self.profile.nodes, self.profile.membership.spares
-        self.ids = tuple(f"node-{i}" for i in range(founders + spares))
-        self.founders = self.ids[:founders]
+        self.ids = self.profile.node_names()
+        self.founders = self.ids[: self.profile.nodes]
         self.operator: Operator | None = None
         self.retired: set[str] = set()
         self._corrupt_rng = derive(config.seed, "corrupt")
@@ -228,6 +239,7 @@ class Simulation:
     # --- the run --------------------------------------------------------------------------------
     def run(self) -> RunResult:
         root = tempfile.mkdtemp(prefix="doq-sim-", dir=SHM_DIR if os.path.isdir(SHM_DIR) else None)
+        self.backups.directory = root
         violation: Violation | None = None
         try:
             self._build(root)
@@ -290,7 +302,7 @@ class Simulation:
             )
             self.nodes[node_id] = node
             self.services[node_id] = SimService(
-                node, self.network, self.history.on_proposed, self.config.plants
+                node, self.network, self.history.on_proposed, self.ids_checker, self.config.plants
             )
             node.start()
         if p.clocks.far_offset_ms:  # one node's clock far off: drawn apart, the rest unchanged
@@ -462,6 +474,16 @@ class Simulation:
                 + describe_nodes(self.nodes),
             )
         self.stats["recovery_ms"] = (self.loop.now_us - self.heal_us) // 1000
+        settled_us = self.loop.now_us
+        if hung_reads(self.nodes, settled_us) and not self.loop.run_until(
+            settled_us + READ_ANSWER_S_MAX * US_PER_S,
+            lambda: not hung_reads(self.nodes, self.loop.now_us),
+        ):
+            raise Violation(
+                "reads answered",
+                f"{READ_ANSWER_S_MAX} s after the cluster settled, reads still wait: "
+                f"{hung_reads(self.nodes, self.loop.now_us)}; {describe_nodes(self.nodes)}",
+            )
 
     # --- end checks -----------------------------------------------------------------------------
     def _end_checks(self) -> None:
@@ -483,7 +505,24 @@ class Simulation:
         ]
         stored = {(queue, m[0]) for queue, (_, messages) in final.items() for m in messages}
         self.observer.queues.check_acknowledged(acknowledged, stored)
+        self._check_ids_handed_out()
         self._check_linearizable(final)
+
+    def _check_ids_handed_out(self) -> None:
+        """Every ID answered to a client (by /ids, or chosen by the service for an enqueue) is
+        answered once (simulations/checkers/ids.py)."""
+        for r in self.history.records:
+            if r.outcome is not Outcome.OK:
+                continue
+            label = f"#{r.request_id} {r.client}"
+            if isinstance(r.op, OpIds) and isinstance(r.result, tuple):
+                self.ids_checker.on_handed_out(r.result, label)
+            elif (
+                isinstance(r.op, OpEnqueue)
+                and r.op.client_id is None
+                and isinstance(r.result, Enqueued)
+            ):
+                self.ids_checker.on_handed_out((m.id for m in r.result.messages), label)
 
     def _check_linearizable(self, final: dict[str, tuple[bool, list[tuple]]]) -> None:
         histories = self._histories(final)
@@ -501,6 +540,15 @@ class Simulation:
     def _histories(self, final: dict[str, tuple[bool, list[tuple]]]) -> dict[str, list[HistoryOp]]:
         out: dict[str, list[HistoryOp]] = {spec.name: [] for spec in QUEUES}
         for record in self.history.records:
+            if isinstance(record.op, OpIds | OpBackup):
+                continue  # no queue's business (simulations/checkers/ids.py checks the IDs)
+            if isinstance(record.op, OpRestore):  # every queue at once
+                contents = self.backups.contents(record.op.backup.data)
+                for spec in QUEUES:
+                    op = self._modelled(record, model_state(contents.get(spec.name)))
+                    if op is not None:
+                        out[spec.name].append(op)
+                continue
             op = self._modelled(record)
             if op is not None:
                 out[record.op.queue].append(op)
@@ -511,7 +559,7 @@ class Simulation:
                 out[name].append(HistoryOp(end_us, end_us, Call("final"), key, "final state"))
         return out
 
-    def _modelled(self, record: OpRecord) -> HistoryOp | None:
+    def _modelled(self, record: OpRecord, restored: State | None = None) -> HistoryOp | None:
         """One operation for the linearizability check: as the client saw it, or resolved from
         the committed log when the client never learnt its outcome
         (simulations/checkers/history.py)."""
@@ -520,19 +568,21 @@ class Simulation:
         label = f"#{record.request_id} {record.client} {describe_op(record.op)}"
         if record.outcome is Outcome.OK:
             result, return_us = record.result, record.response_us
-            return _history_op(record.op, result, record.invoke_us, return_us, label)
+            return _history_op(record.op, result, record.invoke_us, return_us, label, restored)
         if isinstance(record.op, OpInfo):
             return None  # a read without an answer did nothing
         raft, agreement = self.observer.raft, self.observer.agreement
         fate = self.history.fate(record.request_id, raft.committed, agreement.applied)
         if not fate.known:
             self.stats["ops_unresolved"] += 1
-            return _history_op(record.op, None, record.invoke_us, None, label)
+            return _history_op(record.op, None, record.invoke_us, None, label, restored)
         if not fate.took_effect:
             self.stats["ops_resolved_not_done"] += 1
             return None
         self.stats["ops_resolved_done"] += 1
-        return _history_op(record.op, fate.result, record.invoke_us, fate.applied_us, label)
+        return _history_op(
+            record.op, fate.result, record.invoke_us, fate.applied_us, label, restored
+        )
 
     # --- the report -----------------------------------------------------------------------------
     def _result(self, violation: Violation | None) -> RunResult:
@@ -549,6 +599,8 @@ class Simulation:
             stats["membership_retired"] = len(self.retired)
         stats["commit_index"] = self.observer.raft.commit_index
         stats["clock_checked"] = self.observer.clocks.checked
+        stats["ids_generated"] = self.ids_checker.generated
+        stats["ids_handed_out"] = self.ids_checker.handed_out
         stats["stamps_clamped"] = sum(s.clamped_stamps for s in self.services.values())
         for node in self.nodes.values():
             for name, value in attrs.asdict(node.stats).items():
@@ -583,7 +635,12 @@ def _as_violation(exc: Exception) -> Violation:
 
 
 def _history_op(
-    op: Any, result: Any, call_us: int, return_us: int | None, label: str
+    op: Any,
+    result: Any,
+    call_us: int,
+    return_us: int | None,
+    label: str,
+    restored: State | None = None,
 ) -> HistoryOp | None:
     """The model's view of one client operation; None when it cannot be modelled (an enqueue
     whose ID the leader chose and nobody learnt)."""
@@ -610,6 +667,8 @@ def _history_op(
         call = Call("update_priority", op.id, op.priority)
     elif isinstance(op, OpDeleteQueue):
         call = Call("delete")
+    elif isinstance(op, OpRestore):
+        call = Call("restore", restored=restored)
     else:
         assert isinstance(op, OpInfo), op
         call = Call("info")

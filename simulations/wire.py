@@ -95,6 +95,37 @@ class OpDeleteQueue:
     queue: str
 
 
+@attrs.frozen
+class OpIds:
+    """``POST /API/v1/ids``: ``count`` message IDs for the client's own enqueues (no queue)."""
+
+    count: int
+
+
+@attrs.frozen(repr=False)
+class BackupTaken:
+    """A backup's answer: the state machine's snapshot file as of a linearizable point, and the
+    log index it holds everything up to (doq/service.py ``backup_at``)."""
+
+    index: int
+    data: bytes
+
+    def __repr__(self) -> str:
+        return f"BackupTaken(index={self.index}, {len(self.data)} bytes)"
+
+
+@attrs.frozen
+class OpBackup:
+    """``GET`` a backup of the whole state (every queue), through a ReadIndex barrier."""
+
+
+@attrs.frozen
+class OpRestore:
+    """Restore a backup this client took (``RestoreState``): every queue goes back to it."""
+
+    backup: BackupTaken
+
+
 Op = (
     OpCreate
     | OpEnqueue
@@ -105,6 +136,9 @@ Op = (
     | OpUpdatePriority
     | OpInfo
     | OpDeleteQueue
+    | OpIds
+    | OpBackup
+    | OpRestore
 )
 WRITE_OPS = (OpCreate, OpEnqueue, OpDequeue, OpAck, OpNack, OpTouch, OpUpdatePriority)
 

@@ -10,12 +10,22 @@ by commands every replica applies alike:
   count of assignments is the next one), kept in the ``node_numbers`` database;
 - ``ReserveIds``: the ID floor rises to the reserved ID; a new leader starts above the floor.
 
+When all ``ID_NODE_MAX + 1`` numbers are assigned, ``AssignNodeNumber`` is refused (CONFLICT): the
+node asking gets no number and its service refuses to hand out IDs (doq/service.py), with a clear
+error and a log line, never an assertion.
+
+``PLANT_NODE_NUMBER_BY_HASH`` puts finding 8 back for the simulator only (simulations/plants.py):
+the number is the node ID's crc32, as before the fix, so two node IDs can share one. Production
+never passes it (``QueueStateMachine(plants=...)`` defaults to none).
+
 A ``RestoreState`` keeps the node numbers of the running cluster (``carried_over`` /
 ``put_back``): they belong to its members, not to the queue data of a backup, which may come from
 another cluster whose numbers would collide with these.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import lmdb
 
@@ -24,6 +34,8 @@ from doq.ids import ID_NODE_MAX
 from doq.state.batch import Dbs, WriteBatch
 from doq.state.layout import U16
 from doq.state.results import IdsReserved, NodeNumberAssigned, RejectCode, Rejected, Result
+
+PLANT_NODE_NUMBER_BY_HASH = "node_number_by_hash"
 
 
 def node_number(txn: lmdb.Transaction, dbs: Dbs, node_id: str) -> int | None:
@@ -40,6 +52,14 @@ def assign_node_number(b: WriteBatch, cmd: AssignNodeNumber, _clock: object) -> 
         return Rejected(
             RejectCode.CONFLICT, f"all {ID_NODE_MAX + 1} node numbers of message IDs are assigned"
         )
+    b.txn.put(cmd.node_id.encode(), U16.pack(number), db=b.dbs.node_numbers)
+    return NodeNumberAssigned(cmd.node_id, number)
+
+
+def assign_node_number_by_hash(b: WriteBatch, cmd: AssignNodeNumber) -> Result:
+    """The planted bug (``PLANT_NODE_NUMBER_BY_HASH``): the number hashed from the node ID, as
+    doq did before issue 10's finding 8; ``node-9`` and ``node-16`` get the same one."""
+    number = zlib.crc32(cmd.node_id.encode()) & ID_NODE_MAX
     b.txn.put(cmd.node_id.encode(), U16.pack(number), db=b.dbs.node_numbers)
     return NodeNumberAssigned(cmd.node_id, number)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import lmdb
 
-from doq.commands import CommandDecodeError, RestoreState, decode_command
+from doq.commands import AssignNodeNumber, CommandDecodeError, RestoreState, decode_command
 from doq.state import batch_ops, due, handlers, identity, reads, unsynced
 from doq.state.batch import Dbs, WriteBatch, read_applied, read_meta
 from doq.state.layout import (
@@ -80,7 +80,9 @@ class StateUntrustedError(RuntimeError):
 class QueueStateMachine:
     """``redelivery_clock`` is a planted-bug hook for the simulator and nothing else: when set, it
     (not the command's ``ts_ms``) decides which in-flight messages have expired, which is exactly
-    the bug of deciding redelivery by a node's own clock. Production passes None."""
+    the bug of deciding redelivery by a node's own clock. Production passes None. ``plants``
+    likewise: ``identity.PLANT_NODE_NUMBER_BY_HASH`` (simulations/plants.py); production passes
+    none."""
 
     def __init__(
         self,
@@ -94,6 +96,7 @@ class QueueStateMachine:
         boot_id_path: str = unsynced.BOOT_ID_PATH_DEFAULT,
         redelivery_clock: Callable[[], int] | None = None,
         free_bytes: Callable[[str], int] = disk_free_bytes,
+        plants: frozenset[str] = frozenset(),
     ) -> None:
         os.makedirs(path, exist_ok=True)
         self.path = path
@@ -115,6 +118,7 @@ class QueueStateMachine:
             self._env.sync(True)  # whatever a node left unsynced is durable before we write
             unsynced.mark_synced(path)
         self._redelivery_clock = redelivery_clock
+        self._planted_hash_numbers = identity.PLANT_NODE_NUMBER_BY_HASH in plants
         self._room = Room(self._env, path, map_size_bytes, map_size_max_bytes, free_bytes)
         self._gate = self._room.gate
         with self._env.begin(write=True) as txn:
@@ -225,6 +229,8 @@ class QueueStateMachine:
         batch.meta.clock_ms = now_ms
         if isinstance(command, RestoreState):
             return self._restore_command(batch, command)
+        if self._planted_hash_numbers and isinstance(command, AssignNodeNumber):
+            return identity.assign_node_number_by_hash(batch, command)
         expiry_ms = now_ms if self._redelivery_clock is None else self._redelivery_clock()
         handler = handlers.HANDLERS.get(type(command)) or batch_ops.HANDLERS[type(command)]
         return handler(batch, command, handlers.Clock(now_ms, expiry_ms))

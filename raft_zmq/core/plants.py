@@ -13,8 +13,12 @@ PLANT_VOTE_WITHOUT_LOG_CHECK = "vote_without_log_check"  # grant votes without Â
 # Send a round's early messages even when its hard state changes term or vote (issue 10 finding 2:
 # a single voter that wins inside campaign() speaks for a term it has not yet made durable).
 PLANT_EARLY_BEFORE_TERM_SYNC = "early_before_term_sync"
+# Keep the reads waiting on a majority when the configuration changes (issue 10 finding 7: a leader
+# left the only voter waits for a removed voter's answer that never comes).
+PLANT_READS_KEPT_ON_CONFIG_CHANGE = "reads_kept_on_config_change"
 CORE_PLANTS = frozenset(
     {
+        PLANT_READS_KEPT_ON_CONFIG_CHANGE,
         PLANT_COMMIT_PREVIOUS_TERM,
         PLANT_ACK_BEFORE_SYNC,
         PLANT_VOTE_WITHOUT_LOG_CHECK,

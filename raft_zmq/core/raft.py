@@ -24,6 +24,7 @@ from raft_zmq.core.plants import (
     PLANT_ACK_BEFORE_SYNC,
     PLANT_COMMIT_PREVIOUS_TERM,
     PLANT_EARLY_BEFORE_TERM_SYNC,
+    PLANT_READS_KEPT_ON_CONFIG_CHANGE,
     PLANT_VOTE_WITHOUT_LOG_CHECK,
 )
 from raft_zmq.core.progress import Inflights, Progress, ProgressState
@@ -102,7 +103,8 @@ class RaftCore:
         self._uncommitted = Backlog()
         self._needs_broadcast = False
         self._needs_empty_broadcast = False
-        self._reads = ReadIndex()
+        planted_reads_kept = PLANT_READS_KEPT_ON_CONFIG_CHANGE in self.options.plants
+        self._reads = ReadIndex(planted_kept_on_config_change=planted_reads_kept)
         # Outputs accumulated for the next Ready.
         self._early: list[Message] = []
         self._late: list[Message] = []
@@ -416,7 +418,20 @@ class RaftCore:
             self._send(RequestVoteReply(self.term, self.id, m.sender, False, m.pre_vote))
 
     def _promotable(self) -> bool:
-        return self.id in self.config.voters and self.log.pending_snapshot is None
+        """Whether this node starts elections: as a voter of its latest configuration, and also
+        (thesis §4.2.2) while that configuration, which removed it, is not committed: a leader
+        that appended its own removal and stepped down may hold the longest log, and then no
+        other voter can win without it. Its own vote does not count (``quorum.tally`` counts
+        voters only)."""
+        if self.log.pending_snapshot is not None:
+            return False
+        if self.id in self.config.voters:
+            return True
+        committed = self.log.committed
+        return (
+            self._configs.current_index > committed
+            and self.id in self._configs.at(committed).voters
+        )
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
@@ -801,10 +816,7 @@ class RaftCore:
             if peer not in self.config.ids and peer != self.id:
                 del self._progress[peer]
                 self._reads.forget(peer)
-        # Reads waiting on answers from a majority: the new configuration's majority may have
-        # answered already (the leader alone, once it is the only voter), and a removed voter's
-        # answer may never come (issue 10, finding 7).
-        self._reads.release(self.id, self.config.voters)
+        self._reads.config_changed(self.id, self.config.voters)
         if self.lead_transferee is not None and self.lead_transferee not in self.config.voters:
             self.lead_transferee = None
         if self._maybe_commit():  # the majority may be smaller now

@@ -30,7 +30,11 @@ class PendingRead:
 
 
 class ReadIndex:
-    def __init__(self) -> None:
+    """``planted_kept_on_config_change`` is the simulator's planted bug (raft_zmq/core/plants.py),
+    off in production: ``config_changed`` then releases nothing."""
+
+    def __init__(self, *, planted_kept_on_config_change: bool = False) -> None:
+        self._planted_kept = planted_kept_on_config_change
         self.seq = 0  # the leader's latest heartbeat round (carried by Heartbeat.read_seq)
         self.round_needed = False  # a read waits for a round not yet sent
         self._acks: dict[NodeId, int] = {}  # the newest round each voter answered
@@ -86,6 +90,13 @@ class ReadIndex:
         while self._pending and self._pending[0].read_seq <= confirmed:
             read = self._pending.popleft()
             self.served.append(ReadState(read.ctx, read.index))
+
+    def config_changed(self, me: NodeId, voters: Collection[NodeId]) -> None:
+        """The leader's configuration changed: the new majority may have answered already (the
+        leader alone, once it is the only voter), and a removed voter's answer may never come
+        (issue 10, finding 7)."""
+        if not self._planted_kept:
+            self.release(me, voters)
 
     def forget(self, peer: NodeId) -> None:
         """``peer`` left the configuration."""

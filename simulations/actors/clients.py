@@ -19,16 +19,20 @@ import attrs
 from doq.state.results import Dequeued, Enqueued, RejectCode, Rejected
 from simulations.checkers.history import History, OpRecord
 from simulations.wire import (
+    BackupTaken,
     ClientRequest,
     ClientResponse,
     Op,
     OpAck,
+    OpBackup,
     OpCreate,
     OpDeleteQueue,
     OpDequeue,
     OpEnqueue,
+    OpIds,
     OpInfo,
     OpNack,
+    OpRestore,
     OpTouch,
     OpUpdatePriority,
     Outcome,
@@ -55,7 +59,12 @@ OP_WEIGHTS = (
     ("info", 5),
     ("delete_queue", 1),
     ("stale", 3),  # ack or nack a message this client gave up holding
+    ("ids", 2),  # POST /API/v1/ids: IDs to enqueue with later
+    ("backup", 1),  # a backup of every queue, kept for a later restore
+    ("restore", 1),  # every queue back to this client's last backup (a backup first if none)
 )
+IDS_PER_CALL_MAX = 5
+ID_POOL_MAX = 16  # IDs from /ids a client keeps for its enqueues
 
 
 @attrs.frozen
@@ -106,6 +115,8 @@ class Client:
         self._held: list[tuple[str, int]] = []  # (queue, message ID) dequeued, not yet settled
         self._released: list[tuple[str, int]] = []  # given up holding (for stale acks)
         self._enqueued: list[tuple[str, int]] = []  # recently enqueued (for priority updates)
+        self._id_pool: list[int] = []  # handed out by /ids, not yet enqueued with
+        self._backup: BackupTaken | None = None  # the last backup this client took
         self._preferred: str | None = None
         self._pending: _Pending | None = None
         self._sequence = 0
@@ -162,6 +173,12 @@ class Client:
             return OpInfo(queue.name)
         if kind == "delete_queue":
             return OpDeleteQueue(queue.name)
+        if kind == "restore" and self._backup is not None:
+            return OpRestore(self._backup)
+        if kind in ("backup", "restore"):
+            return OpBackup()
+        if kind == "ids" and len(self._id_pool) < ID_POOL_MAX:
+            return OpIds(rng.randint(1, IDS_PER_CALL_MAX))
         return self._enqueue(queue)
 
     def _on_held(self, kind: str) -> Op:
@@ -191,6 +208,8 @@ class Client:
         client_id = None
         if rng.random() < self._workload.client_id_rate:
             client_id = ((self._number + 1) << CLIENT_ID_SHIFT) | self._sequence
+        elif self._id_pool and rng.random() < 0.5:
+            client_id = self._id_pool.pop(0)  # an ID from /ids: handed out to this client alone
         return OpEnqueue(
             queue.name,
             f"{self.name}:{self._sequence}",
@@ -252,6 +271,10 @@ class Client:
                 self._to_create.append(spec)  # deleted (by anyone): create it again
         if isinstance(op, OpDequeue) and not op.ack and isinstance(result, Dequeued):
             self._held.extend((op.queue, m.id) for m in result.messages)
+        elif isinstance(op, OpBackup) and isinstance(result, BackupTaken):
+            self._backup = result
+        elif isinstance(op, OpIds) and isinstance(result, tuple):
+            self._id_pool.extend(result)
         elif isinstance(op, OpEnqueue) and isinstance(result, Enqueued):
             self._enqueued.extend((op.queue, m.id) for m in result.messages)
             del self._enqueued[:-ENQUEUED_KEPT]

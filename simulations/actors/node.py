@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from doq.state.identity import PLANT_NODE_NUMBER_BY_HASH
 from doq.state.machine import QueueStateMachine
 from raft_zmq.core.raft import RaftCore
 from raft_zmq.core.ready import (
@@ -67,6 +68,7 @@ from simulations.world.loop import US_PER_MS, EventLoop
 from simulations.world.network import Packet, SimNetwork
 from simulations.world.profile import DiskProfile, RaftProfile
 
+STATE_PLANTS = frozenset({PLANT_NODE_NUMBER_BY_HASH})  # QueueStateMachine(plants=...)
 STATE_MAP_SIZE_BYTES = 64 << 20  # address space of each simulated node's LMDB state
 ALL_BYTES = 1 << 62  # no byte limit on a read of the log
 SNAPSHOT_RESTORE_US = 2 * US_PER_MS  # restoring the state machine from a received snapshot
@@ -212,6 +214,10 @@ class SimNode:
         self._held: list[Packet] = []  # arrived while paused
         self._deferred: Callable[[], None] | None = None  # a write completed during a pause
         self._stream_data: dict[ChunkSender, bytes] = {}  # the file of each running stream
+        # Reads (ReadIndex) handed to the driver and not yet answered: when each was asked (the
+        # liveness check's, simulations/checkers/liveness.py)
+        self.reads_waiting: dict[int, int] = {}
+        self._read_key = 0
 
     @property
     def applied_index(self) -> int:
@@ -230,6 +236,7 @@ class SimNode:
             map_size_bytes=STATE_MAP_SIZE_BYTES,
             sync=False,  # a process crash keeps committed transactions; no power loss here
             redelivery_clock=redelivery,
+            plants=self._plants & STATE_PLANTS,
         )
         self.snapshots = SnapshotStore(os.path.join(self.directory, "snapshots"))
         recover_state_machine(self.state, self.snapshots, self.disk.snapshot, self._plants)
@@ -380,11 +387,20 @@ class SimNode:
         """ReadIndex: ``done("ok", index)`` once this node's state reflects every write
         committed before the call, ``done("not_leader", leader)`` if leadership is lost."""
         assert self.up and self.driver is not None
+        key, generation = self._read_key, self.generation
+        self._read_key += 1
+
+        def answered(outcome: str, value: Any) -> None:
+            if generation == self.generation:
+                self.reads_waiting.pop(key, None)
+            done(outcome, value)
+
         try:
-            self.driver.read(_Token(done))
+            self.driver.read(_Token(answered))
         except NotLeader as exc:
             done("not_leader", exc.leader)
             return
+        self.reads_waiting[key] = self.loop.now_us
         self._wake()
 
     def propose_config(self, change: ConfigChange, done: ProposalDone) -> None:

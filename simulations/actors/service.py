@@ -11,16 +11,20 @@ It does what doq/service.py and doq's HTTP layer do, in callbacks instead of tas
   ``CLOCK_ESTIMATE_WAIT_S_MAX`` and then answers "unavailable". Enqueues get IDs from the node's
   generator, whose clock is shifted as the last stamp was; the command is proposed and the
   answer is the result this node's state machine returned when it applied the entry;
-- a read (queue info) is served after a ReadIndex barrier;
+- a read (queue info, a backup: the state machine's snapshot file) is served after a ReadIndex
+  barrier; a restore is a write (``RestoreState``) like the others;
 - on a follower, the request is forwarded to the leader it knows and the answer relayed; with no
   leader known, the client is told so (nothing was proposed).
+- ``POST /API/v1/ids`` as doq/service.py's ``generate_ids``: IDs from the generator, handed out
+  only once the replicated floor covers them (``ReserveIds`` a block ahead when it does not);
+  every ID a generator makes is shown to the ID checker (simulations/checkers/ids.py).
 What the client can tell apart is what an HTTP client can: an answer, "not the leader / no
-leader" (nothing was done), or "unavailable" and silence (the outcome is unknown). The service
-does not serve ``POST /API/v1/ids`` (so no ``ReserveIds``): the workload has no use for it.
+leader" (nothing was done), or "unavailable" and silence (the outcome is unknown).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -36,17 +40,28 @@ from doq.commands import (
     Nack,
     NewMessage,
     QueueType,
+    ReserveIds,
+    RestoreState,
     Strategy,
     Touch,
     UpdatePriority,
     encode_command,
 )
-from doq.ids import IdGenerator
+from doq.ids import (
+    ID_EPOCH_MS,
+    ID_NODE_MAX,
+    ID_SEQUENCE_MAX,
+    ID_TIME_MS_MAX,
+    IdGenerator,
+    compose_id,
+)
 from doq.peerclock import CLOCK_PROBE_INTERVAL_S, CLOCK_PROBE_RETRY_S
-from doq.service import CLOCK_ESTIMATE_POLL_S, CLOCK_ESTIMATE_WAIT_S_MAX
+from doq.service import CLOCK_ESTIMATE_POLL_S, CLOCK_ESTIMATE_WAIT_S_MAX, ID_RESERVE_AHEAD_MS
 from doq.state.results import NodeNumberAssigned, RejectCode, Rejected
 from simulations.actors.node import SimNode
+from simulations.checkers.ids import IdUniqueness
 from simulations.wire import (
+    BackupTaken,
     ClientRequest,
     ClientResponse,
     ClockProbe,
@@ -55,12 +70,15 @@ from simulations.wire import (
     ForwardReply,
     Op,
     OpAck,
+    OpBackup,
     OpCreate,
     OpDeleteQueue,
     OpDequeue,
     OpEnqueue,
+    OpIds,
     OpInfo,
     OpNack,
+    OpRestore,
     OpTouch,
     OpUpdatePriority,
     Outcome,
@@ -81,9 +99,11 @@ class SimService:
         node: SimNode,
         network: SimNetwork,
         on_proposed: ProposedHook,
+        ids_checker: IdUniqueness,
         plants: frozenset[str] = frozenset(),
     ) -> None:
         self.node = node
+        self._ids_checker = ids_checker
         self._plants = plants
         self.clamped_stamps = 0  # over every life of the node, like a metric
         self.network = network
@@ -95,6 +115,7 @@ class SimService:
         """A (re)started process: nothing of the previous life's memory is left."""
         node = self.node
         self._ids: IdGenerator | None = None  # made once the node number is known
+        self._no_number: Rejected | None = None  # why the log assigned none (all are taken)
         self._correction_ms = 0  # the last stamp minus the node's own clock at that moment
         self._prepared_term = -1
         self.peer_clocks = PeerClocks(plants=self._plants)
@@ -227,14 +248,14 @@ class SimService:
             detail = f"not the leader (leader: {node.leader_id})"
             reply(ClientResponse(request.request_id, Outcome.FAILED, detail=detail))
             return
-        if isinstance(request.op, OpInfo):
+        if isinstance(request.op, OpInfo | OpBackup):
             self._read_info(request, reply)
         else:
             self._stamp(request, reply)
 
     def _read_info(self, request: ClientRequest, reply: Reply) -> None:
         node, generation = self.node, self.node.generation
-        queue = request.op.queue
+        queue = getattr(request.op, "queue", "")
 
         def barrier_done(outcome: str, _value: Any) -> None:
             if generation != node.generation:
@@ -243,6 +264,9 @@ class SimService:
                 reply(ClientResponse(request.request_id, Outcome.FAILED, detail="not the leader"))
                 return
             assert node.state is not None
+            if isinstance(request.op, OpBackup):
+                reply(ClientResponse(request.request_id, Outcome.OK, self._backup()))
+                return
             info = node.state.queue_info(queue)
             result: Any = info
             if info is None:
@@ -250,6 +274,14 @@ class SimService:
             reply(ClientResponse(request.request_id, Outcome.OK, result))
 
         node.read_barrier(barrier_done)
+
+    def _backup(self) -> BackupTaken:
+        """doq/service.py's ``backup_at``: the state machine's snapshot file, read back."""
+        assert self.node.state is not None
+        path = os.path.join(self.node.directory, "backup.snap")
+        index, _term = self.node.state.snapshot(path)
+        with open(path, "rb") as f:
+            return BackupTaken(index, f.read())
 
     def _stamp(self, request: ClientRequest, reply: Reply) -> None:
         """doq/service.py's ``_stamp``: the first write of a term catches up first (and the
@@ -271,8 +303,9 @@ class SimService:
             return
 
         def prepared() -> None:
-            assert node.state is not None and self._ids is not None
-            self._ids.raise_floor(node.state.id_floor())
+            assert node.state is not None
+            if self._ids is not None:
+                self._ids.raise_floor(node.state.id_floor())
             self._prepared_term = term
             write()
 
@@ -282,7 +315,7 @@ class SimService:
             if outcome != "ok":
                 reply(ClientResponse(request.request_id, Outcome.FAILED, detail="not the leader"))
                 return
-            if self._ids is not None:
+            if self._ids is not None or self._no_number is not None:
                 prepared()
             else:
                 self._node_number(prepared, request, reply)
@@ -307,9 +340,10 @@ class SimService:
                 detail = f"node number not assigned: {outcome}"
                 reply(ClientResponse(request.request_id, Outcome.UNKNOWN, detail=detail))
                 return
-            assert isinstance(value, NodeNumberAssigned), value
-            if self._ids is None:
+            if isinstance(value, NodeNumberAssigned) and self._ids is None:
                 self._ids = IdGenerator(value.number, self._id_clock_ms)
+            elif isinstance(value, Rejected):  # every number taken: no IDs from this node
+                self._no_number = value
             then()
 
         def propose(ts: int) -> None:
@@ -331,6 +365,13 @@ class SimService:
             detail = "insufficient storage: a write is waiting for room"
             reply(ClientResponse(request.request_id, Outcome.FAILED, detail=detail))
             return
+        if isinstance(request.op, OpIds):
+            self._hand_out_ids(request, ts_ms, reply)
+            return
+        refusal = self._ids_refusal(request.op)
+        if refusal is not None:
+            reply(ClientResponse(request.request_id, Outcome.OK, refusal))
+            return
         command = self._command(request.op, ts_ms)
         request_id = request.request_id
 
@@ -347,6 +388,42 @@ class SimService:
 
         node.propose(encode_command(command), done, proposed)
 
+    def _ids_refusal(self, op: Op) -> Rejected | None:
+        """doq/service.py's ``_generator``: with no node number, what needs an ID is refused."""
+        needs_id = isinstance(op, OpIds) or (isinstance(op, OpEnqueue) and op.client_id is None)
+        if needs_id and self._ids is None:
+            return self._no_number or Rejected(RejectCode.CONFLICT, "no node number yet")
+        return None
+
+    def _hand_out_ids(self, request: ClientRequest, ts_ms: int, reply: Reply) -> None:
+        """doq/service.py's ``generate_ids``: the generator's next IDs, handed out once the
+        replicated floor covers them, raised a block ahead through the log when it does not."""
+        node, request_id = self.node, request.request_id
+        assert isinstance(request.op, OpIds) and node.state is not None
+        refusal = self._ids_refusal(request.op)
+        if refusal is not None:
+            reply(ClientResponse(request_id, Outcome.OK, refusal))
+            return
+        assert self._ids is not None
+        ids = tuple(self._ids.next_ids(request.op.count))
+        self._ids_checker.on_generated(node.id, ids)
+        if ids[-1] <= node.state.id_floor():
+            reply(ClientResponse(request_id, Outcome.OK, ids))
+            return
+        ahead_ms = min(ts_ms - ID_EPOCH_MS + ID_RESERVE_AHEAD_MS, ID_TIME_MS_MAX)
+        block = compose_id(max(ahead_ms, 0), ID_NODE_MAX, ID_SEQUENCE_MAX)
+
+        def reserved(outcome: str, value: Any) -> None:
+            if outcome == "ok":
+                reply(ClientResponse(request_id, Outcome.OK, ids))
+            elif outcome == "not_leader":
+                reply(ClientResponse(request_id, Outcome.FAILED, detail=f"leader: {value}"))
+            else:  # doq answers 503; these IDs were not handed out
+                reply(ClientResponse(request_id, Outcome.UNKNOWN, detail=f"{outcome}: {value}"))
+
+        command = ReserveIds(ts_ms, max(ids[-1], block))
+        node.propose(encode_command(command), reserved, None)
+
     def _command(self, op: Op, ts: int) -> Command:
         if isinstance(op, OpCreate):
             queue_type = QueueType.FAIR if op.fair else QueueType.DELAYED
@@ -356,7 +433,10 @@ class SimService:
             return CreateQueue(ts, op.queue, queue_type, op.ack_timeout_s, strategy, op.max_unacked)
         if isinstance(op, OpEnqueue):
             assert self._ids is not None
-            message_id = op.client_id if op.client_id is not None else self._ids.next_id()
+            message_id = op.client_id
+            if message_id is None:
+                message_id = self._ids.next_id()
+                self._ids_checker.on_generated(self.node.id, (message_id,))
             message = NewMessage(message_id, op.priority, op.content, op.group)
             return Enqueue(ts, op.queue, (message,))
         if isinstance(op, OpDequeue):
@@ -371,4 +451,6 @@ class SimService:
             return UpdatePriority(ts, op.queue, op.id, op.priority)
         if isinstance(op, OpDeleteQueue):
             return DeleteQueue(ts, op.queue)
+        if isinstance(op, OpRestore):
+            return RestoreState(ts, op.backup.data)
         raise AssertionError(f"not a write: {op!r}")

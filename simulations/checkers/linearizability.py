@@ -32,9 +32,10 @@ from doq.state.results import (
     QueueDeleted,
     QueueInfo,
     Rejected,
+    StateRestored,
     Touched,
 )
-from simulations.checkers.model import INITIAL, Call, QueueKind, State, transitions
+from simulations.checkers.model import INITIAL, RESTORED, Call, QueueKind, State, transitions
 
 SEARCH_STATES_MAX = 400_000
 _NEVER_US = 1 << 62  # the return time of an operation that may never have returned
@@ -81,6 +82,8 @@ def result_key(result: Any) -> tuple:
         return ("deleted", result.messages_removed)
     if isinstance(result, QueueInfo):
         return ("info", result.total, result.enqueued_total, result.acked_total)
+    if isinstance(result, StateRestored):
+        return RESTORED
     raise AssertionError(f"no model key for {result!r}")
 
 

@@ -7,6 +7,12 @@ path (creating the first queue again: a write through the log that changes nothi
 any node until one answers. The cluster is live when the probe has succeeded, one leader is known
 to every node, its log is fully committed, every node has applied all of it, and no client is
 still waiting. ``LIVENESS_BOUND_S`` of virtual time is allowed for that.
+
+Then every read (ReadIndex: a queue-info read, a new leader's barrier) must be answered within
+``READ_ANSWER_S_MAX`` more: a settled cluster confirms leadership in a heartbeat round, so a read
+still waiting then is hung (issue 10, finding 7: a leader left the only voter waited for a removed
+voter's answer). Its client has long given up (an unknown outcome, which no other checker
+reports), so this is the only place a hung read shows.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from simulations.world.loop import US_PER_MS, US_PER_S, EventLoop
 from simulations.world.network import Packet, SimNetwork
 
 LIVENESS_BOUND_S = 20  # virtual seconds after healing
+READ_ANSWER_S_MAX = 2  # virtual seconds a read may still wait once the cluster has settled
 PROBE_TIMEOUT_US = 1 * US_PER_S
 PROBE_RETRY_US = 50 * US_PER_MS
 PROBE_CLIENT = "probe"
@@ -104,6 +111,17 @@ def cluster_settled(nodes: dict[str, SimNode]) -> bool:
         if node.core.leader != leaders[0].id or node.applied_index != commit:
             return False
     return True
+
+
+def hung_reads(nodes: dict[str, SimNode], now_us: int) -> str:
+    """The reads still waiting, per node ("" when none)."""
+    parts = []
+    for node in nodes.values():
+        if node.up and node.reads_waiting:
+            oldest_us = min(node.reads_waiting.values())
+            waited_ms = (now_us - oldest_us) // US_PER_MS
+            parts.append(f"{node.id}: {len(node.reads_waiting)} waiting, oldest for {waited_ms} ms")
+    return "; ".join(parts)
 
 
 def members(nodes: dict[str, SimNode]) -> dict[str, SimNode]:

@@ -8,6 +8,8 @@ a client cannot know:
   messages, in deadline order, may have expired. Deadline order is delivery-or-touch order (a
   queue's ack timeout is fixed and the state's clock never goes back). When leases really end is
   checked exactly, in command time, by the queue safety checker on the committed log.
+- A restore (``RestoreState``) replaces every queue at once; each queue's history sees it as the
+  queue becoming what the backup held (simulations/checkers/backups.py).
 - A delayed queue delivers the smallest (priority, ID) first (the workload's priorities are small,
   so always due). A fair queue delivers the smallest (priority, ID) of some group that has a
   ready message and is under its ``max_unacked`` cap: which group's turn it is (round robin over
@@ -31,6 +33,7 @@ INITIAL: State = (False, (), (), 0, 0)
 NOT_FOUND_QUEUE = ("rejected", "queue_not_found")
 NOT_FOUND_MESSAGE = ("rejected", "message_not_found")
 EMPTY = ("rejected", "queue_empty")
+RESTORED = ("restored",)
 
 
 @attrs.frozen
@@ -44,12 +47,14 @@ class Call:
     """One operation as the model sees it. ``id`` is known for every operation but a dequeue
     (for an enqueue it comes from the result, when the leader chose it)."""
 
-    kind: str  # create, delete, enqueue, dequeue, ack, nack, touch, update_priority, info, final
+    kind: str  # create, delete, enqueue, dequeue, ack, nack, touch, update_priority, info, final,
+    # restore
     id: int = 0
     priority: int = 0
     group: str = "default"
     content: str = ""
     ack: bool = False
+    restored: State | None = None  # restore: the queue's state in the backup
 
 
 def transitions(kind: QueueKind, state: State, call: Call) -> list[Transition]:
@@ -59,6 +64,9 @@ def transitions(kind: QueueKind, state: State, call: Call) -> list[Transition]:
         return [(("created", not exists), (True, *state[1:]))]  # type: ignore[list-item]
     if call.kind == "final":
         return [(final_key(state), state)]
+    if call.kind == "restore":  # the queue becomes what the backup held, whatever it was
+        assert call.restored is not None
+        return [(RESTORED, call.restored)]
     if not exists:
         return [(NOT_FOUND_QUEUE, state)]
     if call.kind == "delete":  # every message goes; a queue created again starts afresh

@@ -9,6 +9,9 @@
     never delivered again, unless a new message is later enqueued under the same ID;
   * no two consumers hold a message with overlapping valid leases: a message is delivered again
     only once its lease has ended in command time (its deadline has passed, or it was nacked);
+- A restore (``RestoreState``) puts every queue back to its backup: what the backup holds may
+  be delivered again (acked since or not), its in-flight messages hold their leases until the
+  backup's deadlines, and every other message is gone.
 - At the end: every enqueue acknowledged to a client is in the committed log, and its message is
   still stored (ready or in flight) unless it was acked or deleted.
 """
@@ -21,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from doq.commands import CommandDecodeError, decode_command
+from doq.commands import CommandDecodeError, RestoreState, decode_command
 from doq.state.machine import QueueStateMachine
 from doq.state.results import (
     Acked,
@@ -31,9 +34,11 @@ from doq.state.results import (
     Nacked,
     QueueCreated,
     QueueDeleted,
+    StateRestored,
     Touched,
 )
 from raft_zmq.core.types import Entry, EntryKind
+from simulations.checkers.backups import BackupReader
 from simulations.checkers.raft_safety import Violation
 
 MS_PER_S = 1000
@@ -104,7 +109,8 @@ class _Lease:
 
 
 class QueueSafety:
-    def __init__(self) -> None:
+    def __init__(self, backups: BackupReader) -> None:
+        self._backups = backups
         self.clock_ms = 0  # the state's clock: the largest command time so far
         self._ack_timeout_ms: dict[str, int] = {}
         self._leases: dict[tuple[str, int], _Lease] = {}
@@ -141,6 +147,23 @@ class QueueSafety:
                 lease.deadline_ms = result.deadline_ms
         elif isinstance(result, QueueDeleted):
             self._forget_queue(result.name)
+        elif isinstance(result, StateRestored) and isinstance(command, RestoreState):
+            self._restored(entry.index, command.snapshot)
+
+    def _restored(self, index: int, backup: bytes) -> None:
+        contents = self._backups.contents(backup)
+        restored = {(name, m[0]) for name, queue in contents.items() for m in queue.messages}
+        self.gone = (self.gone | self.enqueued) - restored
+        self.enqueued |= restored
+        self._leases = {
+            (name, m[0]): _Lease(m[5], index)
+            for name, queue in contents.items()
+            for m in queue.messages
+            if m[4]
+        }
+        self._ack_timeout_ms = {
+            name: queue.ack_timeout_s * MS_PER_S for name, queue in contents.items()
+        }
 
     def _enqueued(self, queue: str, result: Enqueued) -> None:
         if result.duplicates == len(result.messages):

@@ -27,6 +27,10 @@ TICK_MS = 10
 SNAPSHOT_WRITE_US = (0, 0, 5_000, 50_000, 500_000)
 SINGLE_VOTER_PROBABILITY = 0.1  # one voter, the other nodes learners (issue 10, finding 2)
 MEMBERSHIP_PROBABILITY = 0.3  # seeds where the operator adds, promotes, removes, transfers
+# Node names whose crc32 agrees modulo 1024 (the node number doq hashed from a node ID before issue
+# 10's finding 8): in half of the seeds the first two nodes are such a pair.
+COLLIDING_NAMES = ((6, 19), (7, 18), (8, 17), (9, 16))
+COLLIDING_NAMES_PROBABILITY = 0.5
 
 
 @attrs.frozen
@@ -124,6 +128,16 @@ class Profile:
     raft: RaftProfile
     workload: WorkloadProfile
     membership: MembershipProfile = MembershipProfile()
+    colliding_pair: tuple[int, int] | None = None  # the first two nodes' numbers (node-N)
+
+    def node_names(self) -> tuple[str, ...]:
+        """Every node's name, founders first, then spares: node-0, node-1, ... or, in seeds with
+        a colliding pair, that pair first and the lowest other numbers after it."""
+        count = self.nodes + self.membership.spares
+        pair = self.colliding_pair or ()
+        rest = (n for n in range(count + len(pair)) if n not in pair)
+        numbers = [*pair, *rest][:count]
+        return tuple(f"node-{n}" for n in numbers)
 
     def describe(self) -> str:
         n, f, d = self.network, self.faults, self.disk
@@ -147,6 +161,9 @@ class Profile:
     def _members(self) -> str:
         m = self.membership
         text = f"; {m.learners} learners" if m.learners else ""
+        if self.colliding_pair:
+            a, b = self.colliding_pair
+            text += f"; node-{a} and node-{b} (their crc32 collides)"
         if m.mean_gap_ms:
             text += f"; membership changes every {m.mean_gap_ms} ms, {m.spares} spares"
         return text
@@ -184,6 +201,14 @@ def _membership(seed: int, nodes: int) -> MembershipProfile:
             spares=rng.choice((1, 2)), mean_gap_ms=rng.choice((500, 1_500, 4_000))
         )
     return MembershipProfile()
+
+
+def _colliding_pair(seed: int) -> tuple[int, int] | None:
+    """Drawn from its own generator, so that the rest of each seed's profile stays as it was."""
+    rng = derive(seed, "profile:names")
+    if rng.random() >= COLLIDING_NAMES_PROBABILITY:
+        return None
+    return rng.choice(COLLIDING_NAMES)
 
 
 def _snapshot_write_us(seed: int) -> int:
@@ -288,4 +313,5 @@ def draw_profile(seed: int, nodes: int | None = None) -> Profile:
         raft=attrs.evolve(_raft(rng, level, churn), snapshot_write_us=_snapshot_write_us(seed)),
         workload=_workload(rng),
         membership=_membership(seed, nodes if nodes is not None else drawn_nodes),
+        colliding_pair=_colliding_pair(seed),
     )

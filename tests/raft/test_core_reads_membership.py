@@ -321,3 +321,29 @@ def test_a_node_that_installed_a_snapshot_streams_it_on_when_it_leads():
     _add(c, "n4")
     c.tick(5)
     assert c.nodes["n4"].applied_commands() == [b"t%d" % i for i in range(20)]
+
+
+def test_a_leader_that_removed_itself_and_stepped_down_before_the_removal_commits_campaigns():
+    """Found by the simulator (seed 85 of plant (i)'s profile, issue 10): n1 leads {n1, n2} and
+    appends its own removal; cut off, it steps down (check-quorum) before n2 has the entry. Now
+    n1's log is the longer one, so n2 can never win n1's vote, and n1, not a voter of its latest
+    configuration, never campaigned: no leader, for ever. Thesis §4.2.2: a server not in its
+    latest configuration still starts elections while that configuration is uncommitted (it may
+    be needed), not counting its own vote."""
+    c = Cluster(2)
+    c.elect("n1")
+    c.propose(b"x")
+    c.isolate("n1")
+    removal = c.nodes["n1"].core.propose_config(ConfigChange(ConfigChangeKind.REMOVE, "n1"))
+    c.stabilize()
+    assert c.nodes["n1"].core.config.voters == {"n2"}  # in force at n1, on n1 alone
+    c.tick(c.options.election_timeout_ticks * 2, nodes=["n1"])  # check-quorum: steps down
+    assert c.nodes["n1"].role is Role.FOLLOWER
+    c.heal()
+    c.run_until(lambda: c.nodes["n2"].role is Role.LEADER)
+    c.stabilize()
+    n2 = c.nodes["n2"].core
+    assert n2.config.voters == {"n2"} and n2.log.committed >= removal  # the removal committed
+    c.tick(50)
+    assert c.nodes["n1"].role is Role.FOLLOWER  # removed for good: it campaigns no more
+    assert c.nodes["n2"].role is Role.LEADER

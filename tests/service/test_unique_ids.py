@@ -10,12 +10,15 @@ import os
 import zlib
 from collections.abc import AsyncIterator
 
+import pytest
 import trio
 
-from doq.commands import QueueType
+from doq.api.errors import problem_for_service_error
+from doq.commands import AssignNodeNumber, QueueType, encode_command
 from doq.ids import ID_NODE_MAX, ID_SEQUENCE_BITS
-from doq.service import ID_RESERVE_AHEAD_MS, QueueService
+from doq.service import ID_RESERVE_AHEAD_MS, MessageInput, QueueService, RejectedError
 from doq.state.machine import QueueStateMachine
+from doq.state.results import RejectCode
 from raft_zmq.core.types import ClusterConfig, Server
 from raft_zmq.node import NodeConfig, RaftNode
 
@@ -108,3 +111,27 @@ async def test_leaders_whose_node_ids_collide_under_crc32_never_repeat_an_id(tmp
     assert numbers["node-9"] != numbers["node-16"]
     assert {node_field(i) for i in first} == {numbers["node-9"]}
     assert {node_field(i) for i in second} == {numbers["node-16"]}
+
+
+async def test_a_node_left_without_a_number_refuses_ids_clearly_and_serves_the_rest(
+    tmp_path, caplog
+):
+    """All 1024 node numbers taken by others: this node hands out no IDs (a clear refusal, logged),
+    never an assertion, and still serves what needs none."""
+    async with single_node_service(str(tmp_path), clock_ms=lambda: T) as svc:
+        async with trio.open_nursery() as nursery:  # every number taken before our first write
+            for n in range(ID_NODE_MAX + 1):
+                command = encode_command(AssignNodeNumber(T, f"other-{n}"))
+                nursery.start_soon(svc.raft.propose, command)
+        await svc.create_queue("q", QueueType.DELAYED)  # needs no ID
+        with pytest.raises(RejectedError) as refused:
+            await svc.enqueue("q", [MessageInput(priority=1, content="x")])
+        assert refused.value.code is RejectCode.CONFLICT
+        assert "node number" in refused.value.detail
+        assert problem_for_service_error(refused.value).status == 409
+        with pytest.raises(RejectedError):
+            await svc.generate_ids(1)
+        chosen = await svc.enqueue("q", [MessageInput(priority=1, content="y", id=7)])
+        assert chosen.messages[0].id == 7  # an ID the client chose needs no number
+        assert svc.state.node_number(svc.raft.node_id) is None
+    assert any("refuses to hand out message IDs" in r.getMessage() for r in caplog.records)

@@ -14,8 +14,10 @@ from doq.commands import (
     Enqueue,
     NewMessage,
     QueueType,
+    RestoreState,
     encode_command,
 )
+from doq.state.machine import QueueStateMachine
 from doq.state.results import (
     Acked,
     Dequeued,
@@ -25,8 +27,10 @@ from doq.state.results import (
     QueueSettings,
     RejectCode,
     Rejected,
+    StateRestored,
 )
 from raft_zmq.core.types import Entry, EntryKind
+from simulations.checkers.backups import BackupReader
 from simulations.checkers.queue_safety import QueueSafety, ReplicaAgreement
 from simulations.checkers.raft_safety import Violation
 
@@ -38,7 +42,7 @@ class Stream:
     """Feeds (command, result) pairs to a QueueSafety as consecutive log entries."""
 
     def __init__(self) -> None:
-        self.safety = QueueSafety()
+        self.safety = QueueSafety(BackupReader())
         self._index = itertools.count(1)
 
     def feed(self, command, result) -> None:
@@ -126,3 +130,30 @@ def test_replicas_must_hold_the_same_state_at_the_same_index():
     agreement.on_state("node-1", 32, "def")
     with pytest.raises(Violation, match="different queue states at applied index 16"):
         agreement.on_state("node-2", 16, "abd")
+
+
+def test_a_restore_brings_back_the_backups_messages_and_leases_and_nothing_else(stream, tmp_path):
+    state = QueueStateMachine(str(tmp_path / "state"), sync=False)
+    backed_up = [
+        CreateQueue(T0_MS, "q", QueueType.DELAYED, ACK_TIMEOUT_S),
+        Enqueue(T0_MS, "q", (NewMessage(1, 0, "m1"),)),
+        Dequeue(T0_MS, "q"),  # in flight until T0_MS + 2 s in the backup
+    ]
+    state.apply(
+        [Entry(i + 1, 1, EntryKind.NORMAL, encode_command(c)) for i, c in enumerate(backed_up)]
+    )
+    state.snapshot(str(tmp_path / "backup.snap"))
+    backup = (tmp_path / "backup.snap").read_bytes()
+    state.close()
+    stream.feed(Dequeue(T0_MS, "q"), Dequeued((message(1),)))
+    stream.feed(Ack(T0_MS, "q", 1), Acked(1))
+    stream.feed(
+        Enqueue(T0_MS, "q", (NewMessage(2, 0, "m2"),)), Enqueued((message(2),), duplicates=0)
+    )
+    stream.feed(RestoreState(T0_MS + 500, backup), StateRestored(3, 1))
+    stream.safety.check_acknowledged([("q", 2, 9)], stored={("q", 1)})  # the restore removed it
+    with pytest.raises(Violation, match="one consumer per lease"):  # the backup's lease holds
+        stream.feed(Dequeue(T0_MS + 1_000, "q"), Dequeued((message(1),)))
+    stream.feed(
+        Dequeue(T0_MS + 2_000, "q"), Dequeued((message(1),))
+    )  # acked since: not "came back"
