@@ -163,8 +163,7 @@ class Driver(Generic[T]):
             return
         self._ticks = min(self._ticks + 1, MISSED_TICKS_MAX)
         if count > 1:
-            held_max = self.core.options.election_timeout_ticks // 2
-            self._stall_ticks = min(self._stall_ticks + count - 1, held_max)
+            self._stall_ticks = min(self._stall_ticks + count - 1, MISSED_TICKS_MAX)
 
     def propose(self, data: bytes, token: T) -> None:
         """Queue a proposal; NotLeader, ProposalTooLarge, or ProposalDropped while blocked on a
@@ -209,8 +208,9 @@ class Driver(Generic[T]):
         ``STALL_GRACE_TICKS`` ordinary ticks without any): what arrived during the stall sat in
         the transport, and a check-quorum or an election timeout judged before reading it
         deposed live leaders (docs/reliability.md, finding 2). They are fed before those
-        messages, since they elapsed before them: fed after, they timed out a follower right
-        after its leader's heartbeat."""
+        messages, since they elapsed before them (fed after, they timed out a follower right
+        after its leader's heartbeat), at most half an election timeout a feed, so that no
+        timeout expires on them alone before the next messages are read; none is dropped."""
         self._now_ms = now_ms
         self._feed_stall_ticks()
         self._feed_messages()
@@ -235,7 +235,9 @@ class Driver(Generic[T]):
             return
         if not self._inbound and self._quiet_ticks < STALL_GRACE_TICKS:
             return
-        held, self._stall_ticks, self._quiet_ticks = self._stall_ticks, 0, 0
+        held = min(self._stall_ticks, self.core.options.election_timeout_ticks // 2)
+        self._stall_ticks -= held
+        self._quiet_ticks = 0
         for _ in range(held):
             self.core.tick()
 

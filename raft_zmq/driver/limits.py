@@ -14,9 +14,9 @@ MISSED_TICKS_MAX: Final = 1000
 # A stall (a long round, an fsync on a busy disk, a starved process) is a tick that counts
 # several: the ones it missed are held until the receive path has handed over what arrived
 # during the stall, then fed before it (that is when they elapsed), at most half an election
-# timeout of them, so a node's own stall never by itself times out its leader or its followers
-# (docs/raft.md, "The driver"). Without a message they are fed after this many ordinary ticks:
-# the peers are silent, and the stall counts.
+# timeout of them a feed, so a node's own stall never by itself times out its leader or its
+# followers (docs/raft.md, "Stalls"). Without a message they are fed after this many ordinary
+# ticks: the peers are silent, and the stall counts.
 STALL_GRACE_TICKS: Final = 2
 # Proposals turned into entries per round: a burst larger than this is split over rounds, so
 # one round's write (and its AppendEntries) stays bounded.

@@ -85,4 +85,21 @@ def test_ticks_handed_in_are_bounded():
         shell.driver.tick()
     shell.driver.tick(MISSED_TICKS_MAX * 5)
     assert shell.driver._ticks == MISSED_TICKS_MAX
-    assert shell.driver._stall_ticks == TIMEOUT // 2
+    assert shell.driver._stall_ticks == MISSED_TICKS_MAX
+
+
+def test_a_long_stall_is_fed_half_an_election_timeout_a_feed_and_none_is_lost():
+    shells = three()
+    b = shells["b"]
+    b.driver.tick(STALL)  # one tick now, STALL - 1 held
+    b.run()
+    assert b.driver._stall_ticks == STALL - 1
+    fed = 0
+    while b.driver._stall_ticks:
+        held = b.driver._stall_ticks
+        b.driver.receive([])  # nothing arrives: the grace runs out, then a half timeout a feed
+        b.driver.tick()
+        b.run()
+        fed += held - b.driver._stall_ticks
+        assert held - b.driver._stall_ticks <= TIMEOUT // 2
+    assert fed == STALL - 1
