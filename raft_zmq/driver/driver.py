@@ -57,7 +57,6 @@ from raft_zmq.driver.limits import (
     SNAPSHOT_CHUNK_BYTES,
     SNAPSHOT_CHUNK_TIMEOUT_MS,
     SNAPSHOT_CHUNKS_IN_FLIGHT_MAX,
-    STALL_GRACE_TICKS,
 )
 from raft_zmq.driver.plants import PLANT_SNAPSHOT_WRITTEN_UNCHECKED
 from raft_zmq.driver.routes import Routes
@@ -130,8 +129,6 @@ class Driver(Generic[T]):
         self._now_ms = 0
         self._inbound: list[Message] = []
         self._ticks = 0
-        self._stall_ticks = 0  # missed ticks of stalls, held until the messages are read
-        self._quiet_ticks = 0  # ordinary ticks fed since then without a message
         self._calls: list[Callable[[], None]] = []
         self._new_proposals: deque[tuple[bytes, T]] = deque()
         self._new_configs: list[tuple[ConfigChange, T]] = []
@@ -157,13 +154,8 @@ class Driver(Generic[T]):
                 self.stats["inbound_dropped_while_blocked"] += 1
 
     def tick(self, count: int = 1) -> None:
-        """``count`` ticks elapsed; at most ``MISSED_TICKS_MAX`` are kept between two feeds.
-        More than one is a stall of this process: the extra ones are held (``feed``)."""
-        if count <= 0:
-            return
-        self._ticks = min(self._ticks + 1, MISSED_TICKS_MAX)
-        if count > 1:
-            self._stall_ticks = min(self._stall_ticks + count - 1, MISSED_TICKS_MAX)
+        """``count`` ticks elapsed; at most ``MISSED_TICKS_MAX`` are kept between two feeds."""
+        self._ticks = min(self._ticks + count, MISSED_TICKS_MAX)
 
     def propose(self, data: bytes, token: T) -> None:
         """Queue a proposal; NotLeader, ProposalTooLarge, or ProposalDropped while blocked on a
@@ -203,20 +195,12 @@ class Driver(Generic[T]):
 
     # --- the round ---------------------------------------------------------------------------
     def feed(self, now_ms: int) -> Outcomes[T]:
-        """Step every input into the core: a stall's held ticks, messages, ticks, then calls,
-        proposals and reads. A stall's ticks wait for the first messages read after it (or for
-        ``STALL_GRACE_TICKS`` ordinary ticks without any): what arrived during the stall sat in
-        the transport, and a check-quorum or an election timeout judged before reading it
-        deposed live leaders (docs/reliability.md, finding 2). They are fed before those
-        messages, since they elapsed before them (fed after, they timed out a follower right
-        after its leader's heartbeat), at most half an election timeout a feed, so that no
-        timeout expires on them alone before the next messages are read; none is dropped."""
+        """Step every input into the core: messages first, then ticks (a loop that stalled must
+        not let check-quorum judge the followers before reading the answers that arrived
+        meanwhile), then calls, proposals and reads."""
         self._now_ms = now_ms
-        self._feed_stall_ticks()
         self._feed_messages()
         ticks, self._ticks = self._ticks, 0
-        if self._stall_ticks:
-            self._quiet_ticks += ticks
         for _ in range(ticks):
             self.core.tick()
         for sender in list(self.senders.values()):
@@ -229,17 +213,6 @@ class Driver(Generic[T]):
         self._feed_reads()
         self._resolve_reads()
         return self._take()
-
-    def _feed_stall_ticks(self) -> None:
-        if not self._stall_ticks:
-            return
-        if not self._inbound and self._quiet_ticks < STALL_GRACE_TICKS:
-            return
-        held = min(self._stall_ticks, self.core.options.election_timeout_ticks // 2)
-        self._stall_ticks -= held
-        self._quiet_ticks = 0
-        for _ in range(held):
-            self.core.tick()
 
     def next_ready(self) -> Round | None:
         core = self.core

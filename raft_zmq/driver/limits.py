@@ -8,16 +8,10 @@ from typing import Final
 # Snapshot files kept on disk: the newest (what a lagging follower is sent) and the one before
 # it (a stream of it may still be running when a newer one is written).
 SNAPSHOT_KEEP: Final = 2
-# Ticks handed in and not yet fed: at most this many (50 s at 50 ms ticks), so a process that
+# A stall (a long round, a paused process) counts the ticks it missed, so elections and
+# check-quorum do not slow down; but at most this many (50 s at 50 ms ticks), so a process that
 # was stopped for minutes does not spin through an unbounded number of ticks in one round.
 MISSED_TICKS_MAX: Final = 1000
-# A stall (a long round, an fsync on a busy disk, a starved process) is a tick that counts
-# several: the ones it missed are held until the receive path has handed over what arrived
-# during the stall, then fed before it (that is when they elapsed), at most half an election
-# timeout of them a feed, so a node's own stall never by itself times out its leader or its
-# followers (docs/raft.md, "Stalls"). Without a message they are fed after this many ordinary
-# ticks: the peers are silent, and the stall counts.
-STALL_GRACE_TICKS: Final = 2
 # Proposals turned into entries per round: a burst larger than this is split over rounds, so
 # one round's write (and its AppendEntries) stays bounded.
 PROPOSALS_PER_ROUND_MAX: Final = 4096
