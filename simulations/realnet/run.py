@@ -222,8 +222,10 @@ def execute(
         recorder.dump(os.path.join(workdir, "history.jsonl"))  # kept even if what follows fails
         _dump_events(nemesis.events, os.path.join(workdir, "nemesis.jsonl"))
         settle(nodes)
-        queues = sorted({op.queue for op in recorder.ops})
+        # Only the queues the clients used: the others hold nothing (each costs a request).
+        queues = sorted({op.queue for op in recorder.ops if op.client >= 0})
         workload.drain(nodes[0].url, queues)
+        recorder.dump(os.path.join(workdir, "history.jsonl"))  # the drain too, come what may
         seen = {(o.queue, o.id) for o in recorder.ops if check.delivered(o)}
         stored = stored_ids(nodes[0].url, recorder.ops, seen)
         settle(nodes)
