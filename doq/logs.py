@@ -13,6 +13,7 @@ import time
 # header codec under Hypercorn's HTTP/2 and the gRPC server): never below info, so that no token
 # reaches a log even at --logging.level debug (docs/operations.md, "Security").
 HEADER_LOGGERS = ("hpack",)
+REQUEST_LOGGERS = ("hypercorn.access", "httpx")
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "node_id"}
 
@@ -88,7 +89,12 @@ def setup(node_id: str, level: str, mode: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Hypercorn's access log is one line per request: useful, but only when asked for.
-    logging.getLogger("hypercorn.access").setLevel(max(root.level, logging.WARNING))
+    # One line per request, useful only when asked for: Hypercorn's access log, and httpx's line
+    # for each request a node makes of its peers (clock probes several times a second, joins,
+    # relays), which buried a node's own INFO lines. At debug they are written.
+    for name in REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(
+            root.level if root.level <= logging.DEBUG else max(root.level, logging.WARNING)
+        )
     for name in HEADER_LOGGERS:
         logging.getLogger(name).setLevel(max(root.level, logging.INFO))

@@ -122,7 +122,7 @@ def launcher_logs(capsys):
     """The logging the launcher sets up (doq/logs.py), at debug, into captured stderr; the test's
     own logging restored after."""
     root = logging.getLogger()
-    names = ("hypercorn.access", *logs.HEADER_LOGGERS)
+    names = (*logs.REQUEST_LOGGERS, *logs.HEADER_LOGGERS)
     saved = root.handlers[:], root.level, [logging.getLogger(n).level for n in names]
     logs.setup("solo", "debug", "console")
     try:

@@ -107,6 +107,23 @@ def test_stackdriver_lines_carry_google_clouds_fields(capsys):
     assert line["node"] == "node-7" and line["time"].endswith("Z")
 
 
+def test_a_nodes_requests_to_its_peers_are_not_logged_line_by_line_at_info(capsys):
+    """httpx's INFO line per request (clock probes several times a second) buried a node's own
+    lines in `make run`'s output; at debug they are back."""
+    try:
+        logs.setup("node-7", "INFO", "console")
+        logging.getLogger("httpx").info("HTTP Request: GET http://127.0.0.1:8001/x")
+        logging.getLogger("doq.test").info("elected")
+        quiet = capsys.readouterr().err
+        logs.setup("node-7", "DEBUG", "console")
+        logging.getLogger("httpx").info("HTTP Request: GET http://127.0.0.1:8001/y")
+        loud = capsys.readouterr().err
+    finally:
+        logs.setup("node-7", "WARNING", "console")
+    assert "elected" in quiet and "HTTP Request" not in quiet
+    assert "HTTP Request" in loud
+
+
 @pytest.mark.slow
 def test_the_go_servers_sample_config_starts_a_node_with_one_warning(tmp_path):
     http_port = free_port()
