@@ -22,6 +22,7 @@ import attrs
 import msgspec
 
 from doq.ids import ID_MAX
+from doq.protocol import DEQUEUE_COUNT_MAX as DEQUEUE_COUNT_MAX  # re-exported, as before
 from raft_zmq.codec import NODE_ID_CHARS_MAX  # one limit for the wire and the commands
 
 COMMAND_FORMAT_VERSION = 1
@@ -31,7 +32,6 @@ QUEUE_NAME_CHARS_MAX = 1024  # API.md: name ≤ 1024
 GROUP_NAME_CHARS_MAX = 1024
 DEFAULT_GROUP = "default"
 ENQUEUE_MESSAGES_MAX = 10_000  # messages in one Enqueue command
-DEQUEUE_COUNT_MAX = 1_000  # messages one Dequeue command may deliver
 IN_FLIGHT_ITEMS_MAX = 10_000  # messages one AckMany, NackMany or TouchMany command addresses
 ACK_TIMEOUT_S_MAX = (1 << 31) - 1  # keeps every deadline far inside u64 milliseconds
 MAX_UNACKED_MAX = (1 << 32) - 1

@@ -43,10 +43,10 @@ from doq.commands import (
     UpdatePriority,
     UpdateQueue,
 )
+from doq.protocol import WAIT_S_MAX as WAIT_S_MAX  # re-exported: its users import it here
 from doq.service import NotLeaderError, NotProposedError, RejectedError, UnavailableError
 from doq.state.results import Enqueued, QueueInfo, RejectCode, Result
 
-WAIT_S_MAX = 20  # the longest a dequeue may wait (SQS's long-poll limit)
 MS_PER_S = 1000
 _MAKES_READY = (Enqueue, Nack, NackMany, UpdatePriority, UpdateQueue, ExpireDue)
 _FREES_A_SLOT = (Ack, AckMany, DeleteMessage)  # on a fair queue with max_unacked

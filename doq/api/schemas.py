@@ -24,14 +24,13 @@ from doq.commands import (
     QUEUE_NAME_CHARS_MAX,
 )
 from doq.longpoll import WAIT_S_MAX
+from doq.protocol import BATCH_ITEMS_MAX, GENERATE_IDS_MAX
 
 PRIORITY_MAX = (1 << 63) - 1  # the Go server's int64; a Unix time in seconds fits with room
 MESSAGE_ID_DIGITS_MAX = 20  # u64 in decimal
-GENERATE_IDS_MAX = 1000  # API.md: POST /API/v1/ids takes number 1..1000
 NODE_ID_CHARS_MAX = 256
 ADDRESS_CHARS_MAX = 1024
 SINCE_MAX = (1 << 63) - 1  # msgspec's bounds are int64
-BATCH_ITEMS_MAX = 1_000  # items in one batch request (enqueue, ack, nack, touch)
 
 QueueName = Annotated[str, msgspec.Meta(min_length=1, max_length=QUEUE_NAME_CHARS_MAX)]
 Priority = Annotated[int, msgspec.Meta(ge=0, le=PRIORITY_MAX)]

@@ -30,8 +30,8 @@ from doq.api.schemas import (
     Priority,
     Receipt,
 )
+from doq.protocol import STREAM_CREDIT_MAX as STREAM_CREDIT_MAX  # re-exported, as before
 
-STREAM_CREDIT_MAX = 10_000  # messages a consumer may have granted and not yet received
 REF_CHARS_MAX = 64  # a client's correlation reference
 
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=REF_CHARS_MAX)]

@@ -14,7 +14,6 @@ import anyio
 import httpx
 
 from doq.client.calls import (
-    IDS_PER_CALL_MAX,
     Call,
     Operations,
     Reply,
@@ -34,6 +33,7 @@ from doq.client.routing import (
 )
 from doq.client.stream import StreamConsumer, StreamUnsupported
 from doq.client.sync import ID_POOL_SIZE, TIMEOUT_S_DEFAULT
+from doq.protocol import GENERATE_IDS_MAX
 
 
 class AsyncClient(Operations):
@@ -121,7 +121,7 @@ class AsyncClient(Operations):
             self._ids_lock = anyio.Lock()
         async with self._ids_lock:
             while len(self._ids) < number:
-                want = min(IDS_PER_CALL_MAX, max(ID_POOL_SIZE, number - len(self._ids)))
+                want = min(GENERATE_IDS_MAX, max(ID_POOL_SIZE, number - len(self._ids)))
                 self._ids.extend(await self._run(ids_call(want)))
             taken, self._ids = self._ids[:number], self._ids[number:]
             return taken

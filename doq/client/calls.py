@@ -33,12 +33,9 @@ from doq.client.models import (
     Server,
     Settlement,
 )
+from doq.protocol import BATCH_ITEMS_MAX, DEQUEUE_COUNT_MAX, WAIT_S_MAX
 
 API = "/API/v1"
-BATCH_ITEMS_MAX = 1000  # the API's limit on one batch request (docs/api.md, "Batches")
-DEQUEUE_COUNT_MAX = 1000
-WAIT_S_MAX = 20.0  # the API's limit on one long poll
-IDS_PER_CALL_MAX = 1000  # the API's limit on one POST /API/v1/ids
 RECEIPT_HEADER = "x-doq-receipt"
 
 

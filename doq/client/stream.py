@@ -37,13 +37,13 @@ from doq.client.errors import DoqError, Unavailable, error_for
 from doq.client.models import SETTLE_VERBS, ItemError, ItemResult, Message, Settlement
 from doq.client.routing import backoff_s, normalize
 from doq.client.websocket import UpgradeRefused, WebSocket, WebSocketClosed, ws_url
+from doq.protocol import STREAM_CREDIT_MAX
 
 if TYPE_CHECKING:
     from doq.client.aio import AsyncClient
 
 log = logging.getLogger("doq.client")
 
-STREAM_CREDIT_MAX = 10_000  # the server's limit on credit outstanding (docs/api.md, "Streams")
 _DONE_STATUS = {"ack": "ACKNOWLEDGED", "nack": "UNACKNOWLEDGED"}
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 
 from doq.client.calls import (
-    IDS_PER_CALL_MAX,
     Call,
     Operations,
     Reply,
@@ -35,6 +34,7 @@ from doq.client.routing import (
     backoff_s,
     servers_from_env,
 )
+from doq.protocol import GENERATE_IDS_MAX
 
 TIMEOUT_S_DEFAULT = 10.0
 ID_POOL_SIZE = 256  # IDs drawn per POST /API/v1/ids: one round trip per 256 enqueues
@@ -125,7 +125,7 @@ class Client(Operations):
     def _take_ids(self, number: int) -> list[int]:
         with self._ids_lock:
             while len(self._ids) < number:
-                want = min(IDS_PER_CALL_MAX, max(ID_POOL_SIZE, number - len(self._ids)))
+                want = min(GENERATE_IDS_MAX, max(ID_POOL_SIZE, number - len(self._ids)))
                 self._ids.extend(self._run(ids_call(want)))
             taken, self._ids = self._ids[:number], self._ids[number:]
             return taken
