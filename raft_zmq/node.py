@@ -441,15 +441,23 @@ class RaftNode:
             self._wake.set()
 
     async def _ticker(self) -> None:
-        assert self.driver is not None
+        assert self.driver is not None and self.transport is not None
         interval_s = self.config.tick_ms / 1000
+        batch_max = self.config.transport.receive_batch_max_messages
         next_tick = trio.current_time() + interval_s
         while True:
             await trio.sleep_until(next_tick)
             # A loop round that overran several ticks counts them all (elections must not slow
-            # down); the driver keeps at most MISSED_TICKS_MAX of them (driver/limits.py).
+            # down); the driver keeps at most MISSED_TICKS_MAX of them (driver/limits.py). But
+            # first what the peers said meanwhile, still in the transport: the driver steps
+            # messages before ticks, so a stalled leader reads its followers' answers before
+            # check-quorum judges them, and a follower its leader's heartbeat before its
+            # election timer runs out (docs/raft.md, "Stalls").
             now = trio.current_time()
             missed = math.floor((now - next_tick) / interval_s) + 1
+            waiting = self.transport.take_waiting(batch_max)
+            if waiting:
+                self.driver.receive(waiting)
             self.driver.tick(missed)
             next_tick += missed * interval_s
             self._wake.set()

@@ -15,6 +15,7 @@ when it is off it costs one attribute test per message.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -73,7 +74,7 @@ class TransportStats:
     dropped_decode: int  # not a frame of this codec version, or not one frame
     dropped_identity: int  # ZeroMQ identity differs from the message's sender
     dropped_misaddressed: int  # addressed to another node
-    dropped_inbound_full: int  # the driver's channel was full
+    dropped_inbound_full: int  # the inbound queue (waiting for the node) was full
     fault_dropped: int
     fault_duplicated: int
     fault_delayed: int
@@ -149,9 +150,11 @@ class Transport:
         self._context = zmq.Context() if context is None else context
         self._peers: dict[NodeId, _Peer] = {}
         self._counters = _Counters()
-        self._inbound_in, self._inbound_out = trio.open_memory_channel[Message](
-            config.inbound_queue_max_messages
-        )
+        # Accepted messages wait here for the node. A deque, not a memory channel: a channel
+        # hands a message straight to a waiting receiver task, where nobody else can see it until
+        # that task runs; in a deque it stays where ``take_waiting`` finds it.
+        self._inbound: deque[Message] = deque()
+        self._inbound_lot = trio.lowlevel.ParkingLot()
         self._running = False
         self._closed = False
         self._cluster_key = cluster_key
@@ -343,26 +346,44 @@ class Transport:
             return
         if self.faults.enabled and not self.faults.admits_inbound(msg.sender):
             return
-        try:
-            self._inbound_in.send_nowait(msg)
-        except trio.WouldBlock:
+        if len(self._inbound) >= self.config.inbound_queue_max_messages:
             counters.dropped_inbound_full += 1
             return
+        self._inbound.append(msg)
         counters.received += 1
+        if self._inbound_lot:
+            self._inbound_lot.unpark_all()
 
     async def receive_batch(self, max_n: int) -> list[Message]:
         """Waits for a message, then returns it with every other one already waiting, up to
         ``max_n``, in arrival order. ``trio.EndOfChannel`` once the transport is closed and
-        what it had received is taken."""
+        what it had received is taken. Like ``TrioZmqSocket.recv_batch`` it yields before it
+        takes, never after."""
         assert max_n >= 1, max_n
-        inbound = self._inbound_out
-        batch = [await inbound.receive()]
-        while len(batch) < max_n:
-            try:
-                batch.append(inbound.receive_nowait())
-            except trio.WouldBlock:
-                break
-        return batch
+        await trio.lowlevel.checkpoint()
+        while not self._inbound:
+            if self._closed:
+                raise trio.EndOfChannel
+            await self._inbound_lot.park()
+        return self._take(max_n)
+
+    def take_waiting(self, max_n: int) -> list[Message]:
+        """What has arrived and not been taken, up to ``max_n``, in arrival order, without
+        waiting: the messages accepted already, then those still in the socket (read and checked
+        here, as the receive loop would). A node that was stalled calls it before it counts the
+        ticks it missed, so it reads what its peers said meanwhile first (raft_zmq/node.py)."""
+        if not self._closed and len(self._inbound) < max_n:
+            for parts in self._router.recv_batch_nowait(max_n - len(self._inbound)):
+                self._accept(parts)
+        return self._take(max_n)
+
+    def _take(self, max_n: int) -> list[Message]:
+        inbound = self._inbound
+        if len(inbound) <= max_n:
+            batch = list(inbound)
+            inbound.clear()
+            return batch
+        return [inbound.popleft() for _ in range(max_n)]
 
     # --- statistics and closing ------------------------------------------------------------------
 
@@ -406,7 +427,7 @@ class Transport:
         if self._gate is not None:
             self._gate.close()
         self._router.close()
-        self._inbound_in.close()
+        self._inbound_lot.unpark_all()  # a waiting receive_batch ends with EndOfChannel
         if self._own_context:
             self._context.term()  # returns at once: every socket is closed with linger 0
 

@@ -126,16 +126,23 @@ class TrioZmqSocket:
     async def recv_batch(self, max_n: int) -> list[list[bytes]]:
         """Waits for at least one message, then takes every waiting one, up to ``max_n``.
 
-        Cancellation before the return loses nothing: messages are taken only after the wait."""
+        The one checkpoint comes first: once messages are taken they are returned without
+        another yield, so no other task can run while they are in neither the socket nor the
+        caller's hands (a task that reads the socket with ``recv_batch_nowait`` sees every message
+        that has arrived; raft_zmq/node.py's ticker relies on it). Cancellation loses nothing."""
         assert max_n >= 1, max_n
-        await trio.lowlevel.checkpoint_if_cancelled()
-        batch: list[list[bytes]] = []
-        self._check_open()
-        self._drain(batch, max_n)
+        await trio.lowlevel.checkpoint()
+        batch = self.recv_batch_nowait(max_n)
         while not batch:
             await self._wait(_POLLIN)
             self._drain(batch, max_n)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        return batch
+
+    def recv_batch_nowait(self, max_n: int) -> list[list[bytes]]:
+        """Every waiting message, up to ``max_n``; an empty list if none is waiting."""
+        self._check_open()
+        batch: list[list[bytes]] = []
+        self._drain(batch, max_n)
         return batch
 
     # --- the edge-triggered fd -------------------------------------------------------------------

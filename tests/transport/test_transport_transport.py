@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
+import trio.testing
 import zmq
 
 from raft_zmq.codec import FRAME_BYTES_MAX, encode
@@ -513,3 +514,54 @@ async def test_stress_many_tasks_both_directions_every_message_accounted_for() -
         for seq in seqs:
             per_task[seq >> 32].append(seq)
         assert all(task_seqs == sorted(task_seqs) for task_seqs in per_task.values())
+
+
+async def test_take_waiting_returns_what_arrived_in_order_whether_accepted_or_still_in_the_socket():
+    # raft_zmq/node.py's ticker calls take_waiting after a stall: it must see every message that
+    # has arrived, those the receive loop accepted and those still in the ZeroMQ socket.
+    async with transports("a", "b") as nodes:
+        a, b = nodes["a"], nodes["b"]
+        await connect(a, b)
+        with trio.fail_after(DEADLINE_S):
+            for seq in range(3):
+                assert a.send_nowait(hb("a", "b", seq))
+            while b.stats().received < 3:  # the receive loop accepts them: they wait in b
+                await trio.sleep(0.001)
+            for seq in range(3, 6):
+                assert a.send_nowait(hb("a", "b", seq))
+            got: list[Message] = []
+            while len(got) < 6:  # the rest as they come: in b's queue or still in its socket
+                got += b.take_waiting(1_000)
+                await trio.sleep(0.001)
+        assert [m.read_seq for m in got] == list(range(6))
+        assert b.take_waiting(1_000) == []
+
+
+async def test_take_waiting_takes_at_most_max_n_and_leaves_the_rest_for_receive_batch():
+    async with transports("a", "b") as nodes:
+        a, b = nodes["a"], nodes["b"]
+        await connect(a, b)
+        with trio.fail_after(DEADLINE_S):
+            for seq in range(5):
+                assert a.send_nowait(hb("a", "b", seq))
+            send_marker(a, "b")
+            got: list[Message] = []
+            while len(got) < 2:
+                got += b.take_waiting(2 - len(got))
+                await trio.sleep(0.001)
+            got += await receive_until_markers(b, "a")
+        assert [m.read_seq for m in got] == list(range(5))
+
+
+async def test_receive_batch_ends_once_the_transport_is_closed():
+    transport = Transport("a", "127.0.0.1:0")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(transport.run)
+
+        async def close_soon() -> None:
+            await trio.testing.wait_all_tasks_blocked()
+            await transport.aclose()
+
+        nursery.start_soon(close_soon)
+        with pytest.raises(trio.EndOfChannel):
+            await transport.receive_batch(10)
