@@ -2,6 +2,9 @@
 
     python -m simulations.realnet ci --seed 1
     python -m simulations.realnet soak --seed 1 --report docs/reliability.md
+    python -m simulations.realnet recheck --workdir DIR --report docs/reliability.md
+
+``recheck`` runs the checks again over what a finished run kept in its ``--workdir``.
 
 Needs root (namespaces, iptables, mounts). ``--install`` first installs the Debian packages it
 uses (iptables, faketime) with apt-get.
@@ -27,7 +30,7 @@ from simulations.realnet.nodes import libfaketime
 from simulations.realnet.report import render, summary, write
 
 __all__ = ["FAULTS", "install", "main", "summary", "why_not"]
-from simulations.realnet.run import PROFILES, execute
+from simulations.realnet.run import PROFILES, execute, recheck
 
 DEBIAN_PACKAGES = ("iptables", "faketime")
 
@@ -60,7 +63,7 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulations.realnet", description=__doc__)
-    parser.add_argument("profile", choices=sorted(PROFILES))
+    parser.add_argument("profile", choices=[*sorted(PROFILES), "recheck"])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--workdir", help="keep logs and the history here (default: a temporary directory)"
@@ -78,6 +81,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     if args.install:
         install()
+    if args.profile == "recheck":
+        if not args.workdir:
+            parser.error("recheck needs the --workdir of a finished run")
+        return _recheck(args.workdir, args.report, argv)
     chosen = tuple(args.faults.split(","))
     unknown = set(chosen) - set(FAULTS)
     if unknown:
@@ -88,7 +95,7 @@ def main(argv: list[str]) -> int:
         return 2
     workdir = args.workdir or tempfile.mkdtemp(prefix="doq-realnet-")
     os.makedirs(workdir, exist_ok=True)
-    began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    began = _began()
     profile = PROFILES[args.profile]
     if args.seconds:
         profile = attrs.evolve(profile, plan=attrs.evolve(profile.plan, seconds=args.seconds))
@@ -105,3 +112,18 @@ def main(argv: list[str]) -> int:
         command = "python -m simulations.realnet " + shlex.join(argv)
         write(args.report, render(outcome, command, began))
     return 0 if outcome.passed else 1
+
+
+def _recheck(workdir: str, report: str | None, argv: list[str]) -> int:
+    began = _began()
+    outcome = recheck(workdir)
+    print(summary(outcome))
+    if report:
+        command = "python -m simulations.realnet " + shlex.join(argv)
+        write(report, render(outcome, command, began))
+    return 0 if outcome.passed else 1
+
+
+def _began() -> str:
+    load = os.getloadavg()[0]
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", load average {load:.1f}"

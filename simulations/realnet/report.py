@@ -55,7 +55,7 @@ def _failover(outcome) -> str:
 def render(outcome, command: str, began: str) -> str:
     body = [
         BEGIN,
-        f"Run of {began}, made by `{command}` (as root, on the shared 2-core machine):",
+        f"Run of {began}, made by `{command}` (as root, 2 cores):",
         "",
         "```",
         summary(outcome),

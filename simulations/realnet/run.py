@@ -18,6 +18,7 @@ import httpx
 from simulations.checkers.queue_safety import state_digest
 from simulations.realnet import check
 from simulations.realnet.history import Recorder
+from simulations.realnet.history import load as load_history
 from simulations.realnet.nemesis import FAULTS, LEADER_FAULTS, Event, Nemesis, leader, wait
 from simulations.realnet.netns import Network
 from simulations.realnet.nodes import Node
@@ -77,6 +78,23 @@ PROFILES = {
         ),
     ),
 }
+
+
+KEPT_FILE = "kept.json"
+
+
+@attrs.frozen
+class Kept:
+    """What a finished run keeps beside its history for ``recheck``: what the checks need that
+    the history does not hold."""
+
+    profile: str
+    seed: int
+    stored: list[tuple[str, int]]  # (queue, id) still stored after the drain
+    replicas: dict[str, str]  # node -> "applied index: digest"
+    crashed: list[str]
+    start_us: int
+    end_us: int
 
 
 @attrs.define
@@ -237,10 +255,11 @@ def execute(
         replicas = digests(nodes, os.path.join(workdir, "digest.scratch"))
         recorder.dump(os.path.join(workdir, "history.jsonl"))
         _dump_events(nemesis.events, os.path.join(workdir, "nemesis.jsonl"))
+        kept = Kept(profile.name, seed, sorted(stored), replicas, crashed, start_us, end_us)
+        with open(os.path.join(workdir, KEPT_FILE), "w") as f:
+            json.dump(attrs.asdict(kept), f)
         verdict = check.check_all(recorder.ops, stored)
-        return _outcome(
-            profile, seed, recorder, nemesis.events, verdict, replicas, crashed, start_us, end_us
-        )
+        return _outcome(profile, kept, recorder.ops, nemesis.events, verdict)
     finally:
         if workload is not None:
             workload.stopping.set()
@@ -258,10 +277,22 @@ def _dump_events(events: list[Event], path: str) -> None:
             f.write(json.dumps(attrs.asdict(event)) + "\n")
 
 
-def _outcome(
-    profile, seed, recorder, events, verdict, replicas, crashed, start_us, end_us
-) -> Outcome:
-    ops = [o for o in recorder.ops if o.client >= 0]
+def recheck(workdir: str) -> Outcome:
+    """The checks again, over what a finished run kept in ``workdir`` (its history, nemesis log
+    and ``KEPT_FILE``): for a checker changed since the run, or a search that ran out of time."""
+    with open(os.path.join(workdir, KEPT_FILE)) as f:
+        raw = json.load(f)
+    kept = Kept(**{**raw, "stored": [tuple(pair) for pair in raw["stored"]]})
+    ops = load_history(os.path.join(workdir, "history.jsonl"))
+    with open(os.path.join(workdir, "nemesis.jsonl")) as f:
+        events = [Event(**json.loads(line)) for line in f if line.strip()]
+    verdict = check.check_all(ops, set(kept.stored))
+    return _outcome(PROFILES[kept.profile], kept, ops, events, verdict)
+
+
+def _outcome(profile: Profile, kept: Kept, all_ops: list, events: list, verdict) -> Outcome:
+    start_us, end_us = kept.start_us, kept.end_us
+    ops = [o for o in all_ops if o.client >= 0]
     failovers = []
     for event in events:
         if event.fault in LEADER_FAULTS and not event.skipped:
@@ -271,7 +302,7 @@ def _outcome(
     gaps = check.write_gaps_us(ops, start_us, end_us)
     return Outcome(
         profile=profile.name,
-        seed=seed,
+        seed=kept.seed,
         ops=len(ops),
         ok_ops=sum(o.outcome == "ok" for o in ops),
         unknown_ops=sum(o.outcome == "unknown" for o in ops),
@@ -279,8 +310,8 @@ def _outcome(
         seconds=(end_us - start_us) / 1e6,
         events=events,
         verdict=verdict,
-        replicas=replicas,
+        replicas=kept.replicas,
         failovers_us=failovers,
         longest_gap_us=gaps[0][1] - gaps[0][0] if gaps else 0,
-        crashed=crashed,
+        crashed=kept.crashed,
     )

@@ -9,7 +9,7 @@ import pytest
 
 from simulations.realnet import cli
 from simulations.realnet.nodes import libfaketime
-from simulations.realnet.run import PROFILES, execute
+from simulations.realnet.run import PROFILES, execute, recheck
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -34,3 +34,6 @@ def test_the_ci_profile_loses_nothing_and_stays_linearizable(runnable, tmp_path)
     assert not outcome.crashed, report
     assert len(set(outcome.replicas.values())) == 1, report
     assert outcome.ok_ops > 1000, report
+    # What the run kept is enough to check it again to the same verdict (``recheck``).
+    again = recheck(str(tmp_path))
+    assert cli.summary(again) == report
