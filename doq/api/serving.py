@@ -171,18 +171,66 @@ class ServeDecision:
             except NotLeaderError as exc:
                 if not self.settings.forwarding:
                     raise problem_for_service_error(exc) from None
-                leader_http = exc.leader_http
+                leader_id, leader_http = exc.leader_id, exc.leader_http
             except ServiceError as exc:
                 raise problem_for_service_error(exc) from None
             if leader_http is None:
                 await self.wait_for_leader()
                 continue
-            outcome = await self.forwarder.forward(
-                leader_http, relay(), is_write=is_write, deadline=deadline
+            outcome = await self._relay(
+                leader_id, leader_http, relay(), is_write=is_write, deadline=deadline
             )
             if not isinstance(outcome, Retry):
                 return outcome
             await trio.sleep(RETRY_PAUSE_S)
+
+    async def _relay(
+        self,
+        leader_id: str | None,  # as the service named it, for the problem's detail
+        leader_http: str,
+        relayed: RelayRequest,
+        *,
+        is_write: bool,
+        deadline: float,
+    ) -> Relayed | Retry:
+        """The relay to ``leader_id``, given up as soon as this node learns of another leader
+        (or leads): a paused or cut-off old leader would hold the request until the deadline,
+        seconds after a new leader could have served it (docs/reliability.md, finding 3). A read
+        is then tried again; a write that may have been sent answers "outcome unknown" at once."""
+        raft = self.service.raft
+        known = (raft.is_leader, raft.leader_id)
+
+        def moved_on() -> bool:  # to a leader other than the one known when the relay began
+            now = (raft.is_leader, raft.leader_id)
+            return now != known and (now[0] or now[1] is not None)
+
+        outcome: Relayed | Retry | ApiProblem | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                while not moved_on():
+                    await raft.wait_role_change()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            try:
+                outcome = await self.forwarder.forward(
+                    leader_http, relayed, is_write=is_write, deadline=deadline
+                )
+            except ApiProblem as exc:  # raised in here it would leave the nursery in a group
+                outcome = exc
+            nursery.cancel_scope.cancel()
+        if isinstance(outcome, ApiProblem):
+            raise outcome
+        if outcome is not None:
+            return outcome
+        # The watch gave the relay up.
+        if is_write:
+            raise unavailable(
+                f"the leader changed while the request was relayed to {leader_id} at "
+                f"{leader_http}; it may or may not have been applied"
+            )
+        return Retry.READ_FAILED
 
     async def stream_home(self, deadline: float) -> str | None:
         """Where a stream (doq/api/streams.py) is served: None when this node leads, else the

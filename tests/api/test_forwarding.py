@@ -286,3 +286,78 @@ def test_a_relayed_request_is_the_request_as_the_client_wrote_it():
     assert RelayRequest.of_scope(forwarded, b"").client_host == b"client:1"
     without_raw_path = {**scope, "raw_path": None, "query_string": b""}
     assert RelayRequest.of_scope(without_raw_path, b"").target == b"/API/v1/queues/a%20b/messages"
+
+
+class HangingLeader:
+    """Wraps every node's service: a follower relays ``create_queue`` to ``leader_http`` (a
+    server that reads the request and never answers, as a paused or cut-off leader) instead of
+    to the real leader."""
+
+    def __init__(self, leader_http: str) -> None:
+        self.leader_http = leader_http
+
+    def __call__(self, service):
+        return _RelaysTo(service, self.leader_http)
+
+
+class _RelaysTo:
+    def __init__(self, service, leader_http):
+        self._service = service
+        self._leader_http = leader_http
+
+    def __getattr__(self, name):
+        real = getattr(self._service, name)
+        if name != "create_queue":
+            return real
+
+        async def relayed(*args, **kwargs):
+            raft = self._service.raft
+            if raft.is_leader:
+                return await real(*args, **kwargs)
+            raise NotLeaderError(raft.leader_id, self._leader_http)
+
+        return relayed
+
+
+async def hanging_server(task_status=trio.TASK_STATUS_IGNORED, *, received: trio.Event):
+    """Accepts connections and reads requests; never answers."""
+
+    async def handle(stream):
+        async with stream:
+            if await stream.receive_some(65536):
+                received.set()
+            await trio.sleep_forever()
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    task_status.started(f"127.0.0.1:{port}")
+    await trio.serve_listeners(handle, listeners)
+
+
+async def test_a_relay_to_a_leader_that_was_replaced_ends_at_once(tmp_path):
+    # docs/reliability.md, finding 3: the old leader holds the relayed write; the follower gives
+    # it up when it learns of the new leader, not at the (here 60 s) request deadline.
+    received = trio.Event()
+    async with trio.open_nursery() as outer:
+        hang_http = await outer.start(
+            lambda task_status: hanging_server(task_status, received=received)
+        )
+        async with served_cluster(
+            str(tmp_path), request_timeout_s=60, service_wrapper=HangingLeader(hang_http)
+        ) as nodes:
+            old_leader = leader_of(nodes)
+            through, successor = followers_of(nodes)
+            async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+                answers = []
+
+                async def create() -> None:
+                    body = {"name": "q", "type": "delayed", "settings": {}}
+                    answers.append(await http.post(f"{through.url}{QUEUES}", json=body, timeout=90))
+
+                nursery.start_soon(create)
+                await received.wait()
+                await old_leader.service.raft.transfer_leadership(successor.node_id)
+            (answer,) = answers
+            assert answer.status_code == 503, answer.text
+            assert "the leader changed while the request was relayed" in answer.json()["detail"]
+        outer.cancel_scope.cancel()
