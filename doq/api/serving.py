@@ -42,6 +42,9 @@ T = TypeVar("T")
 
 LEADER_POLL_INTERVAL_S = 0.02  # how often a request waiting for a leader looks again
 RETRY_PAUSE_S = 0.05  # after a relay that did not reach the leader, before trying again
+# After this node learns of a new leader, how long a relay to the old one may still answer
+# before it is given up (docs/reliability.md, finding 3).
+RELAY_GRACE_S = 1.0
 DEADLINE_SCOPE_KEY = "doq.deadline"  # the request's deadline (Trio time) in its ASGI scope
 
 QUEUES_PREFIX = "/API/v1/queues/"
@@ -193,10 +196,11 @@ class ServeDecision:
         is_write: bool,
         deadline: float,
     ) -> Relayed | Retry:
-        """The relay to ``leader_id``, given up as soon as this node learns of another leader
-        (or leads): a paused or cut-off old leader would hold the request until the deadline,
-        seconds after a new leader could have served it (docs/reliability.md, finding 3). A read
-        is then tried again; a write that may have been sent answers "outcome unknown" at once."""
+        """The relay to ``leader_id``, given up ``RELAY_GRACE_S`` after this node learns of
+        another leader (or leads): a paused or cut-off old leader would hold the request until
+        the deadline, seconds after a new leader could have served it (docs/reliability.md,
+        finding 3). A read is then tried again; a write that may have been sent answers
+        "outcome unknown"."""
         raft = self.service.raft
         known = (raft.is_leader, raft.leader_id)
 
@@ -210,6 +214,9 @@ class ServeDecision:
             async def watch() -> None:
                 while not moved_on():
                     await raft.wait_role_change()
+                # An old leader that is alive and reachable answers moments after it stepped
+                # down, and its answer may say more than ours ("nothing was dequeued").
+                await trio.sleep(RELAY_GRACE_S)
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch)
