@@ -439,8 +439,8 @@ class Driver(Generic[T]):
         if self._snapshot_running or self.storage_blocked:
             return False
         latest = core.latest_snapshot.index if core.latest_snapshot else 0
-        since = core.log.applied - max(latest, core.log.first_index() - 1)
-        if since < self.options.snapshot_interval_entries:
+        base = max(latest, core.log.first_index() - 1)
+        if core.log.applied < snapshot_due(base, self.options.snapshot_interval_entries, core):
             return False
         self._snapshot_running = True
         return True
@@ -463,3 +463,21 @@ class Driver(Generic[T]):
         sender.cancel()
         if sender not in self._out.streams:
             self._out.streams.append(sender)
+
+
+def snapshot_due(base: int, interval: int, core: RaftCore) -> int:
+    """The applied index at which a node whose last snapshot (or log start) is at ``base`` takes
+    the next one: the first point of its own grid at least half an interval past ``base``.
+
+    Each server's grid is shifted by its rank among the configuration's servers, so their
+    snapshots fall evenly apart (every ``interval / n`` entries one of them). Taken at the same
+    index they stalled together, a leader then heard from no follower and followers from no
+    leader, and elections followed (docs/reliability.md, finding 2; docs/raft.md, "Snapshots and
+    compaction").
+    Points are ``interval`` apart, so snapshots are too, on average; a snapshot installed from
+    the leader does not pull a follower onto the leader's grid."""
+    ids = sorted(server.id for server in core.config.servers)
+    rank = ids.index(core.id) if core.id in ids else 0
+    phase = interval * rank // len(ids) if ids else 0
+    earliest = base + (interval + 1) // 2
+    return -(-(earliest + phase) // interval) * interval - phase
