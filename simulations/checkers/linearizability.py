@@ -114,12 +114,26 @@ def check(
         depth = (done & required).bit_count()
         if depth > deepest[0]:
             deepest = (depth, done, state)
-        for i in _candidates(done, calls, returns, n):
-            op = ops[i]
-            for key, after in transitions(kind, state, op.call):
-                if op.key is None or key == op.key:
-                    stack.append((done | 1 << i, after))
+        stack.extend(_successors(kind, ops, done, state, _candidates(done, calls, returns, n)))
     return SearchResult(False, False, len(visited), _explain(kind, ops, deepest, calls, returns))
+
+
+def _successors(
+    kind: QueueKind, ops: list[HistoryOp], done: int, state: State, candidates: list[int]
+) -> list[tuple[int, State]]:
+    """The pairs one step on, in the order to push them: the last is tried first. The order
+    changes which of the pairs is explored first, never which are explored, so it changes
+    no verdict (see the module docstring); it is what lets a linearizable history be found along
+    its first path: the operation that returned first is tried first (an operation whose
+    outcome is unknown comes last: its return is never), and for each, the fewest expiries
+    (``transitions`` lists them from none to all)."""
+    out = []
+    for i in sorted(candidates, key=lambda i: ops[i].return_us or _NEVER_US, reverse=True):
+        op = ops[i]
+        after_done = done | 1 << i
+        step = [s for key, s in transitions(kind, state, op.call) if op.key in (None, key)]
+        out.extend((after_done, s) for s in reversed(step))
+    return out
 
 
 def _candidates(done: int, calls: list[int], returns: list[int], n: int) -> list[int]:
