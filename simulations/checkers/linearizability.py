@@ -91,44 +91,113 @@ def check(
     kind: QueueKind, ops: list[HistoryOp], states_max: int = SEARCH_STATES_MAX
 ) -> SearchResult:
     ops = sorted(ops, key=lambda op: op.call_us)
+    for op in ops:
+        assert op.return_us is None or op.return_us >= op.call_us, op
+    unseen = _unseen_unknowns(ops)
+    if unseen:  # first the likely explanation: those never happened (see the module docstring)
+        first = _search(kind, ops, unseen, states_max)
+        if first.ok:
+            return first
+    return _search(kind, ops, 0, states_max)
+
+
+def _search(kind: QueueKind, ops: list[HistoryOp], skipped: int, states_max: int) -> SearchResult:
+    """The search over ``ops`` (sorted by invocation) but those in the bit set ``skipped``,
+    which are left out as if they never happened (only operations whose outcome is unknown)."""
     n = len(ops)
     calls = [op.call_us for op in ops]
     returns = [_NEVER_US if op.return_us is None else op.return_us for op in ops]
-    required = 0
-    for i, op in enumerate(ops):
-        assert op.return_us is None or op.return_us >= op.call_us, op
-        if op.return_us is not None:
-            required |= 1 << i
-    visited: set[tuple[int, State]] = set()
-    stack: list[tuple[int, State]] = [(0, INITIAL)]
-    deepest = (-1, 0, INITIAL)
+    required = sum(1 << i for i, op in enumerate(ops) if op.return_us is not None)
+    assert not required & skipped
+    tries = _try_order(ops)
+    visited = _Visited(dominance=all(op.call.kind != "final" for op in ops))
+    stack: list[tuple[int, State]] = [(skipped, INITIAL)]
+    deepest = (-1, skipped, INITIAL)
     while stack:
         done, state = stack.pop()
         if done & required == required:
             return SearchResult(True, False, len(visited))
-        if (done, state) in visited:
+        if not visited.add(done, state):
             continue
-        visited.add((done, state))
         if len(visited) > states_max:
             return SearchResult(False, True, len(visited), f"gave up after {states_max} states")
         depth = (done & required).bit_count()
         if depth > deepest[0]:
             deepest = (depth, done, state)
-        stack.extend(_successors(kind, ops, done, state, _candidates(done, calls, returns, n)))
+        candidates = sorted(_candidates(done, calls, returns, n), key=tries.__getitem__)
+        stack.extend(_successors(kind, ops, done, state, candidates))
     return SearchResult(False, False, len(visited), _explain(kind, ops, deepest, calls, returns))
+
+
+def _unseen_unknowns(ops: list[HistoryOp]) -> int:
+    """The operations whose outcome is unknown and that address a message no operation that
+    returned saw delivered, acked, nacked, touched or re-prioritized, as a bit set."""
+    seen = {op.key[1] for op in ops if op.key and op.key[0] in _SEES_MESSAGE}
+    unseen = 0
+    for i, op in enumerate(ops):
+        if op.return_us is None and op.call.kind in _ADDRESSES_MESSAGE and op.call.id not in seen:
+            unseen |= 1 << i
+    return unseen
+
+
+_SEES_MESSAGE = frozenset({"dequeued", "acked", "nacked", "touched", "priority"})
+_ADDRESSES_MESSAGE = frozenset({"enqueue", "ack", "nack", "touch", "update_priority"})
+
+
+class _Visited:
+    """The pairs (operations linearized, model state) explored, and with ``dominance`` those
+    they dominate: the same pair but for a proper suffix of the in-flight messages (more leases
+    expired; see the module docstring for why such a pair has nothing to add). The in-flight
+    tuples of one (operations, rest of the state) are kept as a trie of their reversals, so
+    that "a suffix of one explored" is a walk from the root."""
+
+    def __init__(self, dominance: bool) -> None:
+        self.dominance = dominance
+        self.tries: dict[tuple, dict] = {}
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, done: int, state: State) -> bool:
+        """Record the pair; False when it (or with dominance a pair dominating it) was seen."""
+        exists, messages, in_flight, enqueued, acked = state
+        rest = (done, exists, messages, enqueued, acked)
+        node = self.tries.get(rest)
+        new = node is None
+        if node is None:
+            node = self.tries[rest] = {}
+        for message_id in reversed(in_flight):
+            child = node.get(message_id)
+            if child is None:
+                new = True
+                child = node[message_id] = {}
+            node = child
+        if not self.dominance and _END not in node:
+            new = True
+            node[_END] = {}
+        self.count += new
+        return new
+
+
+_END = -1  # marks where an explored in-flight tuple ends in a trie, when suffixes do not count
+
+
+def _try_order(ops: list[HistoryOp]) -> list[tuple[int, int]]:
+    """Per operation, a sort key: which candidate the search tries first (the smallest). First
+    the operations that returned, the one that returned first first; then those whose outcome is
+    unknown, in invocation order."""
+    return [(_NEVER_US if op.return_us is None else op.return_us, i) for i, op in enumerate(ops)]
 
 
 def _successors(
     kind: QueueKind, ops: list[HistoryOp], done: int, state: State, candidates: list[int]
 ) -> list[tuple[int, State]]:
-    """The pairs one step on, in the order to push them: the last is tried first. The order
-    changes which of the pairs is explored first, never which are explored, so it changes
-    no verdict (see the module docstring); it is what lets a linearizable history be found along
-    its first path: the operation that returned first is tried first (an operation whose
-    outcome is unknown comes last: its return is never), and for each, the fewest expiries
-    (``transitions`` lists them from none to all)."""
+    """The pairs one step on, in the order to push them on the stack (the last is tried first):
+    the candidates in ``_try_order`` and, for each, the fewest expiries first (``transitions``
+    lists them from none to all)."""
     out = []
-    for i in sorted(candidates, key=lambda i: ops[i].return_us or _NEVER_US, reverse=True):
+    for i in reversed(candidates):
         op = ops[i]
         after_done = done | 1 << i
         step = [s for key, s in transitions(kind, state, op.call) if op.key in (None, key)]
