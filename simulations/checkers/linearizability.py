@@ -15,7 +15,8 @@ after their invocation, or never.
 Three refinements keep a real soak's queues (about 170 operations, a dozen of them unknown,
 twenty leases held) from running for minutes or giving up; none changes a verdict:
 - Order. The candidates are tried the operation that returned first first, the unknown ones
-  last, and for each the fewest expired leases first. Order decides only which pairs are
+  last (an unknown dequeue, in one of the first passes below, as if it returned when invoked),
+  and for each the fewest expired leases first. Order decides only which pairs are
   explored first, never which are reachable; the search stops early only on success, and a
   success is a path of model transitions that respects every real-time constraint, so it is a
   linearization whatever the order. A linearizable history is then mostly found along the first
@@ -32,13 +33,14 @@ twenty leases held) from running for minutes or giving up; none changes a verdic
   first is explored first: fewest expiries first). A ``final`` operation reads the in-flight
   flags without expiring anything, so it could tell them apart: with one, pairs are compared
   exactly.
-- A first pass. Unknown operations on a message that no operation that returned saw (delivered,
+- First passes. Unknown operations on a message that no operation that returned saw (delivered,
   acked, nacked, touched, re-prioritized), in a soak enqueues that timed out and never took
-  effect, are first left out, as if they never happened (which they may), on a quarter of the
-  budget. Any order it finds is an order of the whole history (the left out operations in the
-  "never" case), so its success is a success; when it finds none, or gives up, the full search
-  runs, with the whole budget, and its verdict is the verdict. Without it the search explores
-  every subset of those operations before backtracking past them.
+  effect, are first left out, as if they never happened (which they may): twice, once with the
+  unknown dequeues tried early and once late, each on the whole budget. Any order a pass finds
+  is an order of the whole history (the left out operations in the "never" case), so its
+  success is a success; when neither finds one, the full search runs, with the whole budget,
+  and its verdict is the verdict (so a violation costs up to three searches). Without them the
+  search explores every subset of those operations before backtracking past them.
 
 The search gives up (inconclusive, reported apart from violations) after ``SEARCH_STATES_MAX``
 states rather than run for ever.
@@ -66,7 +68,6 @@ from doq.state.results import (
 from simulations.checkers.model import INITIAL, RESTORED, Call, QueueKind, State, transitions
 
 SEARCH_STATES_MAX = 400_000
-FIRST_PASS_SHARE = 4  # the first pass may explore this fraction of the states the search may
 _NEVER_US = 1 << 62  # the return time of an operation that may never have returned
 
 
@@ -123,15 +124,19 @@ def check(
     for op in ops:
         assert op.return_us is None or op.return_us >= op.call_us, op
     unseen = _unseen_unknowns(ops)
-    if unseen:  # first the likely explanation: those never happened (see the module docstring)
-        first = _search(kind, ops, unseen, unseen, states_max // FIRST_PASS_SHARE)
-        if first.ok:
-            return first
-    return _search(kind, ops, unseen, 0, states_max)
+    states = 0
+    if unseen:  # first the likely explanations: those never happened (see the module docstring)
+        for early in (True, False):
+            first = _search(kind, ops, _try_order(ops, unseen, early), unseen, states_max)
+            if first.ok:
+                return attrs.evolve(first, states=states + first.states)
+            states += first.states
+    full = _search(kind, ops, _try_order(ops, unseen, False), 0, states_max)
+    return attrs.evolve(full, states=states + full.states)
 
 
 def _search(
-    kind: QueueKind, ops: list[HistoryOp], unseen: int, skipped: int, states_max: int
+    kind: QueueKind, ops: list[HistoryOp], tries: list[tuple], skipped: int, states_max: int
 ) -> SearchResult:
     """The search over ``ops`` (sorted by invocation) but those in the bit set ``skipped``,
     which are left out as if they never happened (only operations whose outcome is unknown)."""
@@ -140,7 +145,6 @@ def _search(
     returns = [_NEVER_US if op.return_us is None else op.return_us for op in ops]
     required = sum(1 << i for i, op in enumerate(ops) if op.return_us is not None)
     assert not required & skipped
-    tries = _try_order(ops, unseen)
     visited = _Visited(dominance=all(op.call.kind != "final" for op in ops))
     stack: list[tuple[int, State]] = [(skipped, INITIAL)]
     deepest = (-1, skipped, INITIAL)
@@ -211,19 +215,24 @@ class _Visited:
         return new
 
 
-_END = -1  # marks where an explored in-flight tuple ends in a trie, when suffixes do not count
+_END = None  # marks where an explored in-flight tuple ends in a trie (never a message ID)
 
 
-def _try_order(ops: list[HistoryOp], unseen: int) -> list[tuple[int, int, int]]:
+def _try_order(ops: list[HistoryOp], unseen: int, early: bool) -> list[tuple]:
     """Per operation, a sort key: which candidate the search tries first (the smallest). First
     the operations that returned, the one that returned first first; then those whose outcome is
-    unknown, those in ``unseen`` (see ``_unseen_unknowns``) last, in invocation order."""
-    order = []
+    unknown, those in ``unseen`` (see ``_unseen_unknowns``) last, in invocation order. An
+    unknown dequeue either is tried as if it had returned when it was invoked (``early``: it
+    took effect, at once) or with the unseen ones, last (it most likely did not): each explains
+    histories the other takes long to."""
+    order: list[tuple] = []
     for i, op in enumerate(ops):
         if op.return_us is not None:
             order.append((0, op.return_us, i))
+        elif op.call.kind == "dequeue":
+            order.append((0, op.call_us, i) if early else (2, i, i))
         else:
-            order.append((2 if unseen >> i & 1 or op.call.kind == "dequeue" else 1, i, i))
+            order.append((2 if unseen >> i & 1 else 1, i, i))
     return order
 
 
