@@ -21,6 +21,7 @@ order, enqueued total, acked total).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 
 import attrs
@@ -75,6 +76,8 @@ def transitions(kind: QueueKind, state: State, call: Call) -> list[Transition]:
         return [_enqueue(state, call)]
     if call.kind == "info":
         return [(("info", len(state[1]), state[3], state[4]), state)]
+    if call.kind == "dequeue" and not kind.fair:
+        return _delayed_dequeues(state, call)
     handler = _HANDLERS[call.kind]
     out = []
     for expired in _expiries(state):
@@ -95,20 +98,55 @@ def _expiries(state: State) -> Iterator[State]:
 
 
 def _find(messages: tuple[Message, ...], message_id: int) -> int:
-    for i, message in enumerate(messages):
-        if message[0] == message_id:
-            return i
-    return -1
+    """Where ``message_id`` is in ``messages`` (sorted by ID, IDs distinct), or -1."""
+    i = bisect.bisect_left(messages, message_id, key=_message_id)
+    return i if i < len(messages) and messages[i][0] == message_id else -1
+
+
+def _message_id(message: Message) -> int:
+    return message[0]
 
 
 def _enqueue(state: State, call: Call) -> Transition:
     exists, messages, in_flight, enqueued, acked = state
-    i = _find(messages, call.id)
-    if i >= 0:
+    i = bisect.bisect_left(messages, call.id, key=_message_id)
+    if i < len(messages) and messages[i][0] == call.id:
         return (("enqueued", call.id, messages[i][3]), state)  # the stored one, unchanged
     message = (call.id, call.priority, call.group, call.content)
-    stored = tuple(sorted((*messages, message)))
+    stored = (*messages[:i], message, *messages[i:])
     return (("enqueued", call.id, call.content), (exists, stored, in_flight, enqueued + 1, acked))
+
+
+def _delayed_dequeues(state: State, call: Call) -> list[Transition]:
+    """A delayed queue's dequeue after each prefix of the in-flight messages has expired, in
+    the order of ``_expiries``, without a scan of the messages per prefix: expiring one more
+    message only adds it to the ready ones, so the smallest (priority, ID) ready is the smaller of
+    the previous one and the message that expired."""
+    exists, messages, in_flight, enqueued, acked = state
+    by_id = {m[0]: m for m in messages}
+    busy = set(in_flight)
+    best = min(((m[1], m[0]) for m in messages if m[0] not in busy), default=None)
+    out = []
+    rest, rest_of = messages, -1  # the messages but the one delivered, built once per message
+    for k in range(len(in_flight) + 1):
+        if k:
+            m = by_id[in_flight[k - 1]]
+            if best is None or (m[1], m[0]) < best:
+                best = (m[1], m[0])
+        flying = in_flight[k:]
+        if best is None:
+            out.append((EMPTY, (exists, messages, flying, enqueued, acked)))
+            continue
+        m = by_id[best[1]]
+        key = ("dequeued", m[0], m[3], m[1], m[2])
+        if call.ack:
+            if rest_of != m[0]:
+                i = _find(messages, m[0])
+                rest, rest_of = (*messages[:i], *messages[i + 1 :]), m[0]
+            out.append((key, (exists, rest, flying, enqueued, acked + 1)))
+        else:
+            out.append((key, (exists, messages, (*flying, m[0]), enqueued, acked)))
+    return out
 
 
 def _dequeue(kind: QueueKind, state: State, call: Call) -> list[Transition]:
