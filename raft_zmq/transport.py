@@ -7,7 +7,10 @@ the receiver knows who is talking and a restarted peer's new connection takes ov
 bound: ``send_nowait`` hands the frame to ZeroMQ or drops it (counted) when the peer is not
 connected (IMMEDIATE) or its queue is full (SNDHWM). Inbound frames are decoded by one task, checked
 (decodes, identity matches the sender, addressed to us) and queued for the driver in a bounded
-channel; whatever fails a check, or finds the channel full, is dropped and counted, never raised.
+queue; whatever fails a check, or finds the queue full, is dropped and counted, never raised.
+``take_waiting`` hands over, without waiting, everything that has arrived, whether queued or
+still in the socket (a stalled node reads it before it counts its missed ticks, docs/raft.md,
+"Stalls").
 
 The fault layer (``raft_zmq.faults``) sits in front of the send path and behind the receive path;
 when it is off it costs one attribute test per message.
