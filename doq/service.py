@@ -420,6 +420,14 @@ class QueueService:
     def leader(self) -> ServerInfo | None:
         return next((s for s in self.servers() if s.is_leader), None)
 
+    async def wait_leader_change(self) -> None:
+        """Until this node's role, term or known leader next changes; for ever once the node has
+        stopped (nothing changes any more)."""
+        try:
+            await self.raft.wait_role_change()
+        except NodeStopped:
+            await trio.sleep_forever()
+
     async def join(
         self,
         node_id: str,

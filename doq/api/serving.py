@@ -213,7 +213,7 @@ class ServeDecision:
 
             async def watch() -> None:
                 while not moved_on():
-                    await raft.wait_role_change()
+                    await self.service.wait_leader_change()
                 # An old leader that is alive and reachable answers moments after it stepped
                 # down, and its answer may say more than ours ("nothing was dequeued").
                 await trio.sleep(RELAY_GRACE_S)
