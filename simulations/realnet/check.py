@@ -8,7 +8,8 @@
   while its lease is valid (leases here outlive the run: any second delivery is one);
 - no message invented: every delivery is of an ID some enqueue sent, with that content;
 - each queue linearizable against the queue model, with the simulator's search
-  (simulations/linearizability.py; unknown outcomes may take effect at any time or never);
+  (simulations/checkers/linearizability.py; unknown outcomes may take effect at any time or
+  never);
 - availability: the longest time without a successful write, and how long each fault that hit
   the leader took to be followed by one (failover).
 """
