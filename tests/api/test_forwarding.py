@@ -96,19 +96,22 @@ async def test_a_write_through_a_follower_reaches_the_next_leader_when_the_old_o
         through, successor = followers_of(nodes)
         old_leader.stop_http.set()  # its HTTP is gone; its Raft still runs until the transfer
         async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
-            answers = []
-
-            async def create() -> None:
-                body = {"name": "q", "type": "delayed", "settings": {}}
-                answers.append(await http.post(f"{through.url}{QUEUES}", json=body, timeout=20))
-
-            nursery.start_soon(create)
+            answers: list[httpx.Response] = []
+            nursery.start_soon(create_queue_through, http, through.url, answers, 20)
             await trio.testing.wait_all_tasks_blocked()
             await old_leader.service.raft.transfer_leadership(successor.node_id)
         (answer,) = answers
         assert answer.status_code == 200, answer.text
         assert successor.service.raft.is_leader
         assert successor.service.state.queue_info("q") is not None
+
+
+async def create_queue_through(
+    http: httpx.AsyncClient, url: str, answers: list[httpx.Response], timeout_s: float
+) -> None:
+    """Creates queue "q" through the node at ``url``; the answer goes to ``answers``."""
+    body = {"name": "q", "type": "delayed", "settings": {}}
+    answers.append(await http.post(f"{url}{QUEUES}", json=body, timeout=timeout_s))
 
 
 class Follower:
@@ -348,13 +351,8 @@ async def test_a_relay_to_a_leader_that_was_replaced_ends_at_once(tmp_path):
             old_leader = leader_of(nodes)
             through, successor = followers_of(nodes)
             async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
-                answers = []
-
-                async def create() -> None:
-                    body = {"name": "q", "type": "delayed", "settings": {}}
-                    answers.append(await http.post(f"{through.url}{QUEUES}", json=body, timeout=90))
-
-                nursery.start_soon(create)
+                answers: list[httpx.Response] = []
+                nursery.start_soon(create_queue_through, http, through.url, answers, 90)
                 await received.wait()
                 await old_leader.service.raft.transfer_leadership(successor.node_id)
             (answer,) = answers
