@@ -516,6 +516,15 @@ async def test_stress_many_tasks_both_directions_every_message_accounted_for() -
         assert all(task_seqs == sorted(task_seqs) for task_seqs in per_task.values())
 
 
+async def take_waiting_until(receiver: Transport, n: int) -> list[Message]:
+    """Polls ``take_waiting`` (never asking for more than ``n`` in all) until it gave ``n``."""
+    got: list[Message] = []
+    while len(got) < n:
+        got += receiver.take_waiting(n - len(got))
+        await trio.sleep(0.001)
+    return got
+
+
 async def test_take_waiting_returns_what_arrived_in_order_whether_accepted_or_still_in_the_socket():
     # raft_zmq/node.py's ticker calls take_waiting after a stall: it must see every message that
     # has arrived, those the receive loop accepted and those still in the ZeroMQ socket.
@@ -529,10 +538,8 @@ async def test_take_waiting_returns_what_arrived_in_order_whether_accepted_or_st
                 await trio.sleep(0.001)
             for seq in range(3, 6):
                 assert a.send_nowait(hb("a", "b", seq))
-            got: list[Message] = []
-            while len(got) < 6:  # the rest as they come: in b's queue or still in its socket
-                got += b.take_waiting(1_000)
-                await trio.sleep(0.001)
+            # The rest as they come: in b's queue or still in its socket.
+            got = await take_waiting_until(b, 6)
         assert [m.read_seq for m in got] == list(range(6))
         assert b.take_waiting(1_000) == []
 
@@ -545,10 +552,7 @@ async def test_take_waiting_takes_at_most_max_n_and_leaves_the_rest_for_receive_
             for seq in range(5):
                 assert a.send_nowait(hb("a", "b", seq))
             send_marker(a, "b")
-            got: list[Message] = []
-            while len(got) < 2:
-                got += b.take_waiting(2 - len(got))
-                await trio.sleep(0.001)
+            got = await take_waiting_until(b, 2)
             got += await receive_until_markers(b, "a")
         assert [m.read_seq for m in got] == list(range(5))
 
