@@ -440,7 +440,11 @@ class Driver(Generic[T]):
             return False
         latest = core.latest_snapshot.index if core.latest_snapshot else 0
         base = max(latest, core.log.first_index() - 1)
-        if core.log.applied < snapshot_due(base, self.options.snapshot_interval_entries, core):
+        interval = self.options.snapshot_interval_entries
+        # Most rounds end here, before snapshot_due sorts the configuration: never due this soon.
+        if core.log.applied - base < (interval + 1) // 2:
+            return False
+        if core.log.applied < snapshot_due(base, interval, core):
             return False
         self._snapshot_running = True
         return True
