@@ -40,8 +40,11 @@ RECEIVE_BATCH_MESSAGES_MAX = 1_024  # frames taken from the ROUTER per wakeup
 RECONNECT_INTERVAL_MS = 50  # first retry soon after a peer restarts...
 RECONNECT_INTERVAL_MS_MAX = 1_000  # ...then back off while it stays down
 CONNECT_TIMEOUT_MS = 1_000  # a SYN to a black-holed host gives up and retries
-HEARTBEAT_INTERVAL_MS = 500  # ZMTP PING on idle connections...
-HEARTBEAT_TIMEOUT_MS = 2_000  # ...and a connection silent this long is dead: reconnect
+# A dead connection (peer host gone, a partition: no RST) is found by the kernel, not by ZMTP
+# heartbeats, which libzmq 4.3.5 can abort on (docs/transport.md, "No ZMTP heartbeats"):
+DEAD_CONNECTION_TIMEOUT_MS = 5_000  # data unacknowledged this long ends the connection...
+KEEPALIVE_IDLE_S = 2  # ...and an idle one is probed after this long...
+KEEPALIVE_INTERVAL_S = 1  # ...this often, until DEAD_CONNECTION_TIMEOUT_MS has passed unanswered
 # libzmq drops a connection that sends a message above this; frames between FRAME_BYTES_MAX and
 # this are received, counted as oversize and dropped (a correct peer never sends them).
 INBOUND_MESSAGE_HARD_BYTES_MAX = 2 * FRAME_BYTES_MAX
@@ -56,8 +59,9 @@ class TransportConfig:
     reconnect_interval_ms: int = RECONNECT_INTERVAL_MS
     reconnect_interval_max_ms: int = RECONNECT_INTERVAL_MS_MAX
     connect_timeout_ms: int = CONNECT_TIMEOUT_MS
-    heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS
-    heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS
+    dead_connection_timeout_ms: int = DEAD_CONNECTION_TIMEOUT_MS
+    keepalive_idle_s: int = KEEPALIVE_IDLE_S
+    keepalive_interval_s: int = KEEPALIVE_INTERVAL_S
 
 
 @attrs.frozen
@@ -188,7 +192,7 @@ class Transport:
             sock.setsockopt(zmq.MAXMSGSIZE, INBOUND_MESSAGE_HARD_BYTES_MAX)
             if self._cluster_key is not None:
                 self._cluster_key.serve(sock)
-            self._set_heartbeats(sock)
+            self._set_dead_connection_detection(sock)
             if endpoint.startswith("tcp://["):
                 sock.setsockopt(zmq.IPV6, 1)
             sock.bind(endpoint)
@@ -202,10 +206,20 @@ class Transport:
         assert endpoint.startswith("tcp://"), endpoint
         return endpoint.removeprefix("tcp://")
 
-    def _set_heartbeats(self, sock: zmq.Socket) -> None:
-        sock.setsockopt(zmq.HEARTBEAT_IVL, self.config.heartbeat_interval_ms)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self.config.heartbeat_timeout_ms)
-        sock.setsockopt(zmq.HEARTBEAT_TTL, self.config.heartbeat_timeout_ms)
+    def _set_dead_connection_detection(self, sock: zmq.Socket) -> None:
+        """TCP_USER_TIMEOUT (ZMQ_TCP_MAXRT) and TCP keepalives, on every connection of ``sock``.
+        ZMTP heartbeats stay off (0 is libzmq's default; set here so that nobody turns them on by
+        accident): with them, libzmq 4.3.5 aborts the process when a peer's connection is reset
+        while our receive queue for it is full (docs/transport.md, "No ZMTP heartbeats")."""
+        config = self.config
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 0)
+        sock.setsockopt(zmq.TCP_MAXRT, config.dead_connection_timeout_ms)
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, config.keepalive_idle_s)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, config.keepalive_interval_s)
+        # Enough probes that TCP_USER_TIMEOUT, not the probe count, decides (tcp(7)).
+        probes = config.dead_connection_timeout_ms // (1_000 * config.keepalive_interval_s) + 1
+        sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, probes)
 
     def _connect_dealer(self, address: str) -> TrioZmqSocket:
         endpoint = tcp_endpoint(address)
@@ -221,7 +235,7 @@ class Transport:
             sock.setsockopt(zmq.CONNECT_TIMEOUT, config.connect_timeout_ms)
             if self._cluster_key is not None:
                 self._cluster_key.dial(sock)
-            self._set_heartbeats(sock)
+            self._set_dead_connection_detection(sock)
             if endpoint.startswith("tcp://["):
                 sock.setsockopt(zmq.IPV6, 1)
             sock.connect(endpoint)
@@ -435,4 +449,4 @@ class Transport:
             self._context.term()  # returns at once: every socket is closed with linger 0
 
 
-assert HEARTBEAT_TIMEOUT_MS > HEARTBEAT_INTERVAL_MS, "a live idle connection must not time out"
+assert DEAD_CONNECTION_TIMEOUT_MS > 1_000 * KEEPALIVE_IDLE_S, "an idle connection is probed first"
