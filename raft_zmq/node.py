@@ -64,6 +64,7 @@ from raft_zmq.driver.limits import SNAPSHOT_KEEP, STORAGE_FULL_RETRY_INTERVAL_MS
 from raft_zmq.faults import FaultSpec
 from raft_zmq.recovery import recover_state_machine, streamable_snapshot
 from raft_zmq.snapshot_stream import accept_chunk
+from raft_zmq.snapshot_writer import write_snapshot
 from raft_zmq.snapshots import Snapshot, SnapshotStore
 from raft_zmq.statemachine import StateMachine, StorageFull
 from raft_zmq.storage import RaftStorage
@@ -598,7 +599,8 @@ class RaftNode:
 
     # --- snapshots -----------------------------------------------------------------------------
     async def _take_snapshot(self) -> None:
-        """Write a snapshot in a worker thread, then compact the log behind it. What the core
+        """Write a snapshot (in a process of its own when the state machine offers one, else in a
+        worker thread: raft_zmq/snapshot_writer.py), then compact the log behind it. What the core
         knows is read and changed only in the loop, between rounds (``_in_loop``): a snapshot
         received from the leader may be installed while ours is being written, and then ours is
         superseded and discarded. No failure here may end the node."""
@@ -608,7 +610,7 @@ class RaftNode:
         try:
             tmp = store.new_temp_path()
             try:
-                index, _term = await trio.to_thread.run_sync(self.state_machine.snapshot, tmp)
+                index, _term = await write_snapshot(self.state_machine, tmp)
                 meta = await self._in_loop(lambda: driver.snapshot_written(index))
                 if meta is None:
                     logger.info("%s: snapshot at %d superseded; discarded", self.node_id, index)

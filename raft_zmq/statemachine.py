@@ -45,6 +45,11 @@ class StateMachine(Protocol):
         (index, term) it covers. The file must be durable when this returns."""
         ...
 
+    # Optional: ``snapshot_command(path) -> list[str]``, the argv of a process that writes the same
+    # snapshot to ``path`` (durably), prints ``<index> <term>`` on its last line of stdout and exits
+    # 0. The node then runs that process instead of calling ``snapshot`` in a worker thread, so a
+    # snapshot written in Python does not hold the node's GIL (raft_zmq/snapshot_writer.py).
+
     def restore(self, path: str) -> tuple[int, int]:
         """Replace the whole state, atomically, with the snapshot in the file ``path``; return
         the (index, term) it covers."""

@@ -44,6 +44,7 @@ STATE_FORMAT_VERSION = 2  # 2: message records are a struct head and a msgpack b
 STATE_FORMAT_VERSION_V1 = 1  # message records as one msgpack array (migrated on open)
 NAME_DIGEST_BYTES = 16  # BLAKE2b-128: collisions are out of reach even for a hostile client
 LMDB_NAMED_DBS_MAX = 16
+LMDB_READERS_MAX = 126  # fixed by the first opener: the node and its snapshot process alike
 
 DB_NAMES: tuple[str, ...] = (
     "meta",

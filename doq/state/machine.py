@@ -31,11 +31,12 @@ from typing import Any
 import lmdb
 
 from doq.commands import AssignNodeNumber, CommandDecodeError, RestoreState, decode_command
-from doq.state import batch_ops, due, handlers, identity, reads, unsynced
+from doq.state import batch_ops, due, handlers, identity, reads, snapshot_process, unsynced
 from doq.state.batch import Dbs, WriteBatch, read_applied, read_meta
 from doq.state.layout import (
     DB_NAMES,
     LMDB_NAMED_DBS_MAX,
+    LMDB_READERS_MAX,
     META_FORMAT,
     STATE_FORMAT_VERSION,
     STATE_FORMAT_VERSION_V1,
@@ -58,8 +59,6 @@ from doq.state.room import (
 )
 from doq.state.snapshot import SnapshotFormatError, load_into, verify, write_snapshot_file
 from raft_zmq.core.types import Entry, EntryKind
-
-LMDB_READERS_MAX = 126
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +190,14 @@ class QueueStateMachine:
             index, term = read_applied(txn, self._dbs)
             write_snapshot_file(txn, self._dbs, path, index, term)
         return index, term
+
+    def snapshot_command(self, path: str) -> list[str]:
+        """The argv of a process that writes the same snapshot as ``snapshot(path)`` (from its own
+        read transaction, so at whatever index is applied when it begins), off this process's GIL
+        (doq/state/snapshot_process.py). A reader slot left by a killed child would pin the pages
+        it read, and the file would grow: slots of dead processes are cleared first."""
+        self._env.reader_check()
+        return snapshot_process.command(self.path, path)
 
     def restore(self, path: str) -> tuple[int, int]:
         """Replace the whole state with the snapshot file, atomically: a damaged file raises
