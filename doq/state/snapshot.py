@@ -12,6 +12,9 @@ number u8, key length u16, value length u32, key, value), then an end record (da
 the whole stream before it changes anything. A snapshot of state format 1 still loads: its
 message records are rewritten in the current format as they are loaded (doq/state/migrate.py); an
 older doq refuses a format-2 snapshot ("unknown snapshot format version") rather than misread it.
+
+A node writes its snapshots in a child process (doq/state/snapshot_process.py), with this same
+writer; the file's data is synced every ``SYNC_EVERY_BYTES`` as it is written, not all at the end.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ DIGEST_BYTES = 32
 LMDB_KEY_BYTES_MAX = 511
 VALUE_BYTES_MAX = 1 << 31
 WRITE_BUFFER_BYTES = 1 << 20
+SYNC_EVERY_BYTES = 8 << 20
 
 
 class SnapshotFormatError(ValueError):
@@ -65,10 +69,28 @@ def write_snapshot(txn: lmdb.Transaction, dbs: Dbs, out: BinaryIO, index: int, t
     out.write(digest.digest())
 
 
+class _SyncingWriter:
+    """Writes through to the file and syncs its data every ``SYNC_EVERY_BYTES``: the kernel then
+    never holds a whole snapshot's dirty pages to flush at once, which the node's own log fsync
+    would wait behind (docs/benchmarks.md, "Snapshot stall")."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._unsynced = 0
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
+        self._unsynced += len(data)
+        if self._unsynced >= SYNC_EVERY_BYTES:
+            self._out.flush()
+            os.fdatasync(self._out.fileno())
+            self._unsynced = 0
+
+
 def write_snapshot_file(txn: lmdb.Transaction, dbs: Dbs, path: str, index: int, term: int) -> None:
     """Write the snapshot and make it durable (the file and its directory entry)."""
     with open(path, "wb", buffering=WRITE_BUFFER_BYTES) as out:
-        write_snapshot(txn, dbs, out, index, term)
+        write_snapshot(txn, dbs, _SyncingWriter(out), index, term)  # type: ignore[arg-type]
         out.flush()
         os.fsync(out.fileno())
     directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
