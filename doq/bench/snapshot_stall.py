@@ -11,16 +11,18 @@ write plus fsync of a scratch file in the loop thread (the Raft log's fsync). Ea
 them while something else goes on:
 
 * ``idle``: nothing, for ``--idle-s`` seconds;
-* ``thread``: ``QueueStateMachine.snapshot`` in ``trio.to_thread.run_sync`` (the node until the
-  snapshot process; the GIL convoy, docs/raft.md "Stalls");
-* ``thread-switch``: the same with ``sys.setswitchinterval(--switch-ms)`` (process-wide: for
+* ``before``: ``QueueStateMachine.snapshot`` in ``trio.to_thread.run_sync`` with one fsync at
+  the end of the file, as the node wrote snapshots before (the GIL convoy, docs/raft.md "Stalls");
+* ``before-switch``: the same with ``sys.setswitchinterval(--switch-ms)`` (process-wide: for
   comparison only);
-* ``process``: ``raft_zmq.snapshot_writer.write_snapshot``, which runs the state machine's
-  ``snapshot_command`` (doq/state/snapshot_process.py) with ``trio.run_process``.
+* ``thread``: in the thread, the file synced every ``SYNC_EVERY_BYTES`` (doq/state/snapshot.py);
+* ``process``: what the node does now, ``raft_zmq.snapshot_writer.write_snapshot``: the state
+  machine's ``snapshot_command`` (doq/state/snapshot_process.py) run with ``trio.run_process``.
 
-Each snapshot phase also gives the snapshot's own duration; ``--profile`` prints where the
-in-thread writer's time goes (cProfile, alone, no probes). With ``--json`` the last line is one
-JSON object. The snapshot process uses a second core: on a machine with one, it competes.
+The snapshot phases run ``--repeat`` times each (3), interleaved, their samples merged; each gives
+the snapshot's mean duration. ``--profile`` prints where the in-thread writer's time goes
+(cProfile, alone, no probes). With ``--json`` the last line is one JSON object. The snapshot
+process uses a second core: on a machine with one, it competes with the loop.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import trio
 
 from doq.bench.state import START_MS, Bench
 from doq.commands import Dequeue, QueueType
+from doq.state import snapshot
 from raft_zmq.snapshot_writer import write_snapshot
 
 SLEEP_PROBE_S = 0.002
@@ -47,6 +50,7 @@ ROUND_TRIP_BYTES = 64
 FSYNC_BYTES = 4096
 PROBE_PAUSE_S = 0.005  # between round trips and between fsyncs: a busy loop, not a saturated one
 GROUPS = 10
+ONE_SYNC_BYTES = 1 << 62
 DEQUEUE_COUNT = 100
 
 
@@ -160,26 +164,46 @@ async def measure(bench: Bench, scratch: str, args: argparse.Namespace) -> dict[
     async def in_thread() -> None:
         await trio.to_thread.run_sync(sm.snapshot, out)
 
-    async def in_thread_switch() -> None:
-        before = sys.getswitchinterval()
-        sys.setswitchinterval(args.switch_ms / 1000)
+    async def before() -> None:
+        saved = snapshot.SYNC_EVERY_BYTES
+        snapshot.SYNC_EVERY_BYTES = ONE_SYNC_BYTES  # the writer as it was: one fsync at the end
         try:
             await in_thread()
         finally:
-            sys.setswitchinterval(before)
+            snapshot.SYNC_EVERY_BYTES = saved
+
+    async def before_switch() -> None:
+        saved = sys.getswitchinterval()
+        sys.setswitchinterval(args.switch_ms / 1000)
+        try:
+            await before()
+        finally:
+            sys.setswitchinterval(saved)
 
     async def in_process() -> None:
         await write_snapshot(sm, out)
 
     phases = {
         "idle": lambda: trio.sleep(args.idle_s),
+        "before": before,
+        "before-switch": before_switch,
         "thread": in_thread,
-        "thread-switch": in_thread_switch,
         "process": in_process,
     }
-    for name in args.phases.split(","):
-        samples, elapsed = await phase(scratch, phases[name], args.round_trips)
-        results[name] = {"duration_s": elapsed, **samples.summary()}
+    names = args.phases.split(",")
+    merged = {name: Samples() for name in names}
+    durations: dict[str, list[float]] = {name: [] for name in names}
+    for turn in range(args.repeat):  # interleaved: a warmer cache or a busier minute favours none
+        for name in names:
+            if name == "idle" and turn:
+                continue
+            samples, elapsed = await phase(scratch, phases[name], args.round_trips)
+            durations[name].append(elapsed)
+            for probe, values in samples.by_probe.items():
+                merged[name].by_probe[probe].extend(values)
+    for name in names:
+        mean_s = sum(durations[name]) / len(durations[name])
+        results[name] = {"duration_s": mean_s, **merged[name].summary()}
     return results
 
 
@@ -196,7 +220,7 @@ def profile(bench: Bench, scratch: str) -> None:
 def report(results: dict[str, dict]) -> None:
     idle = results.get("idle")
     for name, figures in results.items():
-        print(f"{name}: {figures['duration_s']:.2f} s")
+        print(f"{name}: {figures['duration_s']:.2f} s (mean)")
         for probe in ("sleep_late", "round", "fsync"):
             f = figures[probe]
             ratio = ""
@@ -224,7 +248,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--idle-s", type=float, default=3.0)
     parser.add_argument("--switch-ms", type=float, default=0.5, help="thread-switch phase")
-    parser.add_argument("--phases", default="idle,thread,thread-switch,process")
+    parser.add_argument("--phases", default="idle,before,before-switch,thread,process")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="snapshots per phase (samples merged, mean duration)"
+    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--dir", default=None, help="where the scratch environment goes")

@@ -15,6 +15,9 @@ node's ``MapGate`` (doq/state/room.py) is not needed: it guards the node's own m
 it makes the read transaction fail with ``MapResizedError``: the child adopts the new size and
 begins again.
 
+The child runs at a lower CPU priority (``SNAPSHOT_NICENESS``): where it shares a core with the
+node's loop, the loop is scheduled first.
+
 Protocol (``raft_zmq.statemachine.StateMachine.snapshot_command``): the argv comes from
 ``command``; the child prints ``<index> <term>`` on its last line of stdout and exits 0; any
 failure exits non-zero with the reason on stderr, and the caller discards the file.
@@ -32,6 +35,9 @@ from doq.state.layout import DB_NAMES, LMDB_NAMED_DBS_MAX, LMDB_READERS_MAX
 from doq.state.snapshot import write_snapshot_file
 
 MAP_RESIZED_RETRIES_MAX = 8
+# Background work: on a busy core the node's loop goes first (docs/benchmarks.md, "Snapshot
+# stall": a core shared by the loop and the child). The snapshot still gets a share, only later.
+SNAPSHOT_NICENESS = 10
 
 
 def command(state_path: str, out_path: str) -> list[str]:
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isdir(state_path):
         print(f"no state environment at {state_path}", file=sys.stderr)
         return 1
+    os.nice(SNAPSHOT_NICENESS)
     index, term = write_from(state_path, out_path)
     print(f"{index} {term}", flush=True)
     return 0
