@@ -7,9 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import lmdb
 
 from doq.commands import CreateQueue, Dequeue, Enqueue, NewMessage, QueueType, Strategy
-from doq.state import snapshot
+from doq.state import snapshot, snapshot_process
 from doq.state.machine import QueueStateMachine
 from doq.state.snapshot import verify
 from doq.state.snapshot_process import command
@@ -136,3 +139,42 @@ def test_a_snapshot_file_is_synced_as_it_is_written(tmp_path: Path, monkeypatch)
     size = (tmp_path / "snap").stat().st_size
     assert len(synced) >= size // (64 << 10) - 1 > 2
     assert synced == sorted(synced) and synced[-1] < size
+
+
+def test_a_map_grown_under_the_child_is_adopted_and_the_snapshot_begins_again(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # The node may grow the map between the child's open and its read transaction; LMDB then
+    # refuses the transaction (MapResizedError) until the child takes the new size.
+    sm, log = open_machine(str(tmp_path / "state")), Log()
+    fill(sm, log, 500)
+    expected = sm.snapshot(str(tmp_path / "expected"))
+    sm.close()  # the child's work runs in this process here: one opener of the environment
+
+    class GrownOnce:
+        def __init__(self, env: Any) -> None:
+            self.env, self.refused, self.adopted = env, False, False
+
+        def begin(self) -> Any:
+            if not self.refused:
+                self.refused = True
+                raise lmdb.MapResizedError("grown")
+            return self.env.begin()
+
+        def set_mapsize(self, size: int) -> None:
+            self.adopted = size == 0
+            self.env.set_mapsize(size)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.env, name)
+
+    opened: list[GrownOnce] = []
+    real_open = snapshot_process.open_readonly
+    monkeypatch.setattr(
+        snapshot_process,
+        "open_readonly",
+        lambda path: opened.append(GrownOnce(real_open(path))) or opened[-1],
+    )
+    assert snapshot_process.write_from(str(tmp_path / "state"), str(tmp_path / "child")) == expected
+    assert opened[0].refused and opened[0].adopted
+    assert (tmp_path / "child").read_bytes() == (tmp_path / "expected").read_bytes()
