@@ -2,9 +2,9 @@
 
 Writing a snapshot is Python work on every record (doq/state/snapshot.py). In a worker thread of
 the node it held the GIL in 5 ms slices while the Trio loop, which gives the GIL up at every
-syscall, waited up to a switch interval to get it back each time: rounds of 0.3 to 4.5 s while a
-snapshot was written (docs/reliability.md, finding 2; docs/benchmarks.md, "Snapshot stall"). A
-child process has a GIL of its own.
+syscall, waited up to a switch interval to get it back each time (docs/reliability.md, finding
+2, measured rounds of 0.2 to 0.6 s beside snapshot writes; docs/benchmarks.md, "Snapshot stall").
+A child process has a GIL of its own.
 
 The child opens the same LMDB environment read-only. LMDB serves readers in several processes
 through its lock file, and a read transaction is one consistent point there as in the node: the
