@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from doq.bench.state import START_MS, Bench
+from doq.bench.stream import percentile_ms
 from doq.commands import Dequeue, QueueType
 from doq.state import snapshot
 from raft_zmq.snapshot_writer import write_snapshot
@@ -61,20 +62,15 @@ class Samples:
         self.by_probe: dict[str, list[float]] = {"sleep_late": [], "round": [], "fsync": []}
 
     def summary(self) -> dict[str, dict[str, float]]:
-        out = {}
-        for probe, values in self.by_probe.items():
-            ordered = sorted(values) or [0.0]
-            out[probe] = {
+        return {
+            probe: {
                 "n": len(values),
-                "p50_ms": percentile(ordered, 0.50) * 1e3,
-                "p99_ms": percentile(ordered, 0.99) * 1e3,
-                "max_ms": ordered[-1] * 1e3,
+                "p50_ms": percentile_ms(values, 0.50),
+                "p99_ms": percentile_ms(values, 0.99),
+                "max_ms": max(values, default=0.0) * 1e3,
             }
-        return out
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+            for probe, values in self.by_probe.items()
+        }
 
 
 def build_state(path: str, messages: int, queues: int, inflight: int) -> Bench:
